@@ -1,0 +1,85 @@
+"""Lazy, shared ``shotgun_api3`` connections: one per (script name, key, thread).
+
+A ``Shotgun`` object holds one HTTP connection and is not thread-safe, so
+plugins that run in different worker threads get their own; within a thread,
+every callback registered with the same credentials shares one. Objects are
+created with ``connect=False`` so nothing touches the network until a callback
+really uses its connection (the original opened one per callback, eagerly).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import shotgun_api3
+
+
+class ConnectionFactory:
+    """Build ``Shotgun`` objects for one site with the configured timeout, proxy and CA bundle."""
+
+    def __init__(
+        self,
+        *,
+        server: str,
+        timeout: float,
+        proxy: str | None = None,
+        ca_certs: str | None = None,
+        on_create: Callable[[str], None] | None = None,
+    ) -> None:
+        self._server = server
+        self._timeout = timeout
+        self._proxy = proxy
+        self._ca_certs = ca_certs
+        self._on_create = on_create
+
+    def create(self, script_name: str, script_key: str) -> shotgun_api3.Shotgun:
+        """Return a new, not yet connected ``Shotgun`` for these credentials."""
+        sg = shotgun_api3.Shotgun(
+            self._server,
+            script_name,
+            script_key,
+            connect=False,
+            http_proxy=self._proxy,
+            ca_certs=self._ca_certs,
+        )
+        # The client reads timeout_secs when it opens its HTTP connection, which
+        # connect=False has not done yet; without it a hung site blocks forever.
+        sg.config.timeout_secs = self._timeout
+        if self._on_create is not None:
+            self._on_create(script_name)
+        return sg
+
+
+class ConnectionPool:
+    """Hand out one lazily created connection per (script name, key, thread)."""
+
+    def __init__(self, factory: ConnectionFactory) -> None:
+        self._factory = factory
+        self._lock = threading.Lock()
+        self._connections: dict[tuple[str, str, int], shotgun_api3.Shotgun] = {}
+
+    def get(self, script_name: str, script_key: str) -> shotgun_api3.Shotgun:
+        """Return the calling thread's connection for these credentials, creating it once."""
+        key = (script_name, script_key, threading.get_ident())
+        sg = self._connections.get(key)
+        if sg is None:
+            with self._lock:
+                sg = self._connections.get(key)
+                if sg is None:
+                    sg = self._factory.create(script_name, script_key)
+                    self._connections[key] = sg
+        return sg
+
+    @property
+    def opened(self) -> int:
+        """Number of connections created so far."""
+        return len(self._connections)
+
+    def close(self) -> None:
+        """Close every connection (they reconnect by themselves if used again)."""
+        with self._lock:
+            connections = list(self._connections.values())
+            self._connections.clear()
+        for sg in connections:
+            sg.close()

@@ -1,0 +1,346 @@
+"""The poll loop: fetch events once, hand them to every plugin, keep positions.
+
+``Engine.run()`` repeats ``run_once()`` until a stop (or a reload) is
+requested; ``run_once()`` is a short list of named steps that tests drive one
+at a time. Errors are isolated in tiers: a callback's error stays in its
+plugin (dispatch), a site error is retried with backoff (retry), a state write
+error pauses delivery until the state can be written again.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
+
+from .cursor import Cursor, awaited_ids
+from .dispatch import Dispatcher, Outcome
+from .errors import StateWriteError
+from .events import Event, PluginKey
+from .retry import SiteRetry
+from .runner import PluginRunner
+from .source import EventSource
+
+if TYPE_CHECKING:
+    from .loader import Plugin, ScanResult
+
+log = logging.getLogger("engine")
+
+
+class StateStoreLike(Protocol):
+    """The part of the state store the engine uses."""
+
+    def load(self) -> dict[PluginKey, Cursor] | None:
+        """Return saved positions, or None when there is no state at all."""
+        ...
+
+    def record(self, key: PluginKey, cursor: Cursor) -> None:
+        """Persist one plugin's cursor."""
+        ...
+
+    def set_extra(self, name: str, value: object) -> None:
+        """Persist a small named section next to the positions."""
+        ...
+
+
+class LoaderLike(Protocol):
+    """The part of the plugin loader the engine uses."""
+
+    plugins: list[Plugin]
+
+    def scan(self) -> ScanResult:
+        """Load new and changed plugin files, unload deleted ones."""
+        ...
+
+
+class Exit(enum.Enum):
+    """Why ``Engine.run`` returned."""
+
+    STOP = "stop"
+    RELOAD = "reload"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The engine's knobs, taken from the configuration."""
+
+    batch_size: int = 500
+    fetch_interval: float = 5.0
+    backlog_timeout: timedelta = timedelta(seconds=300)
+    backlog_poll_interval: float = 5.0
+    start_from_id: int | None = None
+    state_retry_interval: float = 5.0
+
+
+@dataclass
+class Hooks:
+    """Callbacks into the service layer; all optional."""
+
+    on_ready: Callable[[], None] = lambda: None
+    heartbeat: Callable[[], None] = lambda: None
+    on_plugins_changed: Callable[[Iterable[Plugin]], None] = lambda plugins: None
+
+
+@dataclass
+class Stats:
+    """Counters for status output and benchmarks."""
+
+    batches: int = 0
+    events_fetched: int = 0
+    backlog_reads: int = 0
+    started_at: float = field(default_factory=time.time)
+
+
+class Engine:
+    """Deliver the site's events to the loaded plugins, forever."""
+
+    def __init__(
+        self,
+        *,
+        source: EventSource,
+        retry: SiteRetry,
+        loader: LoaderLike,
+        store: StateStoreLike,
+        dispatcher: Dispatcher,
+        settings: Settings,
+        stop: threading.Event,
+        reload: threading.Event | None = None,
+        hooks: Hooks | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._source = source
+        self._retry = retry
+        self._loader = loader
+        self._store = store
+        self._dispatcher = dispatcher
+        self._settings = settings
+        self._stop = stop
+        self._reload = reload or threading.Event()
+        self._hooks = hooks or Hooks()
+        self._clock = clock
+        self._monotonic = monotonic
+        self._runners: dict[PluginKey, PluginRunner] = {}
+        self._saved: dict[PluginKey, Cursor] = {}
+        self._head = 0
+        self._started = False
+        self._ready = False
+        self._next_backlog_poll = 0.0
+        self.stats = Stats()
+
+    @property
+    def runners(self) -> list[PluginRunner]:
+        """The runners in delivery order (collections, then file names)."""
+        return [self._runners[p.key] for p in self._loader.plugins if p.key in self._runners]
+
+    @property
+    def head(self) -> int:
+        """The highest event id fetched so far (or the start position)."""
+        return self._head
+
+    def start(self) -> bool:
+        """Load saved positions and plugins and choose where to start; False if stopped."""
+        saved = self._store.load()
+        self._saved = dict(saved or {})
+        if self._settings.start_from_id is not None:
+            self._head = self._settings.start_from_id - 1
+            log.info("starting plugins without a saved position at event %d", self._head + 1)
+        else:
+            newest = self._retry.call("reading the newest event id", self._source.newest_id)
+            if newest is None:
+                return False
+            self._head = newest
+            if saved is None:
+                log.info(
+                    "no saved state: starting at the newest event (%d); nothing is replayed "
+                    "(use --from-id to start elsewhere)",
+                    newest,
+                )
+        if self._saved:
+            self._head = min(self._head, max(c.last_id for c in self._saved.values()))
+        self._started = True
+        self.refresh_plugins()
+        return True
+
+    def run(self) -> Exit:
+        """Repeat ``run_once`` until a stop or reload is requested."""
+        if not self._started and not self.start():
+            return Exit.STOP
+        while not self._stop.is_set() and not self._reload.is_set():
+            full = self.run_once()
+            if not full and self._idle_wait():
+                break
+        self.flush()
+        return Exit.RELOAD if self._reload.is_set() and not self._stop.is_set() else Exit.STOP
+
+    def run_once(self) -> bool:
+        """Do one round of named steps; True when a full batch came back (more may wait)."""
+        if not self._save_pending():
+            return False
+        self.refresh_plugins()
+        batch = self._fetch_fresh()
+        if batch is None:
+            return False
+        delivered = self._deliver(batch)
+        self._poll_backlog()
+        self._expire_backlogs()
+        self._hooks.heartbeat()
+        return delivered and len(batch) >= self._settings.batch_size
+
+    def flush(self) -> None:
+        """Persist every cursor that moved over unmatched events."""
+        for runner in self._runners.values():
+            try:
+                runner.flush()
+            except StateWriteError as exc:
+                log.critical("cannot write the state file: %s", exc)
+
+    # -- named steps ---------------------------------------------------------
+
+    def refresh_plugins(self) -> None:
+        """Pick up added, changed and deleted plugin files."""
+        result = self._loader.scan()
+        for plugin in result.removed:
+            runner = self._runners.pop(plugin.key, None)
+            if runner is not None:
+                self._saved[plugin.key] = runner.cursor
+                log.info("plugin %s removed; its position %d is kept", plugin.name, runner.cursor.last_id)
+        for plugin in self._loader.plugins:
+            if plugin.key not in self._runners:
+                self._runners[plugin.key] = self._new_runner(plugin)
+        if result.added or result.reloaded or result.removed:
+            self._publish_plugin_status()
+            self._hooks.on_plugins_changed(self._loader.plugins)
+
+    def _new_runner(self, plugin: Plugin) -> PluginRunner:
+        cursor = self._saved.pop(plugin.key, None)
+        if cursor is None:
+            cursor = Cursor(self._head)
+            log.info("plugin %s has no saved position: starting after event %d", plugin.name, self._head)
+        return PluginRunner(
+            plugin,
+            cursor,
+            dispatcher=self._dispatcher,
+            recorder=self._store,
+            backlog_timeout=self._settings.backlog_timeout,
+        )
+
+    def _fetch_fresh(self) -> list[Event] | None:
+        position = self._fetch_position()
+        batch = self._retry.call(
+            "reading the event log",
+            lambda: self._source.fetch_after(position, self._settings.batch_size),
+        )
+        if batch is None:
+            return None
+        self.stats.batches += 1
+        self.stats.events_fetched += len(batch)
+        if batch:
+            self._head = max(self._head, int(batch[-1]["id"]))
+        if not self._ready:
+            self._ready = True
+            self._hooks.on_ready()
+        return batch
+
+    def _fetch_position(self) -> int:
+        active = [r.cursor.last_id for r in self._runners.values() if r.active]
+        return min(active) if active else self._head
+
+    def _deliver(self, batch: list[Event]) -> bool:
+        """Hand each event to every active plugin in order; False if interrupted."""
+        runners = self.runners
+        now = self._clock()
+        try:
+            for event in batch:
+                if self._stop.is_set():
+                    return False
+                for runner in runners:
+                    if runner.handle(event, now) is Outcome.FAILED:
+                        self._publish_plugin_status()
+            for runner in runners:
+                runner.flush()
+        except StateWriteError as exc:
+            self._state_trouble(exc)
+            return False
+        return True
+
+    def _poll_backlog(self) -> None:
+        """Look for late events by id, no more often than the poll interval."""
+        if self._monotonic() < self._next_backlog_poll:
+            return
+        self._next_backlog_poll = self._monotonic() + self._settings.backlog_poll_interval
+        runners = [r for r in self.runners if r.active and r.cursor.backlog]
+        ids = awaited_ids(r.cursor for r in runners)
+        if not ids:
+            return
+        found = self._retry.call("reading missing event ids", lambda: self._source.fetch_ids(ids))
+        self.stats.backlog_reads += 1
+        if not found:
+            return
+        now = self._clock()
+        try:
+            for event in found:
+                for runner in runners:
+                    if runner.handle(event, now) is Outcome.FAILED:
+                        self._publish_plugin_status()
+        except StateWriteError as exc:
+            self._state_trouble(exc)
+
+    def _expire_backlogs(self) -> None:
+        now = self._clock()
+        try:
+            for runner in self._runners.values():
+                runner.expire(now)
+        except StateWriteError as exc:
+            self._state_trouble(exc)
+
+    def _save_pending(self) -> bool:
+        """Retry state writes that failed; deliver nothing more until they succeed."""
+        pending = [r for r in self._runners.values() if r.unsaved]
+        if not pending:
+            return True
+        try:
+            for runner in pending:
+                runner.save()
+        except StateWriteError as exc:
+            self._state_trouble(exc)
+            return False
+        log.warning("the state file can be written again; resuming delivery")
+        return True
+
+    def _state_trouble(self, exc: StateWriteError) -> None:
+        log.critical(
+            "cannot write the state file (%s); no further events are delivered until it can "
+            "be written; retrying in %.1f s",
+            exc,
+            self._settings.state_retry_interval,
+        )
+
+    def _idle_wait(self) -> bool:
+        """Wait before the next poll; True when a stop or reload was requested meanwhile."""
+        interval = self._settings.fetch_interval
+        if any(r.unsaved for r in self._runners.values()):
+            interval = self._settings.state_retry_interval
+        deadline = self._monotonic() + interval
+        while True:
+            remaining = deadline - self._monotonic()
+            if remaining <= 0:
+                return False
+            # Wake at least every second so a reload request is seen promptly.
+            if self._stop.wait(min(remaining, 1.0)) or self._reload.is_set():
+                return True
+
+    def _publish_plugin_status(self) -> None:
+        status = {
+            f"{p.key[0]}::{p.key[1]}": {"active": p.active, "reason": p.reason, "path": str(p.path)}
+            for p in self._loader.plugins
+        }
+        try:
+            self._store.set_extra("plugins", status)
+        except StateWriteError as exc:
+            self._state_trouble(exc)

@@ -1,0 +1,163 @@
+"""One plugin's progress through the event log: deliver, advance the cursor, persist.
+
+A ``PluginRunner`` owns a plugin's cursor. It delivers fresh events in id order
+and late events found through the backlog, moves the cursor only after an
+event was fully handled, and records the cursor after every change, so a crash
+re-delivers at most the one event that was in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
+
+from .cursor import Cursor, GapReport
+from .dispatch import Dispatcher, Outcome
+from .errors import StateWriteError
+from .events import Event, PluginKey
+
+if TYPE_CHECKING:
+    from .loader import Plugin
+
+log = logging.getLogger("engine.runner")
+
+
+class PositionRecorder(Protocol):
+    """Where cursors are persisted."""
+
+    def record(self, key: PluginKey, cursor: Cursor) -> None:
+        """Persist this plugin's cursor."""
+        ...
+
+
+class PluginRunner:
+    """Feed events to one plugin and keep its cursor."""
+
+    def __init__(
+        self,
+        plugin: Plugin,
+        cursor: Cursor,
+        *,
+        dispatcher: Dispatcher,
+        recorder: PositionRecorder,
+        backlog_timeout: timedelta,
+    ) -> None:
+        self.plugin = plugin
+        self.cursor = cursor
+        self._dispatcher = dispatcher
+        self._recorder = recorder
+        self._timeout = backlog_timeout
+        self._unsaved = False
+        self._dirty = False
+        self.delivered = 0
+
+    @property
+    def key(self) -> PluginKey:
+        """The plugin's identity in the state file."""
+        return self.plugin.key
+
+    @property
+    def active(self) -> bool:
+        """Whether the plugin takes events now."""
+        return self.plugin.active
+
+    @property
+    def unsaved(self) -> bool:
+        """Whether the last cursor change could not be persisted yet."""
+        return self._unsaved
+
+    def wants(self, event: Event) -> bool:
+        """Tell whether this event is one the plugin has not handled yet."""
+        event_id = int(event["id"])
+        return self.cursor.is_fresh(event_id) or self.cursor.is_awaited(event_id)
+
+    def handle(self, event: Event, now: datetime) -> Outcome | None:
+        """Deliver one event if the plugin still needs it; None when it did not."""
+        if not self.plugin.active:
+            return None
+        event_id = int(event["id"])
+        if self.cursor.is_fresh(event_id):
+            outcome = self._dispatcher.run(self.plugin, event)
+            if outcome is not Outcome.FAILED:
+                self._report(self.cursor.advance(event_id, event.get("created_at"), now, self._timeout))
+                self._after(outcome)
+            return outcome
+        if self.cursor.is_awaited(event_id):
+            outcome = self._dispatcher.run(self.plugin, event)
+            if outcome is not Outcome.FAILED:
+                if outcome is Outcome.DONE:
+                    log.info("%s: late event %d delivered", self.plugin.name, event_id)
+                self.cursor.settle_late(event_id)
+                self._after(outcome)
+            return outcome
+        return None
+
+    def flush(self) -> None:
+        """Persist a cursor that moved over events no callback wanted."""
+        if self._dirty or self._unsaved:
+            self.save()
+
+    def expire(self, now: datetime) -> list[int]:
+        """Give up on backlog ids whose wait is over."""
+        expired = self.cursor.expire(now)
+        if expired:
+            log.warning(
+                "%s: event ids %s never appeared within the backlog timeout; giving up on them",
+                self.plugin.name,
+                _ranges(expired),
+            )
+            self.save()
+        return expired
+
+    def save(self) -> None:
+        """Persist the cursor; raises StateWriteError and remembers to try again."""
+        try:
+            self._recorder.record(self.key, self.cursor)
+        except StateWriteError:
+            self._unsaved = True
+            raise
+        self._unsaved = False
+        self._dirty = False
+
+    def _after(self, outcome: Outcome) -> None:
+        # A callback ran: persist now, so a crash re-delivers at most this event.
+        # Events no callback matched are persisted in bulk by flush(): replaying
+        # them after a crash calls nothing.
+        if outcome is Outcome.DONE:
+            self.delivered += 1
+            self.save()
+        else:
+            self._dirty = True
+
+    def _report(self, report: GapReport) -> None:
+        if report.waiting:
+            log.debug(
+                "%s: ids %s not visible yet; waiting for them", self.plugin.name, _ranges(report.waiting)
+            )
+        if report.abandoned:
+            log.info(
+                "%s: ids %s are missing from events older than the backlog timeout; "
+                "not waiting for them",
+                self.plugin.name,
+                _ranges(report.abandoned),
+            )
+
+
+def _ranges(ids: tuple[int, ...] | list[int]) -> str:
+    """Compress sorted ids into 'a-b, c' for one-line log messages."""
+    parts: list[str] = []
+    start = prev = None
+    for value in sorted(ids):
+        if start is None:
+            start = prev = value
+        elif prev is not None and value == prev + 1:
+            prev = value
+        else:
+            parts.append(str(start) if start == prev else f"{start}-{prev}")
+            start = prev = value
+    if start is not None:
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+    if len(parts) > 10:
+        return ", ".join(parts[:10]) + f" and {len(parts) - 10} more ranges"
+    return ", ".join(parts)

@@ -1,0 +1,331 @@
+"""The poll loop's rules, driven one ``run_once`` at a time with in-memory fakes."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from shotgun_events.cursor import Cursor
+from shotgun_events.dispatch import Dispatcher
+from shotgun_events.engine import Engine, Settings
+from shotgun_events.retry import SiteRetry
+
+from .fakes import (
+    T0,
+    Clock,
+    FakeConnections,
+    FakeLoader,
+    FakePlugin,
+    FakeSource,
+    FakeStore,
+    recording_plugin,
+)
+
+
+def build(
+    source: FakeSource,
+    plugins: list[FakePlugin],
+    store: FakeStore | None = None,
+    *,
+    clock: Clock | None = None,
+    batch_size: int = 500,
+    start_from_id: int | None = None,
+) -> tuple[Engine, FakeStore, Clock]:
+    store = store or FakeStore()
+    clock = clock or Clock()
+    stop = threading.Event()
+    retry = SiteRetry(max_attempts=3, burst_sleep=0, wait=lambda s: stop.is_set())
+    engine = Engine(
+        source=source,
+        retry=retry,
+        loader=FakeLoader(plugins),
+        store=store,
+        dispatcher=Dispatcher(connections=FakeConnections(), use_session_uuid=True),
+        settings=Settings(
+            batch_size=batch_size,
+            backlog_timeout=timedelta(seconds=300),
+            backlog_poll_interval=5.0,
+            start_from_id=start_from_id,
+        ),
+        stop=stop,
+        clock=clock,
+        monotonic=clock.monotonic,
+    )
+    assert engine.start()
+    return engine, store, clock
+
+
+def test_no_state_starts_at_newest_event_and_replays_nothing() -> None:
+    # Given a site with events 1..5 and no state
+    source = FakeSource()
+    source.add(1, 2, 3, 4, 5)
+    plugin = recording_plugin("a")
+    engine, store, _ = build(source, [plugin])
+    # When new events 6, 7 appear and the engine runs
+    source.add(6, 7)
+    engine.run_once()
+    # Then only the new events are delivered
+    assert plugin.received == [6, 7]
+    assert store.positions[plugin.key].last_id == 7
+
+
+def test_from_id_starts_there() -> None:
+    source = FakeSource()
+    source.add(1, 2, 3, 4, 5)
+    plugin = recording_plugin("a")
+    engine, _, _ = build(source, [plugin], start_from_id=3)
+    engine.run_once()
+    assert plugin.received == [3, 4, 5]
+
+
+def test_every_plugin_gets_every_event_in_order_and_resumes_from_saved_state() -> None:
+    # Given saved positions: a at 2, b at 4
+    source = FakeSource()
+    source.add(*range(1, 11))
+    a, b = recording_plugin("a"), recording_plugin("b")
+    store = FakeStore({a.key: Cursor(2), b.key: Cursor(4)})
+    engine, store, _ = build(source, [a, b], store, batch_size=3)
+    # When the engine runs until it is idle
+    while engine.run_once():
+        pass
+    # Then each plugin got exactly the events after its own position, in order
+    assert a.received == list(range(3, 11))
+    assert b.received == list(range(5, 11))
+    # And the reads started at the lowest position
+    assert source.calls[1] == ("after", 2)
+
+
+def test_late_event_is_delivered_once_and_later_events_are_not_repeated() -> None:
+    # Given events 1..3 seen, then 5, 6 visible while 4 is not committed yet
+    source = FakeSource()
+    source.add(1, 2, 3)
+    plugin = recording_plugin("a")
+    engine, store, clock = build(source, [plugin])
+    source.add(4, 5, 6)
+    source.hidden.add(4)
+    engine.run_once()
+    assert plugin.received == [5, 6]
+    assert store.positions[plugin.key].backlog.keys() == {4}
+    # When 4 commits and the backlog poll interval passes
+    source.hidden.clear()
+    clock.advance(6)
+    engine.run_once()
+    engine.run_once()
+    # Then 4 is delivered once and 5, 6 are not delivered again
+    assert plugin.received == [5, 6, 4]
+    assert store.positions[plugin.key].last_id == 6
+    assert store.positions[plugin.key].backlog == {}
+
+
+def test_backlog_is_requeried_by_id_only_when_due() -> None:
+    source = FakeSource()
+    source.add(1)
+    plugin = recording_plugin("a")
+    engine, _, clock = build(source, [plugin])
+    source.add(2, 3)
+    source.hidden.add(2)
+    engine.run_once()  # sees the gap; the first poll is due at once
+    calls_after_first = [c for c in source.calls if c[0] == "ids"]
+    engine.run_once()
+    engine.run_once()
+    # Then no further id reads happen before the poll interval has passed
+    assert [c for c in source.calls if c[0] == "ids"] == calls_after_first
+    clock.advance(5)
+    engine.run_once()
+    assert [c for c in source.calls if c[0] == "ids"][-1] == ("ids", (2,))
+
+
+def test_id_that_never_commits_is_dropped_after_the_timeout() -> None:
+    source = FakeSource()
+    source.add(1)
+    plugin = recording_plugin("a")
+    engine, store, clock = build(source, [plugin])
+    source.add(2, 3)
+    source.hidden.add(2)
+    engine.run_once()
+    assert 2 in store.positions[plugin.key].backlog
+    # When the backlog timeout passes without the id appearing
+    clock.advance(301)
+    engine.run_once()
+    # Then it is dropped and nothing more is asked for it
+    assert store.positions[plugin.key].backlog == {}
+    source.calls.clear()
+    clock.advance(10)
+    engine.run_once()
+    assert not [c for c in source.calls if c[0] == "ids"]
+
+
+def test_stop_on_error_disables_only_that_plugin_and_keeps_its_position() -> None:
+    # Given a plugin that fails on event 3 and a healthy one
+    source = FakeSource()
+    source.add(1)
+    bad = recording_plugin("bad", fail_on={3})
+    good = recording_plugin("good")
+    engine, store, _ = build(source, [bad, good])
+    source.add(2, 3, 4)
+    # When the engine runs
+    engine.run_once()
+    # Then bad stops before 3 and stays there, good gets everything
+    assert bad.received == [2]
+    assert not bad.active
+    assert "boom on 3" in (bad.reason or "")
+    assert good.received == [2, 3, 4]
+    assert store.positions[bad.key].last_id == 2
+    assert store.extras["plugins"]["/plugins::bad"]["active"] is False  # type: ignore[index]
+
+
+def test_reactivated_plugin_resumes_from_the_failed_event() -> None:
+    source = FakeSource()
+    source.add(1)
+    bad = recording_plugin("bad", fail_on={3})
+    good = recording_plugin("good")
+    engine, _, _ = build(source, [bad, good])
+    source.add(2, 3, 4)
+    engine.run_once()
+    # When the plugin is fixed and comes back (as after a file change)
+    bad.callbacks[0].func.__defaults__  # noqa: B018 - the callback object stays the same
+    bad.active, bad.reason = True, None
+    bad.received.clear()
+    fixed = recording_plugin("tmp")
+    bad.callbacks = [fixed.callbacks[0]]
+    engine.run_once()
+    # Then it gets 3 and 4, and the healthy plugin gets nothing twice
+    assert fixed.received == [3, 4]
+    assert good.received == [2, 3, 4]
+
+
+def test_stop_on_error_false_counts_the_event_as_processed() -> None:
+    source = FakeSource()
+    source.add(1)
+    plugin = recording_plugin("a", fail_on={2}, stop_on_error=False)
+    engine, store, _ = build(source, [plugin])
+    source.add(2, 3)
+    engine.run_once()
+    assert plugin.active
+    assert plugin.received == [3]
+    assert store.positions[plugin.key].last_id == 3
+
+
+def test_unmatched_events_are_persisted_once_per_batch() -> None:
+    # Given a plugin that matches only one event type
+    source = FakeSource()
+    source.add(1)
+    plugin = recording_plugin("a", matches=lambda e: e["event_type"] == "Shotgun_Task_Change")
+    engine, store, _ = build(source, [plugin])
+    source.add(*range(2, 102))
+    source.add(102, event_type="Shotgun_Task_Change")
+    source.add(103)
+    # When a batch of 102 events goes through
+    store.records = 0
+    engine.run_once()
+    # Then one record for the delivered event and one at the end of the batch
+    assert plugin.received == [102]
+    assert store.records == 2
+    assert store.positions[plugin.key].last_id == 103
+
+
+def test_site_errors_are_retried() -> None:
+    source = FakeSource()
+    source.add(1)
+    plugin = recording_plugin("a")
+    engine, _, _ = build(source, [plugin])
+    source.add(2)
+    source.fail_next = 2
+    engine.run_once()
+    assert plugin.received == [2]
+
+
+def test_full_disk_stops_delivery_until_state_can_be_written() -> None:
+    # Given a running engine
+    source = FakeSource()
+    source.add(1)
+    plugin = recording_plugin("a")
+    engine, store, _ = build(source, [plugin])
+    source.add(2, 3)
+    # When the disk is full
+    store.full = True
+    engine.run_once()
+    # Then the first event is delivered but nothing after it
+    assert plugin.received == [2]
+    engine.run_once()
+    assert plugin.received == [2]
+    # When space returns, the position is written and delivery resumes without repeats
+    store.full = False
+    engine.run_once()
+    engine.run_once()
+    assert plugin.received == [2, 3]
+    assert store.positions[plugin.key].last_id == 3
+
+
+def test_gap_wider_than_a_batch_makes_progress() -> None:
+    # Given a gap followed by more than one batch of events
+    source = FakeSource()
+    source.add(1)
+    plugin = recording_plugin("a")
+    engine, store, _ = build(source, [plugin], batch_size=10)
+    source.add(*range(3, 40))
+    source.hidden.add(2)
+    # When the engine runs until idle
+    rounds = 0
+    while engine.run_once():
+        rounds += 1
+    # Then it moved through all events in few reads, and waits for 2 only by id
+    assert plugin.received == list(range(3, 40))
+    assert rounds <= 4
+    assert list(store.positions[plugin.key].backlog) == [2]
+
+
+def test_session_uuid_is_set_before_each_callback() -> None:
+    source = FakeSource()
+    source.add(1)
+    plugin = recording_plugin("a")
+    connections = FakeConnections()
+    stop = threading.Event()
+    engine = Engine(
+        source=source,
+        retry=SiteRetry(max_attempts=1, burst_sleep=0, wait=lambda s: False),
+        loader=FakeLoader([plugin]),
+        store=FakeStore(),
+        dispatcher=Dispatcher(connections=connections, use_session_uuid=True),
+        settings=Settings(),
+        stop=stop,
+        clock=Clock(),
+    )
+    engine.start()
+    source.add(2, session_uuid="abc")
+    source.add(3)
+    engine.run_once()
+    assert connections.sg.session_uuids == ["abc", None]
+
+
+@pytest.mark.parametrize("attempt,expected", [(1, 1.0), (2, 2.0), (3, 4.0), (5, 60.0)])
+def test_retry_backs_off_then_sleeps_a_burst(attempt: int, expected: float) -> None:
+    retry = SiteRetry(max_attempts=5, burst_sleep=60, wait=lambda s: False)
+    assert retry.delay_after(attempt) == expected
+
+
+def test_retry_waits_and_stops_when_asked() -> None:
+    waits: list[float] = []
+
+    def wait(seconds: float) -> bool:
+        waits.append(seconds)
+        return len(waits) >= 7
+
+    source = FakeSource()
+    source.fail_next = 100
+    retry = SiteRetry(max_attempts=3, burst_sleep=30, wait=wait)
+    assert retry.call("x", source.newest_id) is None
+    assert waits == [1.0, 2.0, 30, 1.0, 2.0, 30, 1.0]
+
+
+def test_events_created_in_the_past_do_not_wait_for_gaps() -> None:
+    source = FakeSource()
+    source.add(1)
+    plugin = recording_plugin("a")
+    engine, store, _ = build(source, [plugin])
+    source.add(3, created_at=T0 - timedelta(hours=2))
+    source.hidden.add(2)
+    engine.run_once()
+    assert store.positions[plugin.key].backlog == {}
