@@ -22,6 +22,7 @@ from .cursor import Cursor, awaited_ids
 from .dispatch import Dispatcher, Outcome
 from .errors import StateWriteError
 from .events import Event, PluginKey
+from .legacy_state import ANY_PLUGIN
 from .retry import SiteRetry
 from .runner import PluginRunner
 from .source import EventSource
@@ -128,6 +129,7 @@ class Engine:
         self._runners: dict[PluginKey, PluginRunner] = {}
         self._saved: dict[PluginKey, Cursor] = {}
         self._head = 0
+        self._initial: Cursor | None = None
         self._started = False
         self._ready = False
         self._next_backlog_poll = 0.0
@@ -147,6 +149,8 @@ class Engine:
         """Load saved positions and plugins and choose where to start; False if stopped."""
         saved = self._store.load()
         self._saved = dict(saved or {})
+        # The original's oldest state format: one last id for every plugin.
+        legacy_default = self._saved.pop(ANY_PLUGIN, None)
         if self._settings.start_from_id is not None:
             self._head = self._settings.start_from_id - 1
             log.info("starting plugins without a saved position at event %d", self._head + 1)
@@ -161,10 +165,10 @@ class Engine:
                     "(use --from-id to start elsewhere)",
                     newest,
                 )
-        if self._saved:
-            self._head = min(self._head, max(c.last_id for c in self._saved.values()))
         self._started = True
+        self._initial = legacy_default
         self.refresh_plugins()
+        self._initial = None
         return True
 
     def run(self) -> Exit:
@@ -219,6 +223,9 @@ class Engine:
 
     def _new_runner(self, plugin: Plugin) -> PluginRunner:
         cursor = self._saved.pop(plugin.key, None)
+        if cursor is None and self._initial is not None:
+            cursor = self._initial.copy()
+            log.info("plugin %s starts after event %d (legacy state)", plugin.name, cursor.last_id)
         if cursor is None:
             cursor = Cursor(self._head)
             log.info("plugin %s has no saved position: starting after event %d", plugin.name, self._head)

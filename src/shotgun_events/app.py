@@ -1,0 +1,258 @@
+"""Wiring: build every part of the daemon from one ``Config`` and run it.
+
+``prepare()`` does every check that can fail because of the operator's files
+(config, folders, state) in the calling process, so ``start`` reports them on
+the terminal; the returned ``run`` builds the daemon, runs the engine, and on
+SIGHUP re-reads the configuration and builds it again in the same process
+(positions live in the state file, so nothing is lost).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from .config import Config, load_config_with_warnings, permission_warnings, validate_paths
+from .connections import ConnectionFactory, ConnectionPool
+from .dispatch import Dispatcher
+from .engine import Engine, Exit, Hooks, Settings
+from .errors import ConfigError, ShotgunEventsError
+from .loader import Plugin, PluginLoader
+from .logs import LogSetup, configure_logging
+from .mailer import EmailNotifier
+from .pidfile import PidFile
+from .retry import SiteRetry
+from .sdnotify import Notifier
+from .service import ReadyReporter, Run
+from .signals import StopFlag
+from .source import ShotgunEventSource
+from .state import StateStore, read_positions
+
+log = logging.getLogger("engine")
+
+
+@dataclass(frozen=True)
+class Options:
+    """Command-line choices that are not in the config file."""
+
+    foreground: bool = True
+    from_id: int | None = None
+
+
+def prepare(config_path: Path, options: Options) -> Run:
+    """Check config, folders and state file now; return the function that runs the daemon."""
+    config, warnings = load_config_with_warnings(config_path)
+    validate_paths(config)
+    # A corrupt state file must stop us here, with its message, before detaching.
+    read_positions(config.event_id_file, config.path)
+    problems = permission_warnings(config)
+    if problems and config.strict_permissions:
+        raise ConfigError(f"{config.path}: {problems[0]} (strict_permissions is on)")
+    for line in [*warnings, *problems]:
+        print(f"shotgunEventDaemon: warning: {line}", file=sys.stderr)
+
+    def run(reporter: ReadyReporter) -> int:
+        return serve(config, options, reporter)
+
+    return run
+
+
+def serve(config: Config, options: Options, reporter: ReadyReporter) -> int:
+    """Run the daemon until stopped, rebuilding it on SIGHUP; return the exit code."""
+    flag = StopFlag()
+    if threading.current_thread() is threading.main_thread():
+        flag.install()
+    systemd = Notifier.from_environ()
+    try:
+        while True:
+            daemon = Daemon.build(config, options, flag=flag, reporter=reporter, systemd=systemd)
+            try:
+                outcome = daemon.run()
+            finally:
+                daemon.close()
+            if outcome is Exit.STOP:
+                return 0
+            config = _reread(config)
+            flag.reload_requested.clear()
+    except ShotgunEventsError as exc:
+        reporter.failed(str(exc), exc.exit_code)
+        raise
+    finally:
+        systemd.stopping()
+        flag.uninstall()
+
+
+def _reread(config: Config) -> Config:
+    """Load the config again for a reload; keep the running one if the new one is broken."""
+    try:
+        new, warnings = load_config_with_warnings(config.path)
+        validate_paths(new)
+    except ConfigError as exc:
+        log.error("reload: %s; keeping the running configuration", exc)
+        return config
+    for line in warnings:
+        log.warning("%s", line)
+    log.info("reload: configuration re-read from %s; reloading all plugins", config.path)
+    return new
+
+
+@dataclass
+class Daemon:
+    """Everything one configuration builds; ``close()`` releases all of it."""
+
+    config: Config
+    logs: LogSetup
+    store: StateStore
+    pool: ConnectionPool
+    source: ShotgunEventSource
+    loader: PluginLoader
+    engine: Engine
+    mailer: EmailNotifier | None = None
+    extras: list[object] = field(default_factory=list)
+
+    @classmethod
+    def build(
+        cls,
+        config: Config,
+        options: Options,
+        *,
+        flag: StopFlag,
+        reporter: ReadyReporter,
+        systemd: Notifier,
+    ) -> Daemon:
+        """Open logs, state, connections and plugins for this configuration."""
+        logs = configure_logging(
+            log_file=config.log_file_path,
+            log_mode=config.log_mode,
+            level=config.log_level,
+            foreground=options.foreground,
+            timing_log=config.timing_log,
+            secrets=config.secrets,
+        )
+        mailer = _mailer(config, logs)
+        store = StateStore(config.event_id_file, fsync=config.state_fsync, config_path=config.path)
+        factory = ConnectionFactory(
+            server=config.server,
+            timeout=config.request_timeout,
+            proxy=config.proxy_server,
+            ca_certs=config.ca_certs,
+        )
+        pool = ConnectionPool(factory)
+        source = ShotgunEventSource(lambda: factory.create(config.script_name, config.script_key))
+        loader = PluginLoader(paths=config.plugin_paths, logger_factory=logs.plugin_logger)
+        heartbeat = _Heartbeat(config, flag, systemd)
+        engine = Engine(
+            source=source,
+            retry=SiteRetry(
+                max_attempts=config.max_conn_retries,
+                burst_sleep=config.conn_retry_sleep,
+                wait=flag.wait,
+                config_hint=f"the [shotgun] section of {config.path}",
+            ),
+            loader=loader,
+            store=store,
+            dispatcher=Dispatcher(
+                connections=pool, use_session_uuid=config.use_session_uuid, timing=logs.timing
+            ),
+            settings=Settings(
+                batch_size=config.max_event_batch_size,
+                fetch_interval=config.fetch_interval,
+                backlog_timeout=timedelta(seconds=config.backlog_timeout),
+                backlog_poll_interval=config.backlog_poll_interval,
+                start_from_id=options.from_id
+                if options.from_id is not None
+                else config.start_from_id,
+            ),
+            stop=flag.stop_requested,
+            reload=flag.reload_requested,
+            hooks=Hooks(
+                on_ready=reporter.ready,
+                heartbeat=heartbeat,
+                on_plugins_changed=lambda plugins: _route_emails(mailer, plugins),
+            ),
+        )
+        log.info(
+            "shotgunEventDaemon starting: site %s, %d plugin folder(s), state %s",
+            config.server,
+            len(config.plugin_paths),
+            config.event_id_file,
+        )
+        return cls(config, logs, store, pool, source, loader, engine, mailer)
+
+    def run(self) -> Exit:
+        """Run the engine until a stop or reload request."""
+        outcome = self.engine.run()
+        log.info(
+            "engine %s after %d events in %d batches",
+            "stopping" if outcome is Exit.STOP else "reloading",
+            self.engine.stats.events_fetched,
+            self.engine.stats.batches,
+        )
+        return outcome
+
+    def close(self) -> None:
+        """Persist state and release connections, mail and log files."""
+        try:
+            self.store.close()
+        except ShotgunEventsError as exc:
+            log.critical("could not save the state file on exit: %s", exc)
+        self.pool.close()
+        self.source.close()
+        if self.mailer is not None:
+            self.mailer.close()
+        self.logs.close()
+
+
+class _Heartbeat:
+    """Once per loop: ping the systemd watchdog and stop when the pid file was taken away."""
+
+    def __init__(self, config: Config, flag: StopFlag, systemd: Notifier) -> None:
+        self._pidfile = PidFile(config.pid_file, config_path=config.path)
+        self._watch_pidfile = self._pidfile.read() is not None
+        self._flag = flag
+        self._systemd = systemd
+        interval = systemd.watchdog_interval()
+        self._watchdog_every = interval
+        self._next_ping = 0.0
+
+    def __call__(self) -> None:
+        if self._watchdog_every is not None and time.monotonic() >= self._next_ping:
+            self._systemd.watchdog()
+            self._next_ping = time.monotonic() + self._watchdog_every
+        if self._watch_pidfile and not self._pidfile.still_ours():
+            log.warning("pid file %s was removed or replaced; stopping", self._pidfile.path)
+            self._flag.request_stop("pid file removed")
+
+
+def _mailer(config: Config, logs: LogSetup) -> EmailNotifier | None:
+    email = config.email
+    if not email.enabled:
+        return None
+    mailer = EmailNotifier(
+        server=email.server,
+        port=email.port,
+        use_tls=email.use_tls,
+        use_ssl=email.use_ssl,
+        username=email.username,
+        password=email.password,
+        sender=email.sender,
+        to=email.to,
+        subject=email.subject,
+        digest_seconds=email.digest_seconds,
+        timeout=email.timeout,
+    )
+    logs.attach(mailer, "engine", "plugin")
+    return mailer
+
+
+def _route_emails(mailer: EmailNotifier | None, plugins: Iterable[Plugin]) -> None:
+    if mailer is None:
+        return
+    for plugin in plugins:
+        mailer.set_recipients(plugin.name, plugin.emails)
