@@ -1,0 +1,65 @@
+"""The ``site`` command: arguments and a foreground run until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from types import FrameType
+
+from .local import LocalSite
+
+
+def parse_scripts(text: str) -> dict[str, str]:
+    """``name:key,name2:key2`` -> ``{name: key, ...}``."""
+    scripts: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, key = item.partition(":")
+        if not sep or not name or not key:
+            raise argparse.ArgumentTypeError(f"expected NAME:KEY, got {item!r}")
+        scripts[name] = key
+    if not scripts:
+        raise argparse.ArgumentTypeError("give at least one NAME:KEY")
+    return scripts
+
+
+def add_site_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``site`` command's options to ``parser``."""
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (loopback only; default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0,
+                        help="TCP port (default 0: any free port, printed at start)")
+    parser.add_argument("--db", metavar="PATH", default=None,
+                        help="SQLite file to keep the site in (default: temporary)")
+    parser.add_argument("--seed", action="store_true",
+                        help="create the Demo production if it is not there")
+    parser.add_argument("--scripts", type=parse_scripts, default=None, metavar="NAME:KEY,...",
+                        help="script names and keys accepted (default shotgun_events:local)")
+    parser.add_argument("--activity", type=float, default=0.0, metavar="RATE",
+                        help="generate production changes at RATE events/s (0 = off)")
+
+
+def run_site(args: argparse.Namespace) -> int:
+    """Serve until SIGINT or SIGTERM, then close the database cleanly; returns 0."""
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()  # the main thread acts on it; nothing else happens in a handler
+
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        site = LocalSite(args.db, scripts=args.scripts, seed=args.seed, host=args.host,
+                         port=args.port)
+        with site:
+            if args.activity > 0:
+                site.start_activity(args.activity)
+            print(f"local site serving at {site.url} (scripts: {', '.join(site.scripts)})",
+                  flush=True)
+            while not stop.wait(0.5):
+                pass
+        print("local site stopped", file=sys.stderr, flush=True)
+        return 0
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
