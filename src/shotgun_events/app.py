@@ -53,7 +53,7 @@ def prepare(config_path: Path, options: Options) -> Run:
     read_positions(config.event_id_file, config.path)
     problems = permission_warnings(config)
     if problems and config.strict_permissions:
-        raise ConfigError(f"{config.path}: {problems[0]} (strict_permissions is on)")
+        raise ConfigError(f"{problems[0]} (strict_permissions is on in {config.path})")
     for line in [*warnings, *problems]:
         print(f"shotgunEventDaemon: warning: {line}", file=sys.stderr)
 

@@ -9,7 +9,6 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from . import __version__
 from .errors import ShotgunEventsError
@@ -55,10 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print JSON")
 
     demo = commands.add_parser(
-        "demo", help="run the example plugins against a local demo site", description=(
+        "demo",
+        help="run the example plugins against a local demo site",
+        description=(
             "Start a seeded local site with activity and run the daemon with the example "
             "plugins against it, in a temporary folder."
-        )
+        ),
     )
     demo.add_argument(
         "--duration",
@@ -104,7 +105,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "site":
         from .site.cli import run_site
 
-        return run_site(args)
+        return int(run_site(args))
     if command == "demo":
         from .demo import run_demo
 

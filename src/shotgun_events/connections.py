@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-import shotgun_api3
+from shotgun_api3.shotgun import Shotgun
 
 
 class ConnectionFactory:
@@ -33,9 +33,9 @@ class ConnectionFactory:
         self._ca_certs = ca_certs
         self._on_create = on_create
 
-    def create(self, script_name: str, script_key: str) -> shotgun_api3.Shotgun:
+    def create(self, script_name: str, script_key: str) -> Shotgun:
         """Return a new, not yet connected ``Shotgun`` for these credentials."""
-        sg = shotgun_api3.Shotgun(
+        sg = Shotgun(
             self._server,
             script_name,
             script_key,
@@ -57,9 +57,9 @@ class ConnectionPool:
     def __init__(self, factory: ConnectionFactory) -> None:
         self._factory = factory
         self._lock = threading.Lock()
-        self._connections: dict[tuple[str, str, int], shotgun_api3.Shotgun] = {}
+        self._connections: dict[tuple[str, str, int], Shotgun] = {}
 
-    def get(self, script_name: str, script_key: str) -> shotgun_api3.Shotgun:
+    def get(self, script_name: str, script_key: str) -> Shotgun:
         """Return the calling thread's connection for these credentials, creating it once."""
         key = (script_name, script_key, threading.get_ident())
         sg = self._connections.get(key)

@@ -53,32 +53,34 @@ def example_plugins() -> Path:
 
 def run_demo(*, duration: float = 30.0, rate: float = 4.0) -> int:
     """Run the demo for ``duration`` seconds (0 = until Ctrl-C); return the exit code."""
-    with tempfile.TemporaryDirectory(prefix="shotgun_events_demo_") as folder:
-        with LocalSite(Path(folder) / "site.sqlite3", seed=True) as site:
-            config_path = Path(folder) / "shotgunEventDaemon.conf"
-            config_path.write_text(
-                DEMO_CONFIG.format(folder=folder, url=site.url, plugins=example_plugins())
+    with (
+        tempfile.TemporaryDirectory(prefix="shotgun_events_demo_") as folder,
+        LocalSite(Path(folder) / "site.sqlite3", seed=True) as site,
+    ):
+        config_path = Path(folder) / "shotgunEventDaemon.conf"
+        config_path.write_text(
+            DEMO_CONFIG.format(folder=folder, url=site.url, plugins=example_plugins())
+        )
+        config_path.chmod(0o600)
+        _say(f"local site running at {site.url} (script 'shotgun_events', key 'local')")
+        _say(f"demo folder: {folder}; plugins: {example_plugins()}")
+        _say(f"site activity: {rate:.1f} changes per second; events flow below")
+        if duration > 0:
+            _say(f"stopping after {duration:g} s (Ctrl-C stops sooner)")
+            _stop_after(duration)
+        else:
+            _say("press Ctrl-C to stop")
+        site.start_activity(rate)
+        try:
+            code = foreground(
+                pid_file=None,
+                prepare=lambda: prepare(config_path, Options(foreground=True)),
+                config_path=config_path,
             )
-            config_path.chmod(0o600)
-            _say(f"local site running at {site.url} (script 'shotgun_events', key 'local')")
-            _say(f"demo folder: {folder}; plugins: {example_plugins()}")
-            _say("site activity: %.1f changes per second; events flow below" % rate)
-            if duration > 0:
-                _say(f"stopping after {duration:g} s (Ctrl-C stops sooner)")
-                _stop_after(duration)
-            else:
-                _say("press Ctrl-C to stop")
-            site.start_activity(rate)
-            try:
-                code = foreground(
-                    pid_file=None,
-                    prepare=lambda: prepare(config_path, Options(foreground=True)),
-                    config_path=config_path,
-                )
-            finally:
-                site.stop_activity()
-            _summary(Path(folder) / "state.json", site.newest_event_id())
-            return code
+        finally:
+            site.stop_activity()
+        _summary(Path(folder) / "state.json", site.newest_event_id())
+        return code
 
 
 def _stop_after(seconds: float) -> None:

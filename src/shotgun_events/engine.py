@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -46,6 +47,10 @@ class StateStoreLike(Protocol):
 
     def set_extra(self, name: str, value: object) -> None:
         """Persist a small named section next to the positions."""
+        ...
+
+    def forget(self, key: PluginKey) -> None:
+        """Drop a saved position."""
         ...
 
 
@@ -169,6 +174,10 @@ class Engine:
         self._initial = legacy_default
         self.refresh_plugins()
         self._initial = None
+        if legacy_default is not None:
+            # Every plugin now has its own saved position; a plugin added later
+            # must start at the newest event, not at the legacy id.
+            self._store.forget(ANY_PLUGIN)
         return True
 
     def run(self) -> Exit:
@@ -213,7 +222,9 @@ class Engine:
             runner = self._runners.pop(plugin.key, None)
             if runner is not None:
                 self._saved[plugin.key] = runner.cursor
-                log.info("plugin %s removed; its position %d is kept", plugin.name, runner.cursor.last_id)
+                log.info(
+                    "plugin %s removed; its position %d is kept", plugin.name, runner.cursor.last_id
+                )
         for plugin in self._loader.plugins:
             if plugin.key not in self._runners:
                 self._runners[plugin.key] = self._new_runner(plugin)
@@ -222,20 +233,42 @@ class Engine:
             self._hooks.on_plugins_changed(self._loader.plugins)
 
     def _new_runner(self, plugin: Plugin) -> PluginRunner:
-        cursor = self._saved.pop(plugin.key, None)
+        cursor = self._take_saved(plugin.key)
         if cursor is None and self._initial is not None:
             cursor = self._initial.copy()
             log.info("plugin %s starts after event %d (legacy state)", plugin.name, cursor.last_id)
         if cursor is None:
             cursor = Cursor(self._head)
-            log.info("plugin %s has no saved position: starting after event %d", plugin.name, self._head)
-        return PluginRunner(
+            log.info(
+                "plugin %s has no saved position: starting after event %d", plugin.name, self._head
+            )
+        runner = PluginRunner(
             plugin,
             cursor,
             dispatcher=self._dispatcher,
             recorder=self._store,
             backlog_timeout=self._settings.backlog_timeout,
         )
+        # Persist the start position at once, so a crash before the first event
+        # does not move a new plugin's start to a later "newest event".
+        try:
+            runner.save()
+        except StateWriteError as exc:
+            self._state_trouble(exc)
+        return runner
+
+    def _take_saved(self, key: PluginKey) -> Cursor | None:
+        """Pop the saved cursor for a plugin, matching folder paths written differently."""
+        cursor = self._saved.pop(key, None)
+        if cursor is not None:
+            return cursor
+        wanted = (os.path.normpath(key[0]), key[1])
+        for saved_key in list(self._saved):
+            if (os.path.normpath(saved_key[0]), saved_key[1]) == wanted:
+                log.info("plugin %s: using the position saved for folder %s", key[1], saved_key[0])
+                self._store.forget(saved_key)
+                return self._saved.pop(saved_key)
+        return None
 
     def _fetch_fresh(self) -> list[Event] | None:
         position = self._fetch_position()

@@ -41,7 +41,7 @@ class SiteRetry:
         """Seconds to wait after the ``attempt``-th consecutive failure of a burst."""
         if attempt >= self._max_attempts:
             return self._burst_sleep
-        return min(self._first_delay * 2 ** (attempt - 1), self._burst_sleep)
+        return float(min(self._first_delay * 2.0 ** (attempt - 1), self._burst_sleep))
 
     def call(self, what: str, fn: Callable[[], T]) -> T | None:
         """Return ``fn()``, retrying on site errors; None when a stop was requested meanwhile."""

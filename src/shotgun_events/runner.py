@@ -80,7 +80,9 @@ class PluginRunner:
         if self.cursor.is_fresh(event_id):
             outcome = self._dispatcher.run(self.plugin, event)
             if outcome is not Outcome.FAILED:
-                self._report(self.cursor.advance(event_id, event.get("created_at"), now, self._timeout))
+                self._report(
+                    self.cursor.advance(event_id, event.get("created_at"), now, self._timeout)
+                )
                 self._after(outcome)
             return outcome
         if self.cursor.is_awaited(event_id):
@@ -133,7 +135,9 @@ class PluginRunner:
     def _report(self, report: GapReport) -> None:
         if report.waiting:
             log.debug(
-                "%s: ids %s not visible yet; waiting for them", self.plugin.name, _ranges(report.waiting)
+                "%s: ids %s not visible yet; waiting for them",
+                self.plugin.name,
+                _ranges(report.waiting),
             )
         if report.abandoned:
             log.info(

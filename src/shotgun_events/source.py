@@ -10,12 +10,13 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import xmlrpc.client
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Protocol
+from typing import Protocol, cast
 
-import shotgun_api3
 from shotgun_api3.lib import httplib2
+from shotgun_api3.shotgun import AuthenticationFault, Fault, Shotgun, ShotgunError
 
 from .errors import SiteAuthError, SiteError
 from .events import EVENT_FIELDS, Event
@@ -24,8 +25,6 @@ log = logging.getLogger("engine.source")
 
 #: The largest ``in`` list sent in one read of missing ids (one page of results).
 MAX_IDS_PER_READ = 500
-
-_ASCENDING = [{"field_name": "id", "direction": "asc"}]
 
 
 class EventSource(Protocol):
@@ -47,9 +46,9 @@ class EventSource(Protocol):
 class ShotgunEventSource:
     """Read EventLogEntry rows through one ``shotgun_api3`` connection."""
 
-    def __init__(self, connect: Callable[[], shotgun_api3.Shotgun]) -> None:
+    def __init__(self, connect: Callable[[], Shotgun]) -> None:
         self._connect = connect
-        self._sg: shotgun_api3.Shotgun | None = None
+        self._sg: Shotgun | None = None
         self.reads = 0
 
     def fetch_after(self, last_id: int, limit: int) -> list[Event]:
@@ -83,18 +82,18 @@ class ShotgunEventSource:
 
     def _find(self, filters: list[list[object]], limit: int) -> list[Event]:
         with self._translated():
-            # The client rewrites the order dicts in place, so each call gets its own copy.
+            # A fresh order list each call: the client rewrites the dicts in place.
             events = self._connection().find(
                 "EventLogEntry",
                 filters,
                 list(EVENT_FIELDS),
-                order=[dict(o) for o in _ASCENDING],
+                order=[{"field_name": "id", "direction": "asc"}],
                 limit=limit,
             )
         self.reads += 1
-        return events
+        return cast(list[Event], events)
 
-    def _connection(self) -> shotgun_api3.Shotgun:
+    def _connection(self) -> Shotgun:
         if self._sg is None:
             self._sg = self._connect()
         return self._sg
@@ -104,12 +103,12 @@ class ShotgunEventSource:
         """Turn every way a site call can fail into SiteError or SiteAuthError."""
         try:
             yield
-        except shotgun_api3.AuthenticationFault as exc:
+        except AuthenticationFault as exc:
             raise SiteAuthError(f"the site rejected the script credentials: {exc}") from exc
         except (
-            shotgun_api3.ProtocolError,
-            shotgun_api3.Fault,
-            shotgun_api3.ShotgunError,
+            xmlrpc.client.ProtocolError,
+            Fault,
+            ShotgunError,
             OSError,
             http.client.HTTPException,
             httplib2.HttpLib2Error,

@@ -99,7 +99,9 @@ class DaemonRig:
         self.proc: subprocess.Popen[bytes] | None = None
         self.write_config()
 
-    def write_config(self, *, batch: int = 500, backlog_timeout: float = 300, extra: str = "") -> None:
+    def write_config(
+        self, *, batch: int = 500, backlog_timeout: float = 300, extra: str = ""
+    ) -> None:
         self.config.write_text(
             CONFIG.format(
                 folder=self.folder,
@@ -129,7 +131,9 @@ class DaemonRig:
 
     def wait_ready(self) -> None:
         """Wait until the daemon has made its first fetch (its log says so)."""
-        wait_for(lambda: "plugin" in self.log_text() and self.state_file.exists(), what="daemon start")
+        wait_for(
+            lambda: "plugin" in self.log_text() and self.state_file.exists(), what="daemon start"
+        )
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         assert self.proc is not None

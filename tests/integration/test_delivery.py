@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import signal
 import time
@@ -17,7 +18,9 @@ def test_every_event_reaches_every_matching_callback_once_in_order(rig: DaemonRi
     rig.start()
     rig.wait_ready()
     # When the site logs shot and task changes
-    first, _ = rig.site.append_events(150, event_type="Shotgun_Shot_Change", attribute_name="sg_status_list")
+    first, _ = rig.site.append_events(
+        150, event_type="Shotgun_Shot_Change", attribute_name="sg_status_list"
+    )
     rig.site.append_events(120, event_type="Shotgun_Task_Change", attribute_name="content")
     _, last = rig.site.append_events(30, event_type="Shotgun_Shot_Change", attribute_name="code")
     wait_for(lambda: rig.ids_for("everything")[-1:] == [last], what="all events delivered")
@@ -47,7 +50,9 @@ def test_no_state_starts_at_newest_event_and_restart_resumes(rig: DaemonRig) -> 
     wait_for(lambda: rig.ids_for("rec")[-1:] == [down_last], what="catch-up after restart")
     assert rig.stop() == 0
     # Then nothing older was replayed and nothing was lost or repeated
-    assert rig.ids_for("rec") == list(range(first, last + 1)) + list(range(down_first, down_last + 1))
+    assert rig.ids_for("rec") == list(range(first, last + 1)) + list(
+        range(down_first, down_last + 1)
+    )
 
 
 def test_from_id_starts_there(rig: DaemonRig) -> None:
@@ -75,8 +80,11 @@ def test_kill_9_loses_nothing_and_repeats_at_most_one_event_per_plugin(rig: Daem
         rig.kill()
         kills += 1
         rig.start()
-    wait_for(lambda: rig.ids_for("a")[-1:] == [last] and rig.ids_for("b")[-1:] == [last],
-             timeout=60, what="catch-up after kills")
+    wait_for(
+        lambda: rig.ids_for("a")[-1:] == [last] and rig.ids_for("b")[-1:] == [last],
+        timeout=60,
+        what="catch-up after kills",
+    )
     assert rig.stop() == 0
     # Then every event was delivered, and repeats are bounded by one per plugin per kill
     for name in ("a", "b"):
@@ -84,7 +92,7 @@ def test_kill_9_loses_nothing_and_repeats_at_most_one_event_per_plugin(rig: Daem
         assert set(ids) == set(range(first, last + 1))
         assert len(ids) - len(set(ids)) <= kills
         # each repeat is the event right before a restart point: order never goes back further
-        for previous, current in zip(ids, ids[1:], strict=False):
+        for previous, current in itertools.pairwise(ids):
             assert current >= previous
 
 
@@ -129,7 +137,9 @@ def test_ids_that_never_commit_are_dropped_after_the_timeout(rig: DaemonRig) -> 
     assert f"{reserved[0]}" in rig.log_text()
 
 
-def test_crashing_plugin_stops_alone_and_resumes_from_failed_event_after_edit(rig: DaemonRig) -> None:
+def test_crashing_plugin_stops_alone_and_resumes_from_failed_event_after_edit(
+    rig: DaemonRig,
+) -> None:
     # Given a plugin that fails on one event, next to a healthy one
     first, _ = rig.site.append_events(1)
     bad = rig.add_recorder("bad")

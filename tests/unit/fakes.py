@@ -60,7 +60,9 @@ class FakeSource:
     def fetch_ids(self, ids: Sequence[int]) -> list[Event]:
         self.calls.append(("ids", tuple(ids)))
         self._check()
-        return [dict(self.events[i]) for i in sorted(ids) if i in self.events and i not in self.hidden]
+        return [
+            dict(self.events[i]) for i in sorted(ids) if i in self.events and i not in self.hidden
+        ]
 
     def newest_id(self) -> int:
         self.calls.append(("newest", None))
@@ -107,8 +109,13 @@ class FakePlugin:
         self.reason = reason
 
 
-def recording_plugin(name: str, *, fail_on: set[int] | None = None, stop_on_error: bool = True,
-                     matches: Callable[[Event], bool] = lambda e: True) -> FakePlugin:
+def recording_plugin(
+    name: str,
+    *,
+    fail_on: set[int] | None = None,
+    stop_on_error: bool = True,
+    matches: Callable[[Event], bool] = lambda e: True,
+) -> FakePlugin:
     """A plugin with one callback that records event ids and fails on some."""
     plugin = FakePlugin(name)
     failing = fail_on if fail_on is not None else set()
@@ -164,6 +171,9 @@ class FakeStore:
 
     def set_extra(self, name: str, value: object) -> None:
         self.extras[name] = value
+
+    def forget(self, key: PluginKey) -> None:
+        self.positions.pop(key, None)
 
 
 class FakeConnections:

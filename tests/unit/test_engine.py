@@ -329,3 +329,37 @@ def test_events_created_in_the_past_do_not_wait_for_gaps() -> None:
     source.hidden.add(2)
     engine.run_once()
     assert store.positions[plugin.key].backlog == {}
+
+
+def test_legacy_single_id_applies_to_plugins_present_at_first_start_only() -> None:
+    # Given the original's oldest state: one last id for every plugin
+    from shotgun_events.legacy_state import ANY_PLUGIN
+
+    source = FakeSource()
+    source.add(*range(1, 11))
+    plugin = recording_plugin("a")
+    store = FakeStore({ANY_PLUGIN: Cursor(6)})
+    engine, store, _ = build(source, [plugin], store)
+    engine.run_once()
+    # Then the plugin resumed after 6, and the shared id is gone from the state
+    assert plugin.received == [7, 8, 9, 10]
+    assert ANY_PLUGIN not in store.positions
+    assert store.positions[plugin.key].last_id == 10
+
+
+def test_saved_position_matches_folder_written_differently() -> None:
+    source = FakeSource()
+    source.add(*range(1, 6))
+    plugin = recording_plugin("a")
+    store = FakeStore({("/plugins/", "a"): Cursor(3)})
+    engine, _, _ = build(source, [plugin], store)
+    engine.run_once()
+    assert plugin.received == [4, 5]
+
+
+def test_new_plugin_start_position_is_saved_at_once() -> None:
+    source = FakeSource()
+    source.add(1, 2, 3)
+    plugin = recording_plugin("a")
+    _, store, _ = build(source, [plugin])
+    assert store.positions[plugin.key].last_id == 3
