@@ -121,12 +121,14 @@ class DaemonRig:
 
     def start(self, *args: str) -> subprocess.Popen[bytes]:
         assert self.proc is None or self.proc.poll() is not None
-        self.proc = subprocess.Popen(
-            [*daemon_command(), "-c", str(self.config), "foreground", *args],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.folder / "stderr.txt", "ab"),  # noqa: SIM115 - closed by the child's exit
-        )
+        with open(self.folder / "stderr.txt", "ab") as stderr:
+            # The child keeps its own copy of the descriptor.
+            self.proc = subprocess.Popen(
+                [*daemon_command(), "-c", str(self.config), "foreground", *args],
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
         return self.proc
 
     def wait_ready(self) -> None:
