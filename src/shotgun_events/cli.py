@@ -68,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="stop after this many seconds (0 = until Ctrl-C; default 30)",
     )
-    demo.add_argument("--rate", type=float, default=4.0, help="site activity, changes per second")
+    demo.add_argument(
+        "--rate", type=float, default=4.0, help="site activity, events per second (default 4)"
+    )
 
     site = commands.add_parser(
         "site", help="run the local site (an embedded stand-in for a real site)"

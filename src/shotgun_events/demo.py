@@ -64,7 +64,7 @@ def run_demo(*, duration: float = 30.0, rate: float = 4.0) -> int:
         config_path.chmod(0o600)
         _say(f"local site running at {site.url} (script 'shotgun_events', key 'local')")
         _say(f"demo folder: {folder}; plugins: {example_plugins()}")
-        _say(f"site activity: {rate:.1f} changes per second; events flow below")
+        _say(f"site activity: about {rate:g} events per second; they flow below")
         if duration > 0:
             _say(f"stopping after {duration:g} s (Ctrl-C stops sooner)")
             _stop_after(duration)
