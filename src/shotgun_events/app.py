@@ -13,7 +13,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -54,16 +54,19 @@ def prepare(config_path: Path, options: Options) -> Run:
     problems = permission_warnings(config)
     if problems and config.strict_permissions:
         raise ConfigError(f"{problems[0]} (strict_permissions is on in {config.path})")
-    for line in [*warnings, *problems]:
+    notes = [*warnings, *problems]
+    for line in notes:
         print(f"shotgunEventDaemon: warning: {line}", file=sys.stderr)
 
     def run(reporter: ReadyReporter) -> int:
-        return serve(config, options, reporter)
+        return serve(config, options, reporter, notes)
 
     return run
 
 
-def serve(config: Config, options: Options, reporter: ReadyReporter) -> int:
+def serve(
+    config: Config, options: Options, reporter: ReadyReporter, notes: Sequence[str] = ()
+) -> int:
     """Run the daemon until stopped, rebuilding it on SIGHUP; return the exit code."""
     flag = StopFlag()
     if threading.current_thread() is threading.main_thread():
@@ -72,6 +75,9 @@ def serve(config: Config, options: Options, reporter: ReadyReporter) -> int:
     try:
         while True:
             daemon = Daemon.build(config, options, flag=flag, reporter=reporter, systemd=systemd)
+            for line in notes:
+                log.warning("%s", line)
+            notes = ()
             try:
                 outcome = daemon.run()
             finally:
@@ -96,7 +102,7 @@ def _reread(config: Config) -> Config:
     except ConfigError as exc:
         log.error("reload: %s; keeping the running configuration", exc)
         return config
-    for line in warnings:
+    for line in [*warnings, *permission_warnings(new)]:
         log.warning("%s", line)
     log.info("reload: configuration re-read from %s; reloading all plugins", config.path)
     return new

@@ -53,6 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="show whether it runs and where each plugin is")
     status.add_argument("--json", action="store_true", help="print JSON")
 
+    reset = commands.add_parser(
+        "reset",
+        help="move plugins' positions (daemon stopped); also recovers a corrupt state file",
+    )
+    reset.add_argument("plugins", nargs="*", metavar="PLUGIN", help="plugin names")
+    reset.add_argument("--all", action="store_true", help="every plugin, also ones not seen yet")
+    reset.add_argument(
+        "--to", required=True, metavar="latest|ID", help="start at event ID, or after the newest"
+    )
+    reset.add_argument("--reason", default="no reason given", help="recorded in the audit log")
+
     demo = commands.add_parser(
         "demo",
         help="run the example plugins against a local demo site",
@@ -150,6 +161,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .status import print_status
 
         return print_status(config, as_json=args.json)
+    if command == "reset":
+        from .reset import ResetRequest, run_reset
+
+        request = ResetRequest(tuple(args.plugins), args.all, args.to, args.reason)
+        return run_reset(config, request, sys.stdout)
     raise AssertionError(f"unhandled command {command}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -17,6 +18,7 @@ from shotgun_events.site import LocalSite
 
 RECORDER = '''\
 """Records every event it gets as '<plugin> <id>' lines (test plugin)."""
+import contextlib
 import os
 
 RECORD = os.environ["RECORD_FILE"]
@@ -55,10 +57,10 @@ backlog_poll_interval = 0.3
 {extra}
 
 [shotgun]
-timeout_secs = 10
+timeout_secs = {request_timeout}
 server = {url}
 name = shotgun_events
-key = local
+key = {key}
 
 [plugins]
 paths = {plugins}
@@ -100,7 +102,13 @@ class DaemonRig:
         self.write_config()
 
     def write_config(
-        self, *, batch: int = 500, backlog_timeout: float = 300, extra: str = ""
+        self,
+        *,
+        batch: int = 500,
+        backlog_timeout: float = 300,
+        extra: str = "",
+        request_timeout: float = 10,
+        key: str = "local",
     ) -> None:
         self.config.write_text(
             CONFIG.format(
@@ -110,6 +118,8 @@ class DaemonRig:
                 batch=batch,
                 backlog_timeout=backlog_timeout,
                 extra=extra,
+                request_timeout=request_timeout,
+                key=key,
             )
         )
         self.config.chmod(0o600)
@@ -189,3 +199,54 @@ def rig(tmp_path: Path, site: LocalSite) -> Iterator[DaemonRig]:
         yield rig
     finally:
         rig.close()
+
+
+# -- helpers for the service, systemd and email tests (appended; nothing above changed) --
+
+
+def daemon_cli(
+    rig: DaemonRig, *args: str, env: dict[str, str] | None = None, timeout: float = 90.0
+) -> subprocess.CompletedProcess[str]:
+    """Run one ``shotgunEventDaemon -c CONF <args>`` command to completion, capturing output."""
+    return subprocess.run(
+        [*daemon_command(), "-c", str(rig.config), *args],
+        env=rig.env if env is None else env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def pids_running_with(text: str) -> list[int]:
+    """Live (non-zombie) processes whose command line contains ``text`` (Linux /proc)."""
+    found = []
+    needle = text.encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        state = stat[stat.rfind(")") + 2 :].split()[:1]
+        if needle in cmdline and state not in (["Z"], ["X"]):
+            found.append(int(entry.name))
+    return found
+
+
+def kill_daemons_of(rig: DaemonRig) -> None:
+    """SIGKILL every daemon still running with this rig's config (detached ones included)."""
+    for pid in pids_running_with(str(rig.config)):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not pids_running_with(str(rig.config)), what="leftover daemons to die")
+
+
+@pytest.fixture
+def detached_rig(rig: DaemonRig) -> Iterator[DaemonRig]:
+    """The rig, for tests that detach the daemon with ``start``: no daemon outlives the test."""
+    try:
+        yield rig
+    finally:
+        kill_daemons_of(rig)

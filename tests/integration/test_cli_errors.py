@@ -65,3 +65,43 @@ def test_original_pickle_state_is_imported(rig: DaemonRig) -> None:
     # Then it resumed right after the legacy position and now writes JSON
     assert rig.ids_for("rec") == list(range(first + 10, last + 1))
     assert rig.state_file.read_bytes().lstrip().startswith(b"{")
+
+
+def test_reset_all_recovers_a_corrupt_state_file_without_deleting_it(rig: DaemonRig) -> None:
+    # Given a truncated state file
+    rig.state_file.write_bytes(b'{"format": "shotgun_events.state", "vers')
+    rig.add_recorder("rec")
+    first, last = rig.site.append_events(5)
+    # When the operator runs the command the error message names, from event first+2
+    result = run_cli(rig, "reset", "--all", "--to", str(first + 2), "--reason", "disk trouble")
+    assert result.returncode == 0, result.stderr
+    # Then the bad file was set aside, not deleted, and the daemon starts there
+    assert list(rig.folder.glob("state.json.corrupt-*"))
+    rig.start()
+    wait_for(lambda: rig.ids_for("rec")[-1:] == [last], what="start after reset")
+    assert rig.stop() == 0
+    assert rig.ids_for("rec") == list(range(first + 2, last + 1))
+
+
+def test_reset_one_plugin_to_latest_and_refuses_while_running(rig: DaemonRig) -> None:
+    rig.add_recorder("a")
+    rig.add_recorder("b")
+    rig.start()
+    rig.wait_ready()
+    first, last = rig.site.append_events(3)
+    wait_for(lambda: rig.ids_for("b")[-1:] == [last], what="delivery")
+    # While running, reset is refused with the way out
+    busy = run_cli(rig, "reset", "a", "--to", str(first))
+    assert busy.returncode != 0 and "stop it first" in busy.stderr
+    assert rig.stop() == 0
+    # When plugin a is reset to replay from `first`
+    done = run_cli(rig, "reset", "a", "--to", str(first), "--reason", "replay for test")
+    assert done.returncode == 0, done.stderr
+    rig.start()
+    wait_for(lambda: len(rig.ids_for("a")) == 6, what="replay")
+    assert rig.stop() == 0
+    # Then only a got the events again
+    assert rig.ids_for("a") == list(range(first, last + 1)) * 2
+    assert rig.ids_for("b") == list(range(first, last + 1))
+    status = run_cli(rig, "status", "--json")
+    assert '"name": "a"' in status.stdout

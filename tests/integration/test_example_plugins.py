@@ -33,7 +33,9 @@ def test_task_statuses_roll_up_to_the_shot(seeded: DaemonRig) -> None:
     seeded.wait_ready()
     sg = shotgun_api3.Shotgun(seeded.site.url, "shotgun_events", "local")
     try:
-        shot = sg.find_one("Shot", [["sg_status_list", "is_not", "fin"]], ["code", "sg_status_list"])
+        shot = sg.find_one(
+            "Shot", [["sg_status_list", "is_not", "fin"]], ["code", "sg_status_list"]
+        )
         assert shot is not None
         tasks = sg.find("Task", [["entity", "is", {"type": "Shot", "id": shot["id"]}]], ["content"])
         assert tasks
@@ -42,10 +44,12 @@ def test_task_statuses_roll_up_to_the_shot(seeded: DaemonRig) -> None:
             sg.update("Task", task["id"], {"sg_status_list": "fin"})
         # Then the rollup plugin finals the shot
         wait_for(
-            lambda: sg.find_one("Shot", [["id", "is", shot["id"]]], ["sg_status_list"])[
-                "sg_status_list"
-            ]
-            == "fin",
+            lambda: (
+                sg.find_one("Shot", [["id", "is", shot["id"]]], ["sg_status_list"])[
+                    "sg_status_list"
+                ]
+                == "fin"
+            ),
             what="shot status rolled up",
         )
     finally:
