@@ -49,8 +49,12 @@ def run_site(args: argparse.Namespace) -> int:
 
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        site = LocalSite(args.db, scripts=args.scripts, seed=args.seed, host=args.host,
-                         port=args.port)
+        try:
+            site = LocalSite(args.db, scripts=args.scripts, seed=args.seed, host=args.host,
+                             port=args.port)
+        except ValueError as e:
+            print(f"site: {e}", file=sys.stderr, flush=True)
+            return 2
         with site:
             if args.activity > 0:
                 site.start_activity(args.activity)

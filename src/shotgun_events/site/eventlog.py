@@ -170,6 +170,9 @@ class EventLog:
         with self.store.transaction() as conn:
             first = self.store.allocate_event_ids(n)
             conn.executemany(_INSERT, rows(first))
+        if n >= 10_000:
+            # fold a big append into the main file now: reads through a huge WAL are slow
+            self.store.checkpoint()
         return first, first + n - 1
 
     def newest_id(self) -> int:

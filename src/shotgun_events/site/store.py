@@ -49,9 +49,15 @@ class Store:
         self.conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA cache_size=-32768")  # 32 MiB: the log's head stays cached
         self._in_tx = False
         self._create_tables()
         self._event_high = self._load_event_high()
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file and truncate it."""
+        with self.lock:
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
         """Checkpoint and close the database."""
