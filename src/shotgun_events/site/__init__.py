@@ -2,7 +2,23 @@
 
 Run it with ``LocalSite`` (a context manager) in tests, or ``shotgunEventDaemon site``
 from a shell. Test controls (reserved event ids, bulk events, faults, counters, activity)
-are methods on ``LocalSite`` and ``POST /_local/<action>`` endpoints.
+are methods on ``LocalSite`` and ``POST /_local/<action>`` endpoints (JSON object of the
+method's keyword arguments in, ``{"result": ...}`` out, HTTP 400 ``{"error": ...}`` on
+misuse).
+
+Refused calls get HTTP 200 ``{"exception": true, "message", "error_code"}``: 102 for
+authentication (the client raises AuthenticationFault), 103 for unknown types, fields,
+relations, wrong values and missing entities, 104 for unknown methods, malformed bodies,
+wrong paths and verbs (the client raises Fault).
+
+Where it knowingly differs from a real site:
+- scripts' ApiUsers have ``generate_event_log_entries`` on (a real site defaults it off;
+  ``LocalSite(generate_events=False)`` gives the real default);
+- new event rows are visible at once; use ``reserve_event_ids`` to create the gaps that
+  fill in later, as on a real site;
+- unknown return fields come back as None; ``user_login`` logins accept any password;
+- the ``user``/``project`` names inside events are those at write time (``entity``
+  follows renames, retirement and revival).
 """
 
 from __future__ import annotations
