@@ -5,14 +5,20 @@ Rules:
 - A plugin is a ``*.py`` file directly in a configured folder whose name does
   not start with ``.`` or ``_``. Folders are processed in configuration order,
   plugins in file-name order.
-- Change detection costs one ``os.scandir`` per folder and one ``stat`` per
-  file per scan. Any difference in ``(mtime_ns, size)``, in either direction
-  (an older mtime after a ``git checkout`` or ``cp -p`` counts), reloads the
-  plugin, and so does ``touch``, as operators do with the original to revive a
-  plugin that was switched off. The content hash is computed only when a file
-  is (re)loaded and is kept in ``Plugin.fingerprint`` to tell which version
-  runs; an edit that keeps both mtime_ns and size is not noticed until the
-  next stat change or a forced ``reload()``.
+- ``scan()`` is the source of truth; a file watcher only makes it run sooner
+  and tells it which paths to look at closely. Change detection costs one
+  ``os.scandir`` per folder and one ``stat`` per file per scan. Any difference
+  in ``(mtime_ns, size)``, in either direction (an older mtime after a ``git
+  checkout`` or ``cp -p`` counts), reloads the plugin, and so does ``touch``,
+  as operators do with the original to revive a plugin that was switched off.
+- Paths passed as ``changed`` (reported by the watcher) are also hashed: a
+  content change that kept both mtime_ns and size reloads too. A reported path
+  whose stat and content are both unchanged (a ``chmod``, a save of identical
+  bytes within the same mtime tick) does not reload. Without a watcher such an
+  edit waits for the next stat change or a forced ``reload()``.
+- Paths passed as ``settling`` (still being written, per the watcher's
+  debounce) are left exactly as they are for this scan: not added, reloaded or
+  removed, so a half-written file is never imported.
 - Each load compiles the bytes it hashed (never a ``__pycache__`` file, whose
   validation by whole seconds and size could run stale code after a quick
   same-size edit) into a module with a new name; the previous module is
@@ -22,34 +28,49 @@ Rules:
   A broken edit switches the plugin off until fixed; the ``Plugin`` object
   (and so its key and its cursor in the engine) is kept, so it resumes where
   it stopped.
-- Helper modules next to a plugin are imported normally and cached in
-  ``sys.modules``: a change to a helper takes effect at the next restart.
+- Helper modules (files under a plugin folder that are not plugins, such as
+  ``_common/util.py``, and modules under ``helper_paths``) are tracked per
+  plugin load (see ``imports.py``). When one changes (stat change, or content
+  change of a reported path) its modules are evicted from ``sys.modules`` and
+  every plugin that imported it is reloaded, in plugin order. Helper paths are
+  put on ``sys.path`` like plugin folders. The first scan drops helpers that
+  were imported before it (a previous loader), so dependencies are complete.
+  A plugin that could not be reloaded when its helper changed (its own file
+  settling, its folder unreadable) is reloaded at the next scan that can.
+- A renamed plugin file is the removal of the old name and the addition of a
+  new plugin: positions are keyed by name, so it starts as a new plugin (the
+  log says so when the content is the same).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import importlib.util
-import itertools
+import importlib
 import logging
 import os
-import re
-import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 
 from shotgun_events.errors import PluginError
 from shotgun_events.events import PluginKey
+from shotgun_events.imports import (
+    HelperTracker,
+    normalise,
+    plugin_module_name,
+    record_imports,
+)
+
+# Re-exported: shotgun_events.testing and plugin authors' tests import it from here.
+from shotgun_events.imports import register_plugin_file as register_plugin_file
 from shotgun_events.registrar import Callback, Registrar
 
 log = logging.getLogger("engine.loader")
 
 Fingerprint = tuple[int, int, str]
-_module_ids = itertools.count(1)
+#: (plugin name, path, (mtime_ns, size)) of one plugin file in a folder listing.
+_Entry = tuple[str, Path, tuple[int, int]]
 
 
 def _default_logger(name: str) -> logging.Logger:
@@ -59,66 +80,6 @@ def _default_logger(name: str) -> logging.Logger:
 def is_plugin_file(name: str) -> bool:
     """Tell whether a file name in a plugin folder names a plugin."""
     return name.endswith(".py") and not name.startswith((".", "_"))
-
-
-def _is_plugin_failure(exc: BaseException) -> bool:
-    """Tell whether an exception raised by plugin code is the plugin's fault, not a stop request.
-
-    ``SystemExit`` from a plugin is its own error. A ``KeyboardInterrupt`` is the
-    operator's Ctrl-C only while Python's default SIGINT handler is installed;
-    once the engine handles SIGINT itself (setting a stop flag), one raised
-    inside plugin code can only come from the plugin.
-    """
-    if isinstance(exc, KeyboardInterrupt):
-        return signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-    return True
-
-
-def register_plugin_file(path: Path, source: bytes, registrar: Registrar) -> ModuleType:
-    """Import ``source`` as the plugin at ``path`` and run its ``registerCallbacks(registrar)``.
-
-    The module is left in ``sys.modules`` under a unique name (the caller drops
-    it on unload). Any failure raises ``PluginError`` naming the file and the
-    step, chained to the plugin's own exception; the module is then dropped.
-    """
-    folder = str(path.parent)
-    safe_stem = re.sub(r"\W", "_", path.stem)
-    module_name = f"shotgun_events_plugin_{next(_module_ids)}_{safe_stem}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None:  # pragma: no cover - only for paths without a .py suffix
-        raise PluginError(f"plugin {path}: cannot build an import spec")
-    module = importlib.util.module_from_spec(spec)
-    step = "import"
-    # Helpers next to the plugin must win over same-named installed modules while it imports.
-    sys.path.insert(0, folder)
-    sys.modules[module_name] = module
-    try:
-        code = compile(source, str(path), "exec", dont_inherit=True)
-        exec(code, module.__dict__)
-        register = getattr(module, "registerCallbacks", None)
-        if not callable(register):
-            raise PluginError(f"plugin {path}: defines no registerCallbacks(reg) function")
-        step = "registerCallbacks"
-        register(registrar)
-    except PluginError:
-        sys.modules.pop(module_name, None)
-        raise
-    except BaseException as exc:
-        sys.modules.pop(module_name, None)
-        if not _is_plugin_failure(exc):
-            raise
-        raise PluginError(f"plugin {path}: {step} failed: {type(exc).__name__}: {exc}") from exc
-    finally:
-        _remove_first(sys.path, folder)
-        # Callbacks may import helpers lazily: keep the folder reachable, after everything else.
-        if folder not in sys.path:
-            sys.path.append(folder)
-    return module
-
-
-def _remove_first(items: list[str], value: str) -> None:
-    with contextlib.suppress(ValueError):  # a plugin took it out itself
-        items.remove(value)
 
 
 @dataclass(eq=False)
@@ -140,6 +101,8 @@ class Plugin:
     #: Incremented at every load attempt, so holders of old callbacks can tell.
     generation: int = 0
     module_name: str | None = field(default=None, repr=False)
+    #: Helper files the last load imported (or failed in); a change to one reloads the plugin.
+    helper_files: frozenset[Path] = field(default_factory=frozenset, repr=False)
 
     def deactivate(self, reason: str) -> None:
         """Switch the plugin off until its file changes (the caller has logged the error)."""
@@ -172,13 +135,19 @@ class PluginLoader:
         self,
         *,
         paths: Sequence[Path],
+        helper_paths: Sequence[Path] = (),
         logger_factory: Callable[[str], logging.Logger] = _default_logger,
     ) -> None:
         # The same folder listed twice would load its plugins twice under the same key.
         self._paths = list(dict.fromkeys(Path(p) for p in paths))
+        self._helper_paths = list(dict.fromkeys(Path(p) for p in helper_paths))
         self._logger_factory = logger_factory
         self._plugins: dict[PluginKey, Plugin] = {}
         self._unreadable: set[Path] = set()
+        self._helpers = HelperTracker([*self._paths, *self._helper_paths])
+        self._scanned = False
+        #: Plugins whose helpers changed while they could not be reloaded (settling, unreadable).
+        self._owed: set[PluginKey] = set()
         #: Collections in ``paths`` order, plugins in file-name order; inactive ones included.
         self.plugins: list[Plugin] = []
 
@@ -186,8 +155,21 @@ class PluginLoader:
         """Return the plugin with this key, or None."""
         return self._plugins.get(key)
 
-    def scan(self) -> ScanResult:
-        """Load new files, reload changed ones and unload deleted ones."""
+    def scan(self, changed: Collection[Path] = (), settling: Collection[Path] = ()) -> ScanResult:
+        """Load new files, reload changed ones (or whose helpers changed), unload deleted ones.
+
+        ``changed``: paths a watcher reported, checked by content as well as by
+        stat. ``settling``: paths still being written, left alone this time.
+        """
+        reported = {normalise(p) for p in changed}
+        waiting = {normalise(p) for p in settling}
+        if not self._scanned:
+            self._helpers.evict_all()
+            self._scanned = True
+        stale = self._helpers.evict(self._helpers.changed_files(reported, waiting))
+        if stale or reported:
+            # The import system caches folder listings; a helper created since must be found.
+            importlib.invalidate_caches()
         result = ScanResult()
         ordered: list[Plugin] = []
         seen: set[PluginKey] = set()
@@ -199,16 +181,21 @@ class PluginLoader:
                 ordered.extend(kept)
                 seen.update(p.key for p in kept)
                 continue
-            for name, path, stat in entries:
+            for name, path, stat in self._with_settling(collection, entries, waiting):
                 key = (str(collection), name)
-                seen.add(key)
                 plugin = self._plugins.get(key)
+                if stat is None or normalise(path) in waiting:
+                    if plugin is not None:  # still being written: keep what runs now
+                        ordered.append(plugin)
+                        seen.add(key)
+                    continue
+                seen.add(key)
                 if plugin is None:
                     plugin = Plugin(key, collection, name, path, self._logger_factory(name))
                     self._plugins[key] = plugin
                     self._load(plugin, stat)
                     result.added.append(plugin)
-                elif plugin.fingerprint[:2] != stat:
+                elif self._needs_reload(plugin, stat, reported, stale):
                     self._load(plugin, stat)
                     result.reloaded.append(plugin)
                 ordered.append(plugin)
@@ -217,6 +204,11 @@ class PluginLoader:
             self._unload(plugin, "its file was removed")
             result.removed.append(plugin)
         self.plugins = ordered
+        done = {p.key for p in (*result.added, *result.reloaded, *result.removed)}
+        self._owed.update(p.key for p in ordered if p.key not in done and p.helper_files & stale)
+        self._owed.difference_update(done)
+        self._helpers.forget_except(set().union(*(p.helper_files for p in ordered)))
+        _log_renames(result)
         return result
 
     def reload(self, key: PluginKey) -> Plugin | None:
@@ -232,9 +224,46 @@ class PluginLoader:
         self._load(plugin, stat)
         return plugin
 
-    def _list(self, collection: Path) -> list[tuple[str, Path, tuple[int, int]]] | None:
+    def _needs_reload(
+        self, plugin: Plugin, stat: tuple[int, int], reported: set[Path], stale: set[Path]
+    ) -> bool:
+        if plugin.fingerprint[:2] != stat:
+            return True
+        if plugin.helper_files & stale or plugin.key in self._owed:
+            log.info(
+                "reloading plugin %s: helper %s changed",
+                plugin.name,
+                ", ".join(sorted(str(p) for p in plugin.helper_files & stale)) or "earlier",
+            )
+            return True
+        if normalise(plugin.path) not in reported:
+            return False
+        try:
+            digest = hashlib.sha1(plugin.path.read_bytes()).hexdigest()
+        except OSError:
+            return True  # _load reports the read error and switches the plugin off
+        return digest != plugin.fingerprint[2]
+
+    @staticmethod
+    def _with_settling(
+        collection: Path, entries: list[_Entry], waiting: set[Path]
+    ) -> list[tuple[str, Path, tuple[int, int] | None]]:
+        """Add settling plugin files that are missing right now (mid-rename), without a stat."""
+        listed = {normalise(path) for _, path, _ in entries}
+        merged: list[tuple[str, Path, tuple[int, int] | None]] = list(entries)
+        merged.extend(
+            (path.name[:-3], collection / path.name, None)
+            for path in waiting
+            if path not in listed
+            and path.parent == normalise(collection)
+            and is_plugin_file(path.name)
+        )
+        merged.sort(key=lambda item: item[0])
+        return merged
+
+    def _list(self, collection: Path) -> list[_Entry] | None:
         """List a folder's plugin files with their (mtime_ns, size), sorted by name."""
-        found: list[tuple[str, Path, tuple[int, int]]] = []
+        found: list[_Entry] = []
         try:
             with os.scandir(collection) as it:
                 for entry in it:
@@ -274,10 +303,25 @@ class PluginLoader:
             return
         plugin.fingerprint = (*stat, hashlib.sha1(source).hexdigest())
         registrar = Registrar(plugin.name, plugin.path, plugin.logger)
-        try:
-            module = register_plugin_file(plugin.path, source, registrar)
-        except PluginError as exc:
-            self._fail(plugin, str(exc), exc)
+        module_name = plugin_module_name(plugin.path)
+        before = set(sys.modules)
+        failure: PluginError | None = None
+        with record_imports() as record:
+            try:
+                module = register_plugin_file(
+                    plugin.path,
+                    source,
+                    registrar,
+                    module_name=module_name,
+                    helper_paths=self._helper_paths,
+                )
+            except PluginError as exc:
+                failure = exc
+        plugin.helper_files = self._helpers.dependencies(
+            module_name, record, set(sys.modules) - before, failure
+        )
+        if failure is not None:
+            self._fail(plugin, str(failure), failure)
             return
         self._drop_module(plugin)
         plugin.module_name = module.__name__
@@ -326,3 +370,18 @@ class PluginLoader:
         if plugin.module_name is not None:
             sys.modules.pop(plugin.module_name, None)
             plugin.module_name = None
+
+
+def _log_renames(result: ScanResult) -> None:
+    """Say so when a plugin added in a scan has the content of one removed in the same scan."""
+    removed = {p.fingerprint[2]: p for p in result.removed if p.fingerprint[2]}
+    for plugin in result.added:
+        old = removed.get(plugin.fingerprint[2])
+        if old is not None:
+            log.info(
+                "plugin %s looks like plugin %s renamed; positions are kept by name, so it "
+                "starts as a new plugin and %s's position stays saved under its old name",
+                plugin.name,
+                old.name,
+                old.name,
+            )

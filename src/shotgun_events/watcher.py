@@ -1,0 +1,324 @@
+"""Watch plugin folders and helper paths, so plugin changes are picked up without waiting.
+
+The watcher never loads anything: it collects the ``*.py`` paths that changed
+and hands them to the loop, whose ``PluginLoader.scan(changed=..., settling=...)``
+stays the source of truth (a missed or dropped event only delays a reload until
+the next scan notices the stat change). Rules:
+
+- Plugin folders are watched non-recursively; their sub-folders (helper
+  packages such as ``_common/``, except hidden ones and ``__pycache__``) and
+  every helper path recursively. Created, modified, deleted, moved (both ends),
+  closed-after-write and attribute (``touch``, ``os.utime``) events count.
+- Debounce: a path is *due* once ``debounce`` seconds passed since its last
+  event; until then it is *pending* (an editor or rsync still writing it).
+  ``changed`` is set as soon as a path becomes due, from a small settler
+  thread, so waking on it never catches a file mid-write.
+- Native watching (inotify) is used unless ``polling`` is asked for (network
+  file systems, where inotify sees no remote writes); if it cannot start (no
+  inotify, watch limits), the watcher polls instead and says so at WARNING.
+- A folder that is missing at start, or disappears, is watched again when it
+  reappears (checked at each ``take_due``); sub-folders created later too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+
+from watchdog.events import (
+    EVENT_TYPE_ATTRIB,
+    EVENT_TYPE_CLOSED,
+    EVENT_TYPE_CREATED,
+    EVENT_TYPE_DELETED,
+    EVENT_TYPE_MODIFIED,
+    EVENT_TYPE_MOVED,
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileAttribEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver, ObservedWatch
+from watchdog.observers.polling import PollingObserver
+
+log = logging.getLogger("engine.watcher")
+
+_FILE_EVENTS = frozenset(
+    {
+        EVENT_TYPE_CREATED,
+        EVENT_TYPE_MODIFIED,
+        EVENT_TYPE_DELETED,
+        EVENT_TYPE_MOVED,
+        EVENT_TYPE_CLOSED,
+        EVENT_TYPE_ATTRIB,
+    }
+)
+_DIR_EVENTS = frozenset({EVENT_TYPE_CREATED, EVENT_TYPE_DELETED, EVENT_TYPE_MOVED})
+# Narrows the inotify mask: the loader's own reads (open, close-no-write) stay silent.
+_EVENT_FILTER: list[type[FileSystemEvent]] = [
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileAttribEvent,
+    FileDeletedEvent,
+    FileMovedEvent,
+    FileClosedEvent,
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+]
+
+#: (folder, recursive)
+_Target = tuple[Path, bool]
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, watcher: PluginWatcher) -> None:
+        self._watcher = watcher
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        self._watcher._on_event(event)
+
+
+class PluginWatcher:
+    """Report changed ``*.py`` files under plugin folders and helper paths, debounced."""
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        *,
+        helper_paths: Sequence[Path] = (),
+        polling: bool = False,
+        poll_interval: float = 1.0,
+        debounce: float = 0.3,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._paths = list(dict.fromkeys(Path(os.path.abspath(p)) for p in paths))
+        self._helper_paths = list(dict.fromkeys(Path(os.path.abspath(p)) for p in helper_paths))
+        self._polling = polling
+        self._poll_interval = poll_interval
+        self._debounce = debounce
+        self._clock = clock
+        #: Set once a changed path is due; ``take_due`` clears it.
+        self.changed = threading.Event()
+        self._cond = threading.Condition()  # guards _pending and _closing
+        self._pending: dict[Path, float] = {}
+        self._closing = False
+        self._watch_lock = threading.Lock()  # guards the observer and its watches
+        self._observer: BaseObserver | None = None
+        self._watches: dict[_Target, ObservedWatch] = {}
+        self._resync = False
+        self._missing: set[Path] = set()
+        self._settler: threading.Thread | None = None
+
+    @property
+    def polling(self) -> bool:
+        """True when the running observer polls (asked for, or the native one failed)."""
+        return isinstance(self._observer, PollingObserver)
+
+    def __enter__(self) -> PluginWatcher:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start watching (once); falls back to polling if native watching cannot start."""
+        with self._watch_lock:
+            if self._observer is not None or self._closing:
+                return
+            if not self._polling:
+                try:
+                    self._observer = self._launch(Observer())
+                except Exception as exc:
+                    log.warning(
+                        "native file watching cannot start (%s); polling the plugin folders "
+                        "every %.1f s instead",
+                        exc,
+                        self._poll_interval,
+                    )
+            if self._observer is None:
+                self._observer = self._launch(PollingObserver(timeout=self._poll_interval))
+        self._settler = threading.Thread(
+            target=self._settle, name="plugin-watcher-settler", daemon=True
+        )
+        self._settler.start()
+        log.info(
+            "watching %d plugin folders and %d helper paths for changes (%s, debounce %.2f s)",
+            len(self._paths),
+            len(self._helper_paths),
+            "polling" if self.polling else "native",
+            self._debounce,
+        )
+
+    def stop(self) -> None:
+        """Stop watching and join every thread the watcher started; safe to call twice."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        with self._watch_lock:
+            observer, self._observer = self._observer, None
+            self._watches.clear()
+        if observer is not None:
+            _dispose(observer)
+        if self._settler is not None:
+            self._settler.join()
+            self._settler = None
+
+    def pending(self) -> dict[Path, float]:
+        """Paths reported but still settling, with the clock time of their last event."""
+        with self._cond:
+            return dict(self._pending)
+
+    def take_due(self) -> set[Path]:
+        """Return and forget the changed paths whose last event is ``debounce`` seconds old."""
+        with self._cond:
+            now = self._clock()
+            due = {p for p, t in self._pending.items() if now - t >= self._debounce}
+            for path in due:
+                del self._pending[path]
+            # What is left is not due yet; the settler sets the event again when it is.
+            self.changed.clear()
+            self._cond.notify_all()
+        self._sync_if_needed()
+        return due
+
+    # -- observer side --------------------------------------------------------
+
+    def _launch(self, observer: BaseObserver) -> BaseObserver:
+        """Schedule every existing target on ``observer`` and start it; dispose of it on error."""
+        try:
+            for target in self._targets():
+                self._watches[target] = observer.schedule(
+                    _Handler(self),
+                    str(target[0]),
+                    recursive=target[1],
+                    event_filter=_EVENT_FILTER,
+                )
+            observer.start()
+        except BaseException:
+            self._watches.clear()
+            _dispose(observer)
+            raise
+        return observer
+
+    def _targets(self) -> set[_Target]:
+        """The folders to watch now; remembers configured ones that are missing."""
+        targets: set[_Target] = set()
+        missing: set[Path] = set()
+        for folder in self._paths:
+            if not folder.is_dir():
+                missing.add(folder)
+                continue
+            targets.add((folder, False))
+            with contextlib.suppress(OSError), os.scandir(folder) as entries:
+                targets.update(
+                    (Path(e.path), True)
+                    for e in entries
+                    if not e.name.startswith(".")
+                    and e.name != "__pycache__"
+                    and e.is_dir(follow_symlinks=False)
+                )
+        for folder in self._helper_paths:
+            if folder.is_dir():
+                targets.add((folder, True))
+            else:
+                missing.add(folder)
+        for folder in missing - self._missing:
+            log.warning(
+                "%s is not a folder (yet); it is watched once it exists, and scanned meanwhile",
+                folder,
+            )
+        self._missing = missing
+        return targets
+
+    def _sync_if_needed(self) -> None:
+        with self._watch_lock:
+            observer = self._observer
+            if observer is None or not (self._resync or self._missing):
+                return
+            self._resync = False
+            wanted = self._targets()
+            for target in set(self._watches) - wanted:
+                watch = self._watches.pop(target)
+                with contextlib.suppress(Exception):  # its folder is gone: nothing to release
+                    observer.unschedule(watch)
+            for target in wanted - set(self._watches):
+                try:
+                    self._watches[target] = observer.schedule(
+                        _Handler(self),
+                        str(target[0]),
+                        recursive=target[1],
+                        event_filter=_EVENT_FILTER,
+                    )
+                except OSError as exc:
+                    log.warning(
+                        "cannot watch %s (%s); its changes are found by the regular scan",
+                        target[0],
+                        exc,
+                    )
+                else:
+                    log.info("now watching %s", target[0])
+
+    def _on_event(self, event: FileSystemEvent) -> None:
+        """Runs on the observer thread: note relevant paths, never load anything."""
+        if event.is_directory:
+            if event.event_type in _DIR_EVENTS:
+                self._resync = True
+            return
+        if event.event_type not in _FILE_EVENTS:
+            return
+        paths = [event.src_path]
+        if event.event_type == EVENT_TYPE_MOVED:
+            paths.append(event.dest_path)
+        found = [
+            Path(os.path.abspath(os.fsdecode(p)))
+            for p in paths
+            if p and os.fsdecode(p).endswith(".py") and "__pycache__" not in os.fsdecode(p)
+        ]
+        if not found:
+            return
+        with self._cond:
+            now = self._clock()
+            for path in found:
+                self._pending[path] = now
+            self._cond.notify_all()
+        log.debug("%s: %s", event.event_type, ", ".join(map(str, found)))
+
+    def _settle(self) -> None:
+        """Set ``changed`` when a pending path becomes due; sleep until the next one can."""
+        with self._cond:
+            while not self._closing:
+                now = self._clock()
+                waits = [t + self._debounce - now for t in self._pending.values()]
+                if any(w <= 0 for w in waits):
+                    self.changed.set()
+                future = [w for w in waits if w > 0]
+                # An injected clock may not follow real time: never sleep longer than a debounce.
+                timeout = min(min(future), max(self._debounce, 0.01)) if future else None
+                self._cond.wait(timeout)
+
+
+def _dispose(observer: BaseObserver) -> None:
+    """Stop an observer, started or not, and join its threads."""
+    observer.stop()  # also releases the inotify instance of one that never started
+    if observer.ident is not None:
+        observer.join()
