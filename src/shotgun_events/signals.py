@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -16,6 +17,8 @@ STOP_SIGNALS = tuple(
 )
 #: Signals that ask the daemon to reload its plugins (POSIX only).
 RELOAD_SIGNALS = tuple(getattr(signal, name) for name in ("SIGHUP",) if hasattr(signal, name))
+
+log = logging.getLogger("engine.signals")
 
 
 def _ignore(signum: int, frame: FrameType | None) -> None:
@@ -88,12 +91,21 @@ class StopFlag:
                     self._on_signal(signum)
 
     def _on_signal(self, signum: int) -> None:
+        # This runs in the watcher thread, not in a signal handler: logging is safe here.
+        name = signal.Signals(signum).name
         if signum in STOP_SIGNALS:
             self._stop_signals_seen += 1
             if self._stop_signals_seen > 1:
                 self._force_exit(signum)
-            self.request_stop(signal.Signals(signum).name)
+            log.info(
+                "%s received; stopping after the current event (send it again to force the exit)",
+                name,
+            )
+            self.request_stop(name)
         elif signum in RELOAD_SIGNALS:
+            log.info(
+                "%s received; reloading the configuration and plugins at the next safe point", name
+            )
             self.reload_requested.set()
 
     @staticmethod

@@ -18,7 +18,6 @@ from shotgun_events.site import LocalSite
 
 RECORDER = '''\
 """Records every event it gets as '<plugin> <id>' lines (test plugin)."""
-import contextlib
 import os
 
 RECORD = os.environ["RECORD_FILE"]
