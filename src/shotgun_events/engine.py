@@ -19,14 +19,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
-from .cursor import Cursor, awaited_ids
-from .dispatch import Dispatcher, Outcome
+from .cursor import Cursor
+from .delivery import Delivery, ParallelDelivery, SerialDelivery
+from .delivery import Hooks as DeliveryHooks
+from .dispatch import Dispatcher
 from .errors import StateWriteError
 from .events import Event, PluginKey
 from .legacy_state import ANY_PLUGIN
 from .retry import SiteRetry
 from .runner import PluginRunner
 from .source import EventSource
+from .watch import CallbackWatch
 
 if TYPE_CHECKING:
     from .loader import Plugin, ScanResult
@@ -81,6 +84,14 @@ class Settings:
     backlog_poll_interval: float = 5.0
     start_from_id: int | None = None
     state_retry_interval: float = 5.0
+    #: "parallel": one worker per plugin; "serial": the original's single thread.
+    dispatch: str = "serial"
+    #: Batches a parallel worker may have queued before it catches up on its own.
+    max_pending_batches: int = 4
+    #: Seconds a worker may take to finish its current event when the daemon stops.
+    stop_grace: float = 30.0
+    #: Seconds one callback may run before its stack is logged (0 = never).
+    callback_timeout: float = 0.0
 
 
 @dataclass
@@ -119,6 +130,7 @@ class Engine:
         hooks: Hooks | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
+        source_factory: Callable[[], EventSource] | None = None,
     ) -> None:
         self._source = source
         self._retry = retry
@@ -139,6 +151,26 @@ class Engine:
         self._ready = False
         self._next_backlog_poll = 0.0
         self.stats = Stats()
+        self._delivery = self._make_delivery(source_factory or (lambda: source))
+        self._watchdog = CallbackWatch(settings.callback_timeout)
+
+    def _make_delivery(self, source_factory: Callable[[], EventSource]) -> Delivery:
+        hooks = DeliveryHooks(
+            on_failed=lambda plugin: self._publish_plugin_status(),
+            on_state_trouble=self._state_trouble,
+            clock=self._clock,
+        )
+        if self._settings.dispatch == "parallel":
+            return ParallelDelivery(
+                hooks,
+                self._stop,
+                source_factory=source_factory,
+                retry=self._retry,
+                batch_size=self._settings.batch_size,
+                max_pending=self._settings.max_pending_batches,
+                state_retry_interval=self._settings.state_retry_interval,
+            )
+        return SerialDelivery(hooks, self._stop)
 
     @property
     def runners(self) -> list[PluginRunner]:
@@ -184,34 +216,38 @@ class Engine:
         """Repeat ``run_once`` until a stop or reload is requested."""
         if not self._started and not self.start():
             return Exit.STOP
-        while not self._stop.is_set() and not self._reload.is_set():
-            full = self.run_once()
-            if not full and self._idle_wait():
-                break
-        self.flush()
+        try:
+            while not self._stop.is_set() and not self._reload.is_set():
+                full = self.run_once()
+                if not full and self._idle_wait():
+                    break
+        finally:
+            self._delivery.close(self._settings.stop_grace)
         return Exit.RELOAD if self._reload.is_set() and not self._stop.is_set() else Exit.STOP
 
     def run_once(self) -> bool:
         """Do one round of named steps; True when a full batch came back (more may wait)."""
-        if not self._save_pending():
+        if not self._delivery.save_pending():
             return False
         self.refresh_plugins()
+        self._delivery.wait_for_room(self._stop)
         batch = self._fetch_fresh()
         if batch is None:
             return False
-        delivered = self._deliver(batch)
+        delivered = self._delivery.deliver(batch)
         self._poll_backlog()
-        self._expire_backlogs()
+        self._delivery.expire(self._clock())
+        self._watchdog.check(self._delivery.busy())
         self._hooks.heartbeat()
         return delivered and len(batch) >= self._settings.batch_size
 
-    def flush(self) -> None:
-        """Persist every cursor that moved over unmatched events."""
-        for runner in self._runners.values():
-            try:
-                runner.flush()
-            except StateWriteError as exc:
-                log.critical("cannot write the state file: %s", exc)
+    def drain(self, timeout: float = 10.0) -> bool:
+        """Wait until every plugin handled what was fetched so far (tests, benchmarks)."""
+        return self._delivery.drain(timeout)
+
+    def close(self) -> None:
+        """Stop delivery: workers finish the event in hand and persist their cursors."""
+        self._delivery.close(self._settings.stop_grace)
 
     # -- named steps ---------------------------------------------------------
 
@@ -221,13 +257,18 @@ class Engine:
         for plugin in result.removed:
             runner = self._runners.pop(plugin.key, None)
             if runner is not None:
+                self._delivery.remove(runner)
                 self._saved[plugin.key] = runner.cursor
                 log.info(
                     "plugin %s removed; its position %d is kept", plugin.name, runner.cursor.last_id
                 )
         for plugin in self._loader.plugins:
             if plugin.key not in self._runners:
-                self._runners[plugin.key] = self._new_runner(plugin)
+                runner = self._new_runner(plugin)
+                self._runners[plugin.key] = runner
+                self._delivery.add(runner)
+        if isinstance(self._delivery, SerialDelivery):
+            self._delivery.order(self.runners)
         if result.added or result.reloaded or result.removed:
             self._publish_plugin_status()
             self._hooks.on_plugins_changed(self._loader.plugins)
@@ -288,70 +329,24 @@ class Engine:
         return batch
 
     def _fetch_position(self) -> int:
-        active = [r.cursor.last_id for r in self._runners.values() if r.active]
-        return min(active) if active else self._head
-
-    def _deliver(self, batch: list[Event]) -> bool:
-        """Hand each event to every active plugin in order; False if interrupted."""
-        runners = self.runners
-        now = self._clock()
-        try:
-            for event in batch:
-                if self._stop.is_set():
-                    return False
-                for runner in runners:
-                    if runner.handle(event, now) is Outcome.FAILED:
-                        self._publish_plugin_status()
-            for runner in runners:
-                runner.flush()
-        except StateWriteError as exc:
-            self._state_trouble(exc)
-            return False
-        return True
+        return self._delivery.fetch_position(self._head)
 
     def _poll_backlog(self) -> None:
         """Look for late events by id, no more often than the poll interval."""
         if self._monotonic() < self._next_backlog_poll:
             return
         self._next_backlog_poll = self._monotonic() + self._settings.backlog_poll_interval
-        runners = [r for r in self.runners if r.active and r.cursor.backlog]
-        ids = awaited_ids(r.cursor for r in runners)
-        if not ids:
+        awaited: set[int] = set()
+        for runner in self._runners.values():
+            if runner.active:
+                awaited |= runner.awaited()
+        if not awaited:
             return
+        ids = sorted(awaited)
         found = self._retry.call("reading missing event ids", lambda: self._source.fetch_ids(ids))
         self.stats.backlog_reads += 1
-        if not found:
-            return
-        now = self._clock()
-        try:
-            for event in found:
-                for runner in runners:
-                    if runner.handle(event, now) is Outcome.FAILED:
-                        self._publish_plugin_status()
-        except StateWriteError as exc:
-            self._state_trouble(exc)
-
-    def _expire_backlogs(self) -> None:
-        now = self._clock()
-        try:
-            for runner in self._runners.values():
-                runner.expire(now)
-        except StateWriteError as exc:
-            self._state_trouble(exc)
-
-    def _save_pending(self) -> bool:
-        """Retry state writes that failed; deliver nothing more until they succeed."""
-        pending = [r for r in self._runners.values() if r.unsaved]
-        if not pending:
-            return True
-        try:
-            for runner in pending:
-                runner.save()
-        except StateWriteError as exc:
-            self._state_trouble(exc)
-            return False
-        log.warning("the state file can be written again; resuming delivery")
-        return True
+        if found:
+            self._delivery.deliver_late(found)
 
     def _state_trouble(self, exc: StateWriteError) -> None:
         log.critical(

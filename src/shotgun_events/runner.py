@@ -9,6 +9,7 @@ re-delivers at most the one event that was in flight.
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
@@ -50,6 +51,8 @@ class PluginRunner:
         self._timeout = backlog_timeout
         self._unsaved = False
         self._dirty = False
+        # Guards cursor changes against the engine reading the backlog from its thread.
+        self._lock = threading.Lock()
         self.delivered = 0
 
     @property
@@ -67,10 +70,15 @@ class PluginRunner:
         """Whether the last cursor change could not be persisted yet."""
         return self._unsaved
 
-    def wants(self, event: Event) -> bool:
-        """Tell whether this event is one the plugin has not handled yet."""
-        event_id = int(event["id"])
-        return self.cursor.is_fresh(event_id) or self.cursor.is_awaited(event_id)
+    @property
+    def dirty(self) -> bool:
+        """Whether the cursor moved over unmatched events since the last save."""
+        return self._dirty
+
+    def awaited(self) -> set[int]:
+        """Return the ids this plugin still waits for (safe from another thread)."""
+        with self._lock:
+            return set(self.cursor.backlog)
 
     def handle(self, event: Event, now: datetime) -> Outcome | None:
         """Deliver one event if the plugin still needs it; None when it did not."""
@@ -80,9 +88,11 @@ class PluginRunner:
         if self.cursor.is_fresh(event_id):
             outcome = self._dispatcher.run(self.plugin, event)
             if outcome is not Outcome.FAILED:
-                self._report(
-                    self.cursor.advance(event_id, event.get("created_at"), now, self._timeout)
-                )
+                with self._lock:
+                    report = self.cursor.advance(
+                        event_id, event.get("created_at"), now, self._timeout
+                    )
+                self._report(report)
                 self._after(outcome)
             return outcome
         if self.cursor.is_awaited(event_id):
@@ -90,7 +100,8 @@ class PluginRunner:
             if outcome is not Outcome.FAILED:
                 if outcome is Outcome.DONE:
                     log.info("%s: late event %d delivered", self.plugin.name, event_id)
-                self.cursor.settle_late(event_id)
+                with self._lock:
+                    self.cursor.settle_late(event_id)
                 self._after(outcome)
             return outcome
         return None
@@ -102,7 +113,8 @@ class PluginRunner:
 
     def expire(self, now: datetime) -> list[int]:
         """Give up on backlog ids whose wait is over."""
-        expired = self.cursor.expire(now)
+        with self._lock:
+            expired = self.cursor.expire(now)
         if expired:
             log.warning(
                 "%s: event ids %s never appeared within the backlog timeout; giving up on them",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -37,14 +38,17 @@ class FakeSource:
     """An event log where some allocated ids are not visible yet."""
 
     def __init__(self) -> None:
+        # Plugin workers read while the test writes: every access takes the lock.
+        self._lock = threading.RLock()
         self.events: dict[int, Event] = {}
         self.hidden: set[int] = set()
         self.calls: list[tuple[str, Any]] = []
         self.fail_next = 0
 
     def add(self, *ids: int, created_at: datetime | None = None, **fields: Any) -> None:
-        for event_id in ids:
-            self.events[event_id] = make_event(event_id, created_at=created_at, **fields)
+        with self._lock:
+            for event_id in ids:
+                self.events[event_id] = make_event(event_id, created_at=created_at, **fields)
 
     def _check(self) -> None:
         if self.fail_next:
@@ -52,23 +56,25 @@ class FakeSource:
             raise SiteError("injected")
 
     def fetch_after(self, last_id: int, limit: int) -> list[Event]:
-        self.calls.append(("after", last_id))
-        self._check()
-        ids = sorted(i for i in self.events if i > last_id and i not in self.hidden)
-        return [dict(self.events[i]) for i in ids[:limit]]
+        with self._lock:
+            self.calls.append(("after", last_id))
+            self._check()
+            ids = sorted(i for i in self.events if i > last_id and i not in self.hidden)
+            return [dict(self.events[i]) for i in ids[:limit]]
 
     def fetch_ids(self, ids: Sequence[int]) -> list[Event]:
-        self.calls.append(("ids", tuple(ids)))
-        self._check()
-        return [
-            dict(self.events[i]) for i in sorted(ids) if i in self.events and i not in self.hidden
-        ]
+        with self._lock:
+            self.calls.append(("ids", tuple(ids)))
+            self._check()
+            visible = [i for i in sorted(ids) if i in self.events and i not in self.hidden]
+            return [dict(self.events[i]) for i in visible]
 
     def newest_id(self) -> int:
-        self.calls.append(("newest", None))
-        self._check()
-        visible = [i for i in self.events if i not in self.hidden]
-        return max(visible, default=0)
+        with self._lock:
+            self.calls.append(("newest", None))
+            self._check()
+            visible = [i for i in self.events if i not in self.hidden]
+            return max(visible, default=0)
 
 
 @dataclass(eq=False)

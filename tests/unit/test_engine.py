@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -24,6 +25,32 @@ from .fakes import (
 )
 
 
+@pytest.fixture(autouse=True, params=["serial", "parallel"])
+def dispatch(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run every engine rule in both delivery modes."""
+    global DISPATCH
+    DISPATCH = request.param
+    yield request.param
+    for engine in ENGINES:
+        engine.close()
+    ENGINES.clear()
+
+
+DISPATCH = "serial"
+ENGINES: list[Engine] = []
+
+
+class SteppedEngine(Engine):
+    """An engine whose run_once also waits for the plugin workers to finish."""
+
+    drain_timeout = 5.0
+
+    def run_once(self) -> bool:
+        full = super().run_once()
+        self.drain(timeout=self.drain_timeout)
+        return full
+
+
 def build(
     source: FakeSource,
     plugins: list[FakePlugin],
@@ -37,7 +64,7 @@ def build(
     clock = clock or Clock()
     stop = threading.Event()
     retry = SiteRetry(max_attempts=3, burst_sleep=0, wait=lambda s: stop.is_set())
-    engine = Engine(
+    engine = SteppedEngine(
         source=source,
         retry=retry,
         loader=FakeLoader(plugins),
@@ -48,12 +75,15 @@ def build(
             backlog_timeout=timedelta(seconds=300),
             backlog_poll_interval=5.0,
             start_from_id=start_from_id,
+            dispatch=DISPATCH,
+            state_retry_interval=0.01,
         ),
         stop=stop,
         clock=clock,
         monotonic=clock.monotonic,
     )
     assert engine.start()
+    ENGINES.append(engine)
     return engine, store, clock
 
 
@@ -93,8 +123,8 @@ def test_every_plugin_gets_every_event_in_order_and_resumes_from_saved_state() -
     # Then each plugin got exactly the events after its own position, in order
     assert a.received == list(range(3, 11))
     assert b.received == list(range(5, 11))
-    # And the reads started at the lowest position
-    assert source.calls[1] == ("after", 2)
+    # And the slower plugin's events were read from its own position
+    assert ("after", 2) in source.calls
 
 
 def test_late_event_is_delivered_once_and_later_events_are_not_repeated() -> None:
@@ -184,12 +214,10 @@ def test_reactivated_plugin_resumes_from_the_failed_event() -> None:
     engine, _, _ = build(source, [bad, good])
     source.add(2, 3, 4)
     engine.run_once()
-    # When the plugin is fixed and comes back (as after a file change)
-    bad.callbacks[0].func.__defaults__  # noqa: B018 - the callback object stays the same
-    bad.active, bad.reason = True, None
-    bad.received.clear()
+    # When the plugin is fixed and comes back (as the loader does: callbacks, then active)
     fixed = recording_plugin("tmp")
     bad.callbacks = [fixed.callbacks[0]]
+    bad.active, bad.reason = True, None
     engine.run_once()
     # Then it gets 3 and 4, and the healthy plugin gets nothing twice
     assert fixed.received == [3, 4]
@@ -243,6 +271,8 @@ def test_full_disk_stops_delivery_until_state_can_be_written() -> None:
     source.add(1)
     plugin = recording_plugin("a")
     engine, store, _ = build(source, [plugin])
+    # A worker retrying its state write is not idle: do not wait long for it.
+    engine.drain_timeout = 0.5  # type: ignore[attr-defined]
     source.add(2, 3)
     # When the disk is full
     store.full = True
