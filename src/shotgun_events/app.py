@@ -10,11 +10,12 @@ SIGHUP re-reads the configuration and builds it again in the same process
 from __future__ import annotations
 
 import logging
+import ssl
 import sys
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from .service import ReadyReporter, Run
 from .signals import StopFlag
 from .source import ShotgunEventSource
 from .state import StateStore, read_positions
+from .watcher import PluginWatcher
 
 log = logging.getLogger("engine")
 
@@ -54,8 +56,8 @@ def prepare(config_path: Path, options: Options) -> Run:
     problems = permission_warnings(config)
     if problems and config.strict_permissions:
         raise ConfigError(f"{problems[0]} (strict_permissions is on in {config.path})")
-    notes = [*warnings, *problems]
-    for line in notes:
+    notes = [(logging.WARNING, line) for line in [*warnings, *problems]]
+    for _, line in notes:
         print(f"shotgunEventDaemon: warning: {line}", file=sys.stderr)
 
     def run(reporter: ReadyReporter) -> int:
@@ -65,7 +67,10 @@ def prepare(config_path: Path, options: Options) -> Run:
 
 
 def serve(
-    config: Config, options: Options, reporter: ReadyReporter, notes: Sequence[str] = ()
+    config: Config,
+    options: Options,
+    reporter: ReadyReporter,
+    notes: Sequence[tuple[int, str]] = (),
 ) -> int:
     """Run the daemon until stopped, rebuilding it on SIGHUP; return the exit code."""
     flag = StopFlag()
@@ -75,16 +80,17 @@ def serve(
     try:
         while True:
             daemon = Daemon.build(config, options, flag=flag, reporter=reporter, systemd=systemd)
-            for line in notes:
-                log.warning("%s", line)
-            notes = ()
+            for level, text in notes:
+                log.log(level, "%s", text)
+            notes = []
             try:
                 outcome = daemon.run()
             finally:
                 daemon.close()
             if outcome is Exit.STOP:
                 return 0
-            config = _reread(config)
+            # Logging is closed with the old daemon: keep what to say for the new one.
+            config, notes = _reread(config)
             flag.reload_requested.clear()
     except ShotgunEventsError as exc:
         reporter.failed(str(exc), exc.exit_code)
@@ -94,18 +100,21 @@ def serve(
         flag.uninstall()
 
 
-def _reread(config: Config) -> Config:
-    """Load the config again for a reload; keep the running one if the new one is broken."""
+def _reread(config: Config) -> tuple[Config, list[tuple[int, str]]]:
+    """Load the config again for a reload; keep the running one if the new one is broken.
+
+    Returns the config to use and (level, message) notes to log once logging is open again.
+    """
     try:
         new, warnings = load_config_with_warnings(config.path)
         validate_paths(new)
     except ConfigError as exc:
-        log.error("reload: %s; keeping the running configuration", exc)
-        return config
-    for line in [*warnings, *permission_warnings(new)]:
-        log.warning("%s", line)
-    log.info("reload: configuration re-read from %s; reloading all plugins", config.path)
-    return new
+        return config, [(logging.ERROR, f"reload: {exc}; keeping the running configuration")]
+    notes = [(logging.WARNING, line) for line in [*warnings, *permission_warnings(new)]]
+    notes.append(
+        (logging.INFO, f"reload: configuration re-read from {config.path}; plugins reloaded")
+    )
+    return new, notes
 
 
 @dataclass
@@ -120,7 +129,7 @@ class Daemon:
     loader: PluginLoader
     engine: Engine
     mailer: EmailNotifier | None = None
-    extras: list[object] = field(default_factory=list)
+    watcher: PluginWatcher | None = None
 
     @classmethod
     def build(
@@ -150,15 +159,25 @@ class Daemon:
             ca_certs=config.ca_certs,
         )
         pool = ConnectionPool(factory)
-        source = ShotgunEventSource(lambda: factory.create(config.script_name, config.script_key))
-        loader = PluginLoader(paths=config.plugin_paths, logger_factory=logs.plugin_logger)
+
+        def new_source() -> ShotgunEventSource:
+            return ShotgunEventSource(lambda: factory.create(config.script_name, config.script_key))
+
+        source = new_source()
+        loader = PluginLoader(
+            paths=config.plugin_paths,
+            helper_paths=config.plugin_helper_paths,
+            logger_factory=logs.plugin_logger,
+        )
+        watcher = _watcher(config)
         heartbeat = _Heartbeat(config, flag, systemd)
         engine = Engine(
             source=source,
             retry=SiteRetry(
                 max_attempts=config.max_conn_retries,
                 burst_sleep=config.conn_retry_sleep,
-                wait=flag.wait,
+                # The heartbeat's wait keeps pinging systemd while the site is down.
+                wait=heartbeat.wait,
                 config_hint=f"the [shotgun] section of {config.path}",
             ),
             loader=loader,
@@ -174,7 +193,12 @@ class Daemon:
                 start_from_id=options.from_id
                 if options.from_id is not None
                 else config.start_from_id,
+                dispatch=config.dispatch,
+                stop_grace=config.stop_timeout,
+                callback_timeout=config.callback_timeout,
             ),
+            source_factory=new_source,
+            watcher=watcher,
             stop=flag.stop_requested,
             reload=flag.reload_requested,
             hooks=Hooks(
@@ -189,10 +213,13 @@ class Daemon:
             len(config.plugin_paths),
             config.event_id_file,
         )
-        return cls(config, logs, store, pool, source, loader, engine, mailer)
+        return cls(config, logs, store, pool, source, loader, engine, mailer, watcher)
 
     def run(self) -> Exit:
         """Run the engine until a stop or reload request."""
+        if self.watcher is not None:
+            # Started here, after any fork, and before the first scan: no change is missed.
+            self.watcher.start()
         outcome = self.engine.run()
         log.info(
             "engine %s after %d events in %d batches",
@@ -204,6 +231,8 @@ class Daemon:
 
     def close(self) -> None:
         """Persist state and release connections, mail and log files."""
+        if self.watcher is not None:
+            self.watcher.stop()
         try:
             self.store.close()
         except ShotgunEventsError as exc:
@@ -226,6 +255,18 @@ class _Heartbeat:
         interval = systemd.watchdog_interval()
         self._watchdog_every = interval
         self._next_ping = 0.0
+
+    def wait(self, seconds: float) -> bool:
+        """Wait like the stop flag does, still pinging the watchdog; True when stopping."""
+        deadline = time.monotonic() + seconds
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return self._flag.stop_requested.is_set()
+            step = min(remaining, self._watchdog_every or remaining)
+            if self._flag.wait(step):
+                return True
+            self()
 
     def __call__(self) -> None:
         if self._watchdog_every is not None and time.monotonic() >= self._next_ping:
@@ -252,9 +293,22 @@ def _mailer(config: Config, logs: LogSetup) -> EmailNotifier | None:
         subject=email.subject,
         digest_seconds=email.digest_seconds,
         timeout=email.timeout,
+        ssl_context=ssl.create_default_context(cafile=email.ca_certs) if email.ca_certs else None,
     )
     logs.attach(mailer, "engine", "plugin")
     return mailer
+
+
+def _watcher(config: Config) -> PluginWatcher | None:
+    if config.plugin_watch == "off":
+        return None
+    return PluginWatcher(
+        config.plugin_paths,
+        helper_paths=config.plugin_helper_paths,
+        polling=config.plugin_watch == "polling",
+        poll_interval=config.plugin_poll_interval,
+        debounce=config.reload_debounce,
+    )
 
 
 def _route_emails(mailer: EmailNotifier | None, plugins: Iterable[Plugin]) -> None:

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
-from .errors import ShotgunEventsError
+from .errors import ConfigError, ShotgunEventsError
 
 PROG = "shotgunEventDaemon"
 
@@ -139,7 +139,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
     if command in ("start", "restart"):
         options = Options(foreground=False, from_id=args.from_id)
-        config = load_config(config_path)
+        try:
+            config = load_config(config_path)
+        except ConfigError:
+            if command == "restart":
+                print(
+                    f"{PROG}: not restarted; the running daemon (if any) was left alone",
+                    file=sys.stderr,
+                )
+            raise
         start_options = {
             "pid_file": config.pid_file,
             "prepare": lambda: prepare(config_path, options),

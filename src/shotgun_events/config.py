@@ -67,6 +67,11 @@ DEFAULTS: Mapping[tuple[str, str], str] = MappingProxyType(
         ("emails", "subject"): "[shotgunEvents]",
         ("emails", "digest_interval"): "300",
         ("emails", "timeout"): "30",
+        ("emails", "ca_certs"): "",
+        ("plugins", "watch"): "auto",
+        ("plugins", "helper_paths"): "",
+        ("plugins", "reload_debounce"): "0.3",
+        ("plugins", "poll_interval"): "1",
     }
 )
 #: Keys without a default; the daemon cannot start without them.
@@ -101,6 +106,7 @@ class EmailConfig:
     subject: str
     digest_seconds: float
     timeout: float
+    ca_certs: str | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +142,10 @@ class Config:
     plugin_paths: tuple[Path, ...]
     email: EmailConfig
     strict_permissions: bool
+    plugin_watch: str = "auto"
+    plugin_helper_paths: tuple[Path, ...] = ()
+    reload_debounce: float = 0.3
+    plugin_poll_interval: float = 1.0
 
     @property
     def log_file_path(self) -> Path:
@@ -260,6 +270,10 @@ def _build(ini: IniReader) -> Config:
         plugin_paths=_plugin_paths(ini),
         email=_email(ini),
         strict_permissions=ini.boolean("daemon", "strict_permissions"),
+        plugin_watch=ini.choice("plugins", "watch", ("auto", "polling", "off")),
+        plugin_helper_paths=_folders(ini, "helper_paths"),
+        reload_debounce=ini.seconds("plugins", "reload_debounce"),
+        plugin_poll_interval=ini.seconds("plugins", "poll_interval", positive=True),
     )
 
 
@@ -283,6 +297,12 @@ def _plugin_paths(ini: IniReader) -> tuple[Path, ...]:
             "plugins", "paths", "one or more plugin folders", raw, "list them, comma-separated"
         )
     return tuple(paths)
+
+
+def _folders(ini: IniReader, key: str) -> tuple[Path, ...]:
+    """Read an optional comma-separated list of folders from [plugins]."""
+    raw = ini.text("plugins", key)
+    return tuple(dict.fromkeys(ini.relative(p.strip()) for p in raw.split(",") if p.strip()))
 
 
 def _email(ini: IniReader) -> EmailConfig:
@@ -315,6 +335,7 @@ def _email(ini: IniReader) -> EmailConfig:
         subject=ini.text("emails", "subject"),
         digest_seconds=ini.seconds("emails", "digest_interval"),
         timeout=ini.seconds("emails", "timeout", positive=True),
+        ca_certs=str(ini.relative(ca)) if (ca := ini.text("emails", "ca_certs")) else None,
     )
 
 

@@ -14,9 +14,10 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from .cursor import Cursor
@@ -62,8 +63,22 @@ class LoaderLike(Protocol):
 
     plugins: list[Plugin]
 
-    def scan(self) -> ScanResult:
+    def scan(self, changed: Collection[Path] = (), settling: Collection[Path] = ()) -> ScanResult:
         """Load new and changed plugin files, unload deleted ones."""
+        ...
+
+
+class WatcherLike(Protocol):
+    """File-change notifications for plugin folders (watchdog)."""
+
+    changed: threading.Event
+
+    def take_due(self) -> set[Path]:
+        """Return the changed paths that have been quiet long enough."""
+        ...
+
+    def pending(self) -> Mapping[Path, float]:
+        """Return the paths still being written."""
         ...
 
 
@@ -131,6 +146,7 @@ class Engine:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
         source_factory: Callable[[], EventSource] | None = None,
+        watcher: WatcherLike | None = None,
     ) -> None:
         self._source = source
         self._retry = retry
@@ -143,6 +159,7 @@ class Engine:
         self._hooks = hooks or Hooks()
         self._clock = clock
         self._monotonic = monotonic
+        self._watcher = watcher
         self._runners: dict[PluginKey, PluginRunner] = {}
         self._saved: dict[PluginKey, Cursor] = {}
         self._head = 0
@@ -253,7 +270,11 @@ class Engine:
 
     def refresh_plugins(self) -> None:
         """Pick up added, changed and deleted plugin files."""
-        result = self._loader.scan()
+        if self._watcher is None:
+            result = self._loader.scan()
+        else:
+            due = self._watcher.take_due()
+            result = self._loader.scan(changed=due, settling=self._watcher.pending())
         for plugin in result.removed:
             runner = self._runners.pop(plugin.key, None)
             if runner is not None:
@@ -366,9 +387,12 @@ class Engine:
             remaining = deadline - self._monotonic()
             if remaining <= 0:
                 return False
-            # Wake at least every second so a reload request is seen promptly.
-            if self._stop.wait(min(remaining, 1.0)) or self._reload.is_set():
+            # Wake often enough that a reload request or an edited plugin is seen promptly.
+            step = 1.0 if self._watcher is None else 0.1
+            if self._stop.wait(min(remaining, step)) or self._reload.is_set():
                 return True
+            if self._watcher is not None and self._watcher.changed.is_set():
+                self.refresh_plugins()
 
     def _publish_plugin_status(self) -> None:
         status = {

@@ -295,11 +295,6 @@ def test_sighup_rereads_config_and_plugins_and_keeps_pid_and_positions(
     assert daemon_cli(rig, "stop").returncode == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app.serve/_reread log the reload while no log handler is attached "
-    "(after Daemon.close()), so the reload message never reaches the log file",
-)
 def test_sighup_reload_is_written_to_the_log_file(detached_rig: DaemonRig) -> None:
     rig = detached_rig
     # Given a running daemon

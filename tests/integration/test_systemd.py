@@ -153,11 +153,6 @@ def test_unit_file_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     assert result.stdout.strip() == "" and result.stderr.strip() == "", result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the watchdog is pinged only from Engine.run_once; while SiteRetry waits between "
-    "attempts (a site outage) nothing pings, so systemd kills a healthy daemon after WatchdogSec",
-)
 def test_watchdog_keeps_pinging_while_the_site_is_down(
     rig: DaemonRig, notify: NotifySocket
 ) -> None:
