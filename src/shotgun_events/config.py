@@ -51,6 +51,10 @@ DEFAULTS: Mapping[tuple[str, str], str] = MappingProxyType(
         ("daemon", "callback_timeout"): "0",
         ("daemon", "state_fsync"): "interval",
         ("daemon", "strict_permissions"): "False",
+        ("daemon", "callback_retries"): "0",
+        ("daemon", "callback_retry_delay"): "5",
+        ("daemon", "callback_retry_max_delay"): "300",
+        ("daemon", "disabled_cooldown"): "0",
         ("shotgun", "proxy_server"): "",
         ("shotgun", "use_session_uuid"): "True",
         ("shotgun", "timeout_secs"): "60",
@@ -142,6 +146,10 @@ class Config:
     plugin_paths: tuple[Path, ...]
     email: EmailConfig
     strict_permissions: bool
+    callback_retries: int = 0
+    callback_retry_delay: float = 5.0
+    callback_retry_max_delay: float = 300.0
+    disabled_cooldown: float = 0.0
     plugin_watch: str = "auto"
     plugin_helper_paths: tuple[Path, ...] = ()
     reload_debounce: float = 0.3
@@ -270,6 +278,10 @@ def _build(ini: IniReader) -> Config:
         plugin_paths=_plugin_paths(ini),
         email=_email(ini),
         strict_permissions=ini.boolean("daemon", "strict_permissions"),
+        callback_retries=ini.integer("daemon", "callback_retries", 0, 100),
+        callback_retry_delay=ini.seconds("daemon", "callback_retry_delay"),
+        callback_retry_max_delay=ini.seconds("daemon", "callback_retry_max_delay"),
+        disabled_cooldown=ini.seconds("daemon", "disabled_cooldown"),
         plugin_watch=ini.choice("plugins", "watch", ("auto", "polling", "off")),
         plugin_helper_paths=_folders(ini, "helper_paths"),
         reload_debounce=ini.seconds("plugins", "reload_debounce"),

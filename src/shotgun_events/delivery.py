@@ -145,8 +145,11 @@ class SerialDelivery:
 
     def _one(self, event: Event, now: datetime) -> None:
         for runner in self._runners:
-            if runner.handle(event, now) is Outcome.FAILED:
+            outcome = runner.handle(event, now)
+            if outcome is Outcome.FAILED:
                 self._hooks.on_failed(runner.plugin)
+            elif outcome is Outcome.INTERRUPTED:
+                return
 
     def expire(self, now: datetime) -> None:
         """Give up on backlog ids whose wait is over."""

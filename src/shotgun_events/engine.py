@@ -12,13 +12,14 @@ from __future__ import annotations
 import enum
 import logging
 import os
+import queue
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any
 
 from .cursor import Cursor
 from .delivery import Delivery, ParallelDelivery, SerialDelivery
@@ -26,6 +27,7 @@ from .delivery import Hooks as DeliveryHooks
 from .dispatch import Dispatcher
 from .errors import StateWriteError
 from .events import Event, PluginKey
+from .interfaces import LoaderLike, StateStoreLike, WatcherLike
 from .legacy_state import ANY_PLUGIN
 from .retry import SiteRetry
 from .runner import PluginRunner
@@ -33,53 +35,9 @@ from .source import EventSource
 from .watch import CallbackWatch
 
 if TYPE_CHECKING:
-    from .loader import Plugin, ScanResult
+    from .loader import Plugin
 
 log = logging.getLogger("engine")
-
-
-class StateStoreLike(Protocol):
-    """The part of the state store the engine uses."""
-
-    def load(self) -> dict[PluginKey, Cursor] | None:
-        """Return saved positions, or None when there is no state at all."""
-        ...
-
-    def record(self, key: PluginKey, cursor: Cursor) -> None:
-        """Persist one plugin's cursor."""
-        ...
-
-    def set_extra(self, name: str, value: object) -> None:
-        """Persist a small named section next to the positions."""
-        ...
-
-    def forget(self, key: PluginKey) -> None:
-        """Drop a saved position."""
-        ...
-
-
-class LoaderLike(Protocol):
-    """The part of the plugin loader the engine uses."""
-
-    plugins: list[Plugin]
-
-    def scan(self, changed: Collection[Path] = (), settling: Collection[Path] = ()) -> ScanResult:
-        """Load new and changed plugin files, unload deleted ones."""
-        ...
-
-
-class WatcherLike(Protocol):
-    """File-change notifications for plugin folders (watchdog)."""
-
-    changed: threading.Event
-
-    def take_due(self) -> set[Path]:
-        """Return the changed paths that have been quiet long enough."""
-        ...
-
-    def pending(self) -> Mapping[Path, float]:
-        """Return the paths still being written."""
-        ...
 
 
 class Exit(enum.Enum):
@@ -107,6 +65,8 @@ class Settings:
     stop_grace: float = 30.0
     #: Seconds one callback may run before its stack is logged (0 = never).
     callback_timeout: float = 0.0
+    #: Seconds after which a plugin switched off by a failing callback is tried again (0 = never).
+    disabled_cooldown: float = 0.0
 
 
 @dataclass
@@ -163,6 +123,8 @@ class Engine:
         self._runners: dict[PluginKey, PluginRunner] = {}
         self._saved: dict[PluginKey, Cursor] = {}
         self._head = 0
+        #: created_at of the newest event fetched (for plugins' lag in seconds).
+        self.head_created_at: datetime | None = None
         self._initial: Cursor | None = None
         self._started = False
         self._ready = False
@@ -170,6 +132,11 @@ class Engine:
         self.stats = Stats()
         self._delivery = self._make_delivery(source_factory or (lambda: source))
         self._watchdog = CallbackWatch(settings.callback_timeout)
+        self._requests: queue.SimpleQueue[tuple[Callable[[Engine], Any], Future[Any]]] = (
+            queue.SimpleQueue()
+        )
+        #: Plugin name -> the operator's reason, for plugins switched off by `disable`.
+        self.disabled: dict[str, str] = {}
 
     def _make_delivery(self, source_factory: Callable[[], EventSource]) -> Delivery:
         hooks = DeliveryHooks(
@@ -188,6 +155,57 @@ class Engine:
                 state_retry_interval=self._settings.state_retry_interval,
             )
         return SerialDelivery(hooks, self._stop)
+
+    # -- what operator actions (operations.py) work with ---------------------
+
+    @property
+    def loader(self) -> LoaderLike:
+        """The plugin loader."""
+        return self._loader
+
+    @property
+    def store(self) -> StateStoreLike:
+        """The state store."""
+        return self._store
+
+    @property
+    def source(self) -> EventSource:
+        """The engine's own view of the site."""
+        return self._source
+
+    @property
+    def retry(self) -> SiteRetry:
+        """The site retry policy."""
+        return self._retry
+
+    @property
+    def delivery(self) -> Delivery:
+        """How events reach the plugins."""
+        return self._delivery
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        """Runs one event through one plugin's callbacks."""
+        return self._dispatcher
+
+    @property
+    def settings(self) -> Settings:
+        """The engine's knobs."""
+        return self._settings
+
+    def now(self) -> datetime:
+        """The engine's wall clock."""
+        return self._clock()
+
+    def runner_named(self, name: str) -> PluginRunner | None:
+        """Return the runner of the plugin with this name (file name without .py)."""
+        return next((r for r in self.runners if r.plugin.name == name), None)
+
+    def submit(self, action: Callable[[Engine], Any]) -> Future[Any]:
+        """Run ``action(engine)`` in the engine's thread at its next safe point."""
+        future: Future[Any] = Future()
+        self._requests.put((action, future))
+        return future
 
     @property
     def runners(self) -> list[PluginRunner]:
@@ -219,6 +237,7 @@ class Engine:
                     "(use --from-id to start elsewhere)",
                     newest,
                 )
+        self.disabled = dict(self._store.extras().get("disabled", {}))
         self._started = True
         self._initial = legacy_default
         self.refresh_plugins()
@@ -227,7 +246,29 @@ class Engine:
             # Every plugin now has its own saved position; a plugin added later
             # must start at the newest event, not at the legacy id.
             self._store.forget(ANY_PLUGIN)
+        self._queue_pending_replays()
         return True
+
+    def _queue_pending_replays(self) -> None:
+        """Queue replays an operator asked for while the daemon was stopped."""
+        from .operations import replay  # operations builds on the engine
+
+        pending: list[dict[str, Any]] = self._store.extras().get("pending_replays") or []
+
+        def queued(item: dict[str, Any]) -> Callable[[Engine], Any]:
+            to_id = item.get("to_id")
+            return lambda engine: replay(
+                engine,
+                str(item["plugin"]),
+                int(item["from_id"]),
+                None if to_id is None else int(to_id),
+                str(item.get("reason", "")),
+            )
+
+        for item in pending:
+            self.submit(queued(item))
+        if pending:
+            self._store.set_extra("pending_replays", [])
 
     def run(self) -> Exit:
         """Repeat ``run_once`` until a stop or reload is requested."""
@@ -244,6 +285,8 @@ class Engine:
 
     def run_once(self) -> bool:
         """Do one round of named steps; True when a full batch came back (more may wait)."""
+        self.serve_requests()
+        self._revive_cooled_down()
         if not self._delivery.save_pending():
             return False
         self.refresh_plugins()
@@ -288,11 +331,59 @@ class Engine:
                 runner = self._new_runner(plugin)
                 self._runners[plugin.key] = runner
                 self._delivery.add(runner)
+        self.apply_disabled()
         if isinstance(self._delivery, SerialDelivery):
             self._delivery.order(self.runners)
         if result.added or result.reloaded or result.removed:
             self._publish_plugin_status()
             self._hooks.on_plugins_changed(self._loader.plugins)
+
+    def apply_disabled(self) -> None:
+        """Keep plugins an operator disabled switched off, also across reloads."""
+        for plugin in self._loader.plugins:
+            reason = self.disabled.get(plugin.name)
+            if reason is not None and plugin.active:
+                plugin.active = False
+                plugin.reason = f"disabled by an operator: {reason}"
+                plugin.failed_at = None
+
+    def serve_requests(self) -> None:
+        """Carry out operator requests queued by ``submit``."""
+        while True:
+            try:
+                action, future = self._requests.get_nowait()
+            except queue.Empty:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(action(self))
+            except Exception as exc:
+                log.warning("operator request failed: %s", exc)
+                future.set_exception(exc)
+
+    def _revive_cooled_down(self) -> None:
+        """Switch on plugins whose callback failed long enough ago, if the config asks."""
+        cooldown = self._settings.disabled_cooldown
+        if cooldown <= 0:
+            return
+        now = time.monotonic()
+        for plugin in self._loader.plugins:
+            failed_at = plugin.failed_at
+            if plugin.active or failed_at is None or now - failed_at < cooldown:
+                continue
+            if plugin.name in self.disabled:
+                continue
+            log.warning(
+                "plugin %s was switched off %.0f s ago by a failing callback; switching it on "
+                "again: it resumes at the event that failed",
+                plugin.name,
+                now - failed_at,
+            )
+            plugin.failed_at = None
+            plugin.reason = None
+            plugin.active = True
+            self._publish_plugin_status()
 
     def _new_runner(self, plugin: Plugin) -> PluginRunner:
         cursor = self._take_saved(plugin.key)
@@ -344,6 +435,9 @@ class Engine:
         self.stats.events_fetched += len(batch)
         if batch:
             self._head = max(self._head, int(batch[-1]["id"]))
+            created_at = batch[-1].get("created_at")
+            if isinstance(created_at, datetime):
+                self.head_created_at = created_at
         if not self._ready:
             self._ready = True
             self._hooks.on_ready()
@@ -391,6 +485,7 @@ class Engine:
             step = 1.0 if self._watcher is None else 0.1
             if self._stop.wait(min(remaining, step)) or self._reload.is_set():
                 return True
+            self.serve_requests()
             if self._watcher is not None and self._watcher.changed.is_set():
                 self.refresh_plugins()
 

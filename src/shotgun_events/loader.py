@@ -49,6 +49,7 @@ import importlib
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,11 +104,14 @@ class Plugin:
     module_name: str | None = field(default=None, repr=False)
     #: Helper files the last load imported (or failed in); a change to one reloads the plugin.
     helper_files: frozenset[Path] = field(default_factory=frozenset, repr=False)
+    #: time.monotonic() when a callback error switched the plugin off (for the cool-down).
+    failed_at: float | None = field(default=None, repr=False)
 
-    def deactivate(self, reason: str) -> None:
+    def deactivate(self, reason: str, *, by_callback: bool = False) -> None:
         """Switch the plugin off until its file changes (the caller has logged the error)."""
         self.active = False
         self.reason = reason
+        self.failed_at = time.monotonic() if by_callback else None
         log.info(
             "plugin %s deactivated: %s; it will be reloaded when its file changes (%s)",
             self.name,
@@ -329,6 +333,7 @@ class PluginLoader:
         plugin.emails = registrar.emails
         plugin.active = True
         plugin.reason = None
+        plugin.failed_at = None
         if plugin.callbacks:
             log.info(
                 "loaded plugin %s from %s (%d callbacks: %s; sha1 %s)",

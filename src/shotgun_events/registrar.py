@@ -159,9 +159,9 @@ class Callback:
     script_name: str
     script_key: str = field(repr=False)
     logger: logging.Logger = field(repr=False)
-    #: Reserved for retrying a failing call; stored now so plugins may already pass them.
-    retries: int = 0
-    retry_delay: float = 0.0
+    #: Extra attempts after a failure, and the first wait (doubling); None: the config's default.
+    retries: int | None = None
+    retry_delay: float | None = None
 
 
 def callback_name(callback: object) -> str:
@@ -226,8 +226,8 @@ class Registrar:
         args: object = None,
         stopOnError: bool = True,
         *,
-        retries: int = 0,
-        retry_delay: float = 0.0,
+        retries: int | None = None,
+        retry_delay: float | None = None,
     ) -> None:
         """Register ``callback(sg, logger, event, args)`` for the events ``matchEvents`` selects.
 
@@ -252,11 +252,17 @@ class Registrar:
             matches = compile_match(matchEvents)
         except PluginError as exc:
             raise self._error(f"registerCallback({name})", f"argument {exc}") from None
-        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        if retries is not None and (
+            not isinstance(retries, int) or isinstance(retries, bool) or retries < 0
+        ):
             raise self._error(
                 f"registerCallback({name})", f"retries must be an int >= 0, got {retries!r}"
             )
-        if not isinstance(retry_delay, int | float) or retry_delay < 0:
+        if retry_delay is not None and (
+            not isinstance(retry_delay, int | float)
+            or isinstance(retry_delay, bool)
+            or retry_delay < 0
+        ):
             raise self._error(
                 f"registerCallback({name})",
                 f"retry_delay must be a number >= 0, got {retry_delay!r}",
@@ -274,7 +280,7 @@ class Registrar:
                 script_key=sgScriptKey,
                 logger=self._logger.getChild(name),
                 retries=retries,
-                retry_delay=float(retry_delay),
+                retry_delay=None if retry_delay is None else float(retry_delay),
             )
         )
 

@@ -7,15 +7,14 @@ which every plugin starts at the chosen event.
 
 from __future__ import annotations
 
-import getpass
 import logging
 import os
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from . import audit
 from .config import Config
 from .connections import ConnectionFactory
 from .cursor import Cursor
@@ -27,9 +26,6 @@ from .source import ShotgunEventSource
 from .state import StateStore
 
 log = logging.getLogger("engine.control")
-
-#: How many operator actions the state keeps for ``status`` and audits.
-AUDIT_LENGTH = 200
 
 
 @dataclass(frozen=True)
@@ -78,7 +74,6 @@ def run_reset(config: Config, request: ResetRequest, out: TextIO) -> int:
         store.close()
     names = ", ".join(name for _, name in keys) or "(none saved yet)"
     out.write(f"reset {names} to start after event {target}; reason: {request.reason}\n")
-    log.warning("operator reset of %s to %d: %s", names, target, request.reason)
     return 0
 
 
@@ -137,22 +132,5 @@ def _set_aside(store: StateStore) -> list[Path]:
 
 
 def _audit(store: StateStore, request: ResetRequest, target: int, keys: list[PluginKey]) -> None:
-    audit = list(store.extras().get("audit", []))
-    audit.append(
-        {
-            "time": datetime.now(UTC).isoformat(timespec="seconds"),
-            "operator": _operator(),
-            "command": "reset",
-            "plugins": "all" if request.everything else [k[1] for k in keys],
-            "to": target + 1,
-            "reason": request.reason,
-        }
-    )
-    store.set_extra("audit", audit[-AUDIT_LENGTH:])
-
-
-def _operator() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+    plugins = "all" if request.everything else ",".join(k[1] for k in keys)
+    audit.record(store, "reset", plugins, request.reason, to=target + 1, daemon="stopped")

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("engine.runner")
 
+#: Outcomes after which the event counts as handled and the cursor moves.
+_HANDLED = (Outcome.DONE, Outcome.SKIPPED)
+
 
 class PositionRecorder(Protocol):
     """Where cursors are persisted."""
@@ -54,6 +57,8 @@ class PluginRunner:
         # Guards cursor changes against the engine reading the backlog from its thread.
         self._lock = threading.Lock()
         self.delivered = 0
+        #: created_at of the newest fresh event handled (for the lag in `status`).
+        self.last_created_at: datetime | None = None
 
     @property
     def key(self) -> PluginKey:
@@ -69,6 +74,12 @@ class PluginRunner:
     def unsaved(self) -> bool:
         """Whether the last cursor change could not be persisted yet."""
         return self._unsaved
+
+    def lag_seconds(self, head_created_at: datetime | None) -> float:
+        """How far behind the newest fetched event this plugin is, in event time."""
+        if head_created_at is None or self.last_created_at is None:
+            return 0.0
+        return max(0.0, (head_created_at - self.last_created_at).total_seconds())
 
     @property
     def dirty(self) -> bool:
@@ -87,17 +98,18 @@ class PluginRunner:
         event_id = int(event["id"])
         if self.cursor.is_fresh(event_id):
             outcome = self._dispatcher.run(self.plugin, event)
-            if outcome is not Outcome.FAILED:
+            if outcome in _HANDLED:
+                created_at = event.get("created_at")
                 with self._lock:
-                    report = self.cursor.advance(
-                        event_id, event.get("created_at"), now, self._timeout
-                    )
+                    report = self.cursor.advance(event_id, created_at, now, self._timeout)
+                if isinstance(created_at, datetime):
+                    self.last_created_at = created_at
                 self._report(report)
                 self._after(outcome)
             return outcome
         if self.cursor.is_awaited(event_id):
             outcome = self._dispatcher.run(self.plugin, event)
-            if outcome is not Outcome.FAILED:
+            if outcome in _HANDLED:
                 if outcome is Outcome.DONE:
                     log.info("%s: late event %d delivered", self.plugin.name, event_id)
                 with self._lock:

@@ -190,6 +190,8 @@ class Worker:
                 self.attached = False
                 self._hooks.on_failed(self.runner.plugin)
                 break
+            if outcome is Outcome.INTERRUPTED:
+                break
         self._flush()
 
     def _catch_up_step(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -89,6 +90,8 @@ class FakeCallback:
     script_name: str = "script"
     script_key: str = "key"
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("plugin.fake"))
+    retries: int | None = None
+    retry_delay: float | None = None
 
 
 @dataclass(eq=False)
@@ -100,6 +103,7 @@ class FakePlugin:
     callbacks: list[FakeCallback] = field(default_factory=list)
     active: bool = True
     reason: str | None = None
+    failed_at: float | None = None
     received: list[int] = field(default_factory=list)
 
     @property
@@ -110,9 +114,10 @@ class FakePlugin:
     def path(self) -> Path:
         return self.collection / f"{self.name}.py"
 
-    def deactivate(self, reason: str) -> None:
+    def deactivate(self, reason: str, *, by_callback: bool = False) -> None:
         self.active = False
         self.reason = reason
+        self.failed_at = time.monotonic() if by_callback else None
 
 
 def recording_plugin(
@@ -162,7 +167,7 @@ class FakeStore:
     def __init__(self, saved: dict[PluginKey, Cursor] | None = None) -> None:
         self.saved = saved
         self.positions: dict[PluginKey, Cursor] = dict(saved or {})
-        self.extras: dict[str, object] = {}
+        self.sections: dict[str, object] = {}
         self.records = 0
         self.full = False
 
@@ -176,10 +181,13 @@ class FakeStore:
         self.positions[key] = cursor.copy()
 
     def set_extra(self, name: str, value: object) -> None:
-        self.extras[name] = value
+        self.sections[name] = value
 
     def forget(self, key: PluginKey) -> None:
         self.positions.pop(key, None)
+
+    def extras(self) -> dict[str, object]:
+        return dict(self.sections)
 
 
 class FakeConnections:

@@ -203,7 +203,7 @@ def test_stop_on_error_disables_only_that_plugin_and_keeps_its_position() -> Non
     assert "boom on 3" in (bad.reason or "")
     assert good.received == [2, 3, 4]
     assert store.positions[bad.key].last_id == 2
-    assert store.extras["plugins"]["/plugins::bad"]["active"] is False  # type: ignore[index]
+    assert store.sections["plugins"]["/plugins::bad"]["active"] is False  # type: ignore[index]
 
 
 def test_reactivated_plugin_resumes_from_the_failed_event() -> None:

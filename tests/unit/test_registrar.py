@@ -41,7 +41,8 @@ def test_function_callback_is_stored_with_every_argument(reg: Registrar) -> None
     assert cb.match_events == {"Shotgun_Task_New": None}
     assert cb.matches(make_event("Shotgun_Task_New"))
     assert not cb.matches(make_event("Shotgun_Task_Change"))
-    assert (cb.retries, cb.retry_delay) == (0, 0.0)
+    # Not given: the config's default policy applies
+    assert (cb.retries, cb.retry_delay) == (None, None)
     # And the key does not leak into logs through repr
     assert "secret" not in repr(cb)
 
