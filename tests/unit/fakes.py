@@ -156,9 +156,17 @@ class FakeLoader:
         self.plugins: list[Any] = list(plugins)
         self.pending = FakeScan(added=list(plugins))
 
-    def scan(self) -> FakeScan:
+    def scan(self, changed: Any = (), settling: Any = ()) -> FakeScan:
         result, self.pending = self.pending, FakeScan()
         return result
+
+    def reload(self, key: PluginKey) -> Any:
+        """Reloading a fake plugin switches it on again, as a successful load does."""
+        for plugin in self.plugins:
+            if plugin.key == key:
+                plugin.active, plugin.reason, plugin.failed_at = True, None, None
+                return plugin
+        return None
 
 
 class FakeStore:

@@ -1,0 +1,171 @@
+"""Operator commands inside the engine: replay, skip, reset, disable/enable, reload, status."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from shotgun_events import operations
+from shotgun_events.dispatch import Dispatcher
+from shotgun_events.engine import Engine, Settings
+from shotgun_events.errors import ControlError
+from shotgun_events.failures import DeadLetters
+from shotgun_events.retry import SiteRetry
+
+from .fakes import (
+    Clock,
+    FakeConnections,
+    FakeLoader,
+    FakePlugin,
+    FakeSource,
+    FakeStore,
+    recording_plugin,
+)
+
+Rig = tuple[Engine, FakeSource, FakeStore, dict[str, FakePlugin]]
+
+
+@pytest.fixture(params=["serial", "parallel"])
+def dispatch(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def rig(dispatch: str) -> Iterator[Rig]:
+    """An engine at event 10 with plugins a, b and 'bad' (fails on event 12)."""
+    source = FakeSource()
+    source.add(*range(1, 11))
+    plugins = {
+        "a": recording_plugin("a"),
+        "b": recording_plugin("b"),
+        "bad": recording_plugin("bad", fail_on={12}),
+    }
+    store = FakeStore()
+    clock = Clock()
+    engine = Engine(
+        source=source,
+        retry=SiteRetry(max_attempts=1, burst_sleep=0, wait=lambda s: False),
+        loader=FakeLoader(list(plugins.values())),
+        store=store,
+        dispatcher=Dispatcher(connections=FakeConnections(), use_session_uuid=False),
+        settings=Settings(dispatch=dispatch, backlog_timeout=timedelta(seconds=300)),
+        stop=threading.Event(),
+        clock=clock,
+        monotonic=clock.monotonic,
+    )
+    engine.start()
+    try:
+        yield engine, source, store, plugins
+    finally:
+        engine.close()
+
+
+def step(engine: Engine) -> None:
+    engine.run_once()
+    engine.drain(5)
+
+
+def test_replay_redelivers_a_range_to_one_plugin_without_moving_it(rig: Rig) -> None:
+    engine, source, store, plugins = rig
+    source.add(11, 12)
+    step(engine)
+    a, b = plugins["a"], plugins["b"]
+    # When events 5..8 are replayed to a
+    result = operations.replay(engine, "a", 5, 8, "fix bad data")
+    # Then a got them again, b did not, and a's position is unchanged
+    assert result["delivered"] == 4
+    assert a.received == [11, 12, 5, 6, 7, 8]
+    assert b.received == [11, 12]
+    assert engine.runner_named("a").cursor.last_id == 12  # type: ignore[union-attr]
+    assert store.sections["audit"][-1]["command"] == "replay"  # type: ignore[index]
+    assert store.sections["audit"][-1]["reason"] == "fix bad data"  # type: ignore[index]
+
+
+def test_skip_gives_up_the_blocking_event_and_resumes(rig: Rig) -> None:
+    engine, source, store, plugins = rig
+    bad = plugins["bad"]
+    source.add(11, 12, 13)
+    step(engine)
+    assert not bad.active and bad.received == [11]
+    # Skipping an event it is not stuck on is refused
+    with pytest.raises(ControlError, match="not stuck on event 13"):
+        operations.skip(engine, "bad", 13, "wrong one")
+    # When the operator skips event 12
+    operations.skip(engine, "bad", 12, "customer data is broken")
+    step(engine)
+    # Then the plugin is on again, got 13, never 12, and 12 is a dead letter
+    assert bad.active
+    assert bad.received == [11, 13]
+    [letter] = DeadLetters(store).entries()
+    assert letter["event_id"] == 12 and "customer data is broken" in letter["reason"]
+
+
+def test_reset_moves_one_plugin_back(rig: Rig) -> None:
+    engine, source, _, plugins = rig
+    source.add(11)
+    step(engine)
+    operations.reset(engine, "a", "9", "redo")
+    step(engine)
+    assert plugins["a"].received == [11, 9, 10, 11]
+    assert plugins["b"].received == [11]
+
+
+def test_reset_to_latest_skips_ahead(rig: Rig) -> None:
+    engine, source, _, plugins = rig
+    operations.disable(engine, "a", "maintenance")
+    source.add(11, 12)
+    step(engine)
+    operations.enable(engine, "a", "back")
+    operations.reset(engine, "a", "latest", "skip the backlog")
+    source.add(13)
+    step(engine)
+    assert plugins["a"].received == [13]
+
+
+def test_disabled_plugin_gets_nothing_and_catches_up_after_enable(rig: Rig) -> None:
+    engine, source, store, plugins = rig
+    operations.disable(engine, "a", "vendor outage")
+    assert store.sections["disabled"] == {"a": "vendor outage"}
+    source.add(11, 12)
+    step(engine)
+    assert plugins["a"].received == []
+    assert "disabled by an operator" in (plugins["a"].reason or "")
+    status = operations.status(engine)
+    entry = next(p for p in status["plugins"] if p["name"] == "a")
+    assert entry["state"] == "disabled" and entry["lag_events"] == 2
+    # When enabled again
+    operations.enable(engine, "a", "vendor back")
+    step(engine)
+    step(engine)
+    # Then it catches up from where it stopped
+    assert plugins["a"].received == [11, 12]
+    assert store.sections["disabled"] == {}
+
+
+def test_status_lists_every_plugin_with_its_position(rig: Rig) -> None:
+    engine, source, _, _ = rig
+    source.add(11, 12)
+    step(engine)
+    status = operations.status(engine)
+    names = {p["name"]: p for p in status["plugins"]}
+    assert set(names) == {"a", "b", "bad"}
+    assert names["a"]["last_event_id"] == 12 and names["a"]["state"] == "active"
+    assert names["bad"]["state"] == "inactive" and "boom on 12" in names["bad"]["reason"]
+    assert status["head"] == 12
+
+
+def test_unknown_plugin_is_a_clear_error(rig: Rig) -> None:
+    engine, _, _, _ = rig
+    with pytest.raises(ControlError, match="no plugin named 'nope'; loaded plugins: a, b, bad"):
+        operations.reset(engine, "nope", "latest", "")
+
+
+def test_submit_runs_the_action_in_the_engine_loop(rig: Rig) -> None:
+    engine, _, _, _ = rig
+    future = engine.submit(lambda e: threading.current_thread().name)
+    assert not future.done()
+    engine.run_once()
+    assert future.result(timeout=1) == threading.current_thread().name
