@@ -24,6 +24,7 @@ from .connections import ConnectionFactory, ConnectionPool
 from .dispatch import Dispatcher
 from .engine import Engine, Exit, Hooks, Settings
 from .errors import ConfigError, ShotgunEventsError
+from .failures import DeadLetters, RetryPolicy
 from .loader import Plugin, PluginLoader
 from .logs import LogSetup, configure_logging
 from .mailer import EmailNotifier
@@ -183,7 +184,16 @@ class Daemon:
             loader=loader,
             store=store,
             dispatcher=Dispatcher(
-                connections=pool, use_session_uuid=config.use_session_uuid, timing=logs.timing
+                connections=pool,
+                use_session_uuid=config.use_session_uuid,
+                timing=logs.timing,
+                policy=RetryPolicy(
+                    retries=config.callback_retries,
+                    delay=config.callback_retry_delay,
+                    max_delay=config.callback_retry_max_delay,
+                ),
+                dead_letters=DeadLetters(store),
+                wait=flag.wait,
             ),
             settings=Settings(
                 batch_size=config.max_event_batch_size,
@@ -196,6 +206,8 @@ class Daemon:
                 dispatch=config.dispatch,
                 stop_grace=config.stop_timeout,
                 callback_timeout=config.callback_timeout,
+                disabled_cooldown=config.disabled_cooldown,
+                prefilter=config.prefilter,
             ),
             source_factory=new_source,
             watcher=watcher,

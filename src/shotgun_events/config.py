@@ -55,6 +55,8 @@ DEFAULTS: Mapping[tuple[str, str], str] = MappingProxyType(
         ("daemon", "callback_retry_delay"): "5",
         ("daemon", "callback_retry_max_delay"): "300",
         ("daemon", "disabled_cooldown"): "0",
+        ("daemon", "prefilter"): "False",
+        ("daemon", "control_socket"): "",
         ("shotgun", "proxy_server"): "",
         ("shotgun", "use_session_uuid"): "True",
         ("shotgun", "timeout_secs"): "60",
@@ -92,6 +94,8 @@ KNOWN_KEYS = frozenset(DEFAULTS) | frozenset(REQUIRED)
 SECRET_KEYS = frozenset({"key", "password", "proxy_server"})
 _REQUIRED_SECTIONS = ("daemon", "shotgun", "plugins")
 SMTPS_PORT = 465
+#: Longest path a Unix domain socket can be bound to (sun_path is 108 bytes on Linux, with NUL).
+SOCKET_PATH_LIMIT = 107
 
 
 @dataclass(frozen=True)
@@ -150,10 +154,18 @@ class Config:
     callback_retry_delay: float = 5.0
     callback_retry_max_delay: float = 300.0
     disabled_cooldown: float = 0.0
+    prefilter: bool = False
     plugin_watch: str = "auto"
     plugin_helper_paths: tuple[Path, ...] = ()
     reload_debounce: float = 0.3
     plugin_poll_interval: float = 1.0
+    #: The operator control socket; None means ``<pidFile>.sock``.
+    control_socket: Path | None = None
+
+    @property
+    def control_socket_path(self) -> Path:
+        """Where the running daemon listens for operator commands."""
+        return self.control_socket or self.pid_file.with_name(f"{self.pid_file.name}.sock")
 
     @property
     def log_file_path(self) -> Path:
@@ -200,8 +212,9 @@ def find_config_path(
         if given:
             path = Path(given).expanduser()
             if not path.is_file():
+                found = "a folder" if path.is_dir() else "no such file"
                 raise ConfigError(
-                    f"{path}: expected a config file (given by {how}), got no such file; "
+                    f"{path}: expected a config file (given by {how}), got {found}; "
                     "fix the path or create the file from conf/shotgunEventDaemon.conf"
                 )
             return path
@@ -282,11 +295,30 @@ def _build(ini: IniReader) -> Config:
         callback_retry_delay=ini.seconds("daemon", "callback_retry_delay"),
         callback_retry_max_delay=ini.seconds("daemon", "callback_retry_max_delay"),
         disabled_cooldown=ini.seconds("daemon", "disabled_cooldown"),
+        prefilter=ini.boolean("daemon", "prefilter"),
         plugin_watch=ini.choice("plugins", "watch", ("auto", "polling", "off")),
         plugin_helper_paths=_folders(ini, "helper_paths"),
         reload_debounce=ini.seconds("plugins", "reload_debounce"),
         plugin_poll_interval=ini.seconds("plugins", "poll_interval", positive=True),
+        control_socket=_control_socket(ini),
     )
+
+
+def _control_socket(ini: IniReader) -> Path | None:
+    """Read [daemon] control_socket; check the socket path (given or derived) fits a socket."""
+    raw = ini.text("daemon", "control_socket")
+    path = ini.relative(raw) if raw else None
+    pid_file = ini.path("daemon", "pidFile")
+    effective = path or pid_file.with_name(f"{pid_file.name}.sock")
+    if len(os.fsencode(effective)) > SOCKET_PATH_LIMIT:
+        raise ini.fail(
+            "daemon",
+            "control_socket",
+            f"a socket path of at most {SOCKET_PATH_LIMIT} bytes",
+            str(effective),
+            "set control_socket to a shorter path (empty means the pidFile path + .sock)",
+        )
+    return path
 
 
 def _log_level(ini: IniReader) -> int:

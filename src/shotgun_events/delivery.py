@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
@@ -85,10 +85,12 @@ class Hooks:
         on_failed: Callable[[Plugin], None],
         on_state_trouble: Callable[[StateWriteError], None],
         clock: Callable[[], datetime],
+        event_types: Callable[[], Collection[str] | None] = lambda: None,
     ) -> None:
         self.on_failed = on_failed
         self.on_state_trouble = on_state_trouble
         self.clock = clock
+        self.event_types = event_types
 
 
 class SerialDelivery:

@@ -29,6 +29,7 @@ from .errors import StateWriteError
 from .events import Event, PluginKey
 from .interfaces import LoaderLike, StateStoreLike, WatcherLike
 from .legacy_state import ANY_PLUGIN
+from .registrar import event_types_of
 from .retry import SiteRetry
 from .runner import PluginRunner
 from .source import EventSource
@@ -67,6 +68,8 @@ class Settings:
     callback_timeout: float = 0.0
     #: Seconds after which a plugin switched off by a failing callback is tried again (0 = never).
     disabled_cooldown: float = 0.0
+    #: Ask the site only for event types some active callback can match (when all are finite).
+    prefilter: bool = False
 
 
 @dataclass
@@ -143,6 +146,7 @@ class Engine:
             on_failed=lambda plugin: self._publish_plugin_status(),
             on_state_trouble=self._state_trouble,
             clock=self._clock,
+            event_types=self.event_type_filter,
         )
         if self._settings.dispatch == "parallel":
             return ParallelDelivery(
@@ -423,11 +427,32 @@ class Engine:
                 return self._saved.pop(saved_key)
         return None
 
+    def event_type_filter(self) -> frozenset[str] | None:
+        """The event types to ask the site for, or None for all (prefilter off or unbounded).
+
+        Events of other types then look like gaps to the cursors; the backlog is
+        re-read by id without this filter, so those ids are settled as events no
+        callback wants instead of being waited for until they expire.
+        """
+        if not self._settings.prefilter:
+            return None
+        types: set[str] = set()
+        for plugin in self._loader.plugins:
+            if not plugin.active:
+                continue
+            for callback in plugin.callbacks:
+                wanted = event_types_of(callback.match_events)
+                if wanted is None:
+                    return None
+                types |= wanted
+        return frozenset(types) if types else None
+
     def _fetch_fresh(self) -> list[Event] | None:
         position = self._fetch_position()
+        types = self.event_type_filter()
         batch = self._retry.call(
             "reading the event log",
-            lambda: self._source.fetch_after(position, self._settings.batch_size),
+            lambda: self._source.fetch_after(position, self._settings.batch_size, types),
         )
         if batch is None:
             return None

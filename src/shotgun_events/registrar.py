@@ -63,6 +63,13 @@ def compile_match(match_events: object) -> MatchFn:
     return _match_table(table)
 
 
+def event_types_of(match_events: object) -> frozenset[str] | None:
+    """Return the event types a (valid) ``matchEvents`` can match; None when it is every type."""
+    if not match_events or not isinstance(match_events, Mapping) or _ALL in match_events:
+        return None
+    return frozenset(str(event_type) for event_type in match_events)
+
+
 def _compile_attributes(event_type: str, attributes: object) -> frozenset[str] | str | None:
     """Normalise one matchEvents value: None = every attribute, a frozenset, or a substring."""
     if attributes is None:

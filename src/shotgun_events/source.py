@@ -11,7 +11,7 @@ import http.client
 import json
 import logging
 import xmlrpc.client
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Protocol, cast
 
@@ -30,8 +30,10 @@ MAX_IDS_PER_READ = 500
 class EventSource(Protocol):
     """What the engine needs from a site."""
 
-    def fetch_after(self, last_id: int, limit: int) -> list[Event]:
-        """Return up to ``limit`` events with ``id > last_id``, ascending."""
+    def fetch_after(
+        self, last_id: int, limit: int, event_types: Collection[str] | None = None
+    ) -> list[Event]:
+        """Return up to ``limit`` events with ``id > last_id`` (of these types), ascending."""
         ...
 
     def fetch_ids(self, ids: Sequence[int]) -> list[Event]:
@@ -51,9 +53,13 @@ class ShotgunEventSource:
         self._sg: Shotgun | None = None
         self.reads = 0
 
-    def fetch_after(self, last_id: int, limit: int) -> list[Event]:
-        """Return up to ``limit`` events with ``id > last_id``, ascending."""
-        filters = [["id", "greater_than", last_id]]
+    def fetch_after(
+        self, last_id: int, limit: int, event_types: Collection[str] | None = None
+    ) -> list[Event]:
+        """Return up to ``limit`` events with ``id > last_id`` (of these types), ascending."""
+        filters: list[list[object]] = [["id", "greater_than", last_id]]
+        if event_types is not None:
+            filters.append(["event_type", "in", sorted(event_types)])
         return self._find(filters, limit)
 
     def fetch_ids(self, ids: Sequence[int]) -> list[Event]:

@@ -206,9 +206,10 @@ class Worker:
             self._source = self._source_factory()
         source = self._source
         position = self.runner.cursor.last_id
+        types = self._hooks.event_types()
         batch = self._retry.call(
             f"reading the event log for plugin {self.runner.plugin.name}",
-            lambda: source.fetch_after(position, self._batch_size),
+            lambda: source.fetch_after(position, self._batch_size, types),
         )
         if batch:
             self._handle(batch)

@@ -56,11 +56,17 @@ class FakeSource:
             self.fail_next -= 1
             raise SiteError("injected")
 
-    def fetch_after(self, last_id: int, limit: int) -> list[Event]:
+    def fetch_after(self, last_id: int, limit: int, event_types: Any = None) -> list[Event]:
         with self._lock:
             self.calls.append(("after", last_id))
             self._check()
-            ids = sorted(i for i in self.events if i > last_id and i not in self.hidden)
+            ids = sorted(
+                i
+                for i in self.events
+                if i > last_id
+                and i not in self.hidden
+                and (event_types is None or self.events[i]["event_type"] in event_types)
+            )
             return [dict(self.events[i]) for i in ids[:limit]]
 
     def fetch_ids(self, ids: Sequence[int]) -> list[Event]:
@@ -92,6 +98,7 @@ class FakeCallback:
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("plugin.fake"))
     retries: int | None = None
     retry_delay: float | None = None
+    match_events: object = None
 
 
 @dataclass(eq=False)
@@ -126,6 +133,7 @@ def recording_plugin(
     fail_on: set[int] | None = None,
     stop_on_error: bool = True,
     matches: Callable[[Event], bool] = lambda e: True,
+    match_events: object = None,
 ) -> FakePlugin:
     """A plugin with one callback that records event ids and fails on some."""
     plugin = FakePlugin(name)
@@ -137,7 +145,13 @@ def recording_plugin(
         plugin.received.append(event["id"])
 
     plugin.callbacks.append(
-        FakeCallback("callback", callback, matches=matches, stop_on_error=stop_on_error)
+        FakeCallback(
+            "callback",
+            callback,
+            matches=matches,
+            stop_on_error=stop_on_error,
+            match_events=match_events,
+        )
     )
     return plugin
 

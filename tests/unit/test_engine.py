@@ -59,6 +59,7 @@ def build(
     clock: Clock | None = None,
     batch_size: int = 500,
     start_from_id: int | None = None,
+    prefilter: bool = False,
 ) -> tuple[Engine, FakeStore, Clock]:
     store = store or FakeStore()
     clock = clock or Clock()
@@ -77,6 +78,7 @@ def build(
             start_from_id=start_from_id,
             dispatch=DISPATCH,
             state_retry_interval=0.01,
+            prefilter=prefilter,
         ),
         stop=stop,
         clock=clock,
@@ -393,3 +395,37 @@ def test_new_plugin_start_position_is_saved_at_once() -> None:
     plugin = recording_plugin("a")
     _, store, _ = build(source, [plugin])
     assert store.positions[plugin.key].last_id == 3
+
+
+def test_prefilter_reads_only_wanted_types_and_settles_other_ids_without_waiting() -> None:
+    # Given a plugin that only wants task changes, with the prefilter on
+    from shotgun_events.registrar import compile_match
+
+    wanted = {"Shotgun_Task_Change": None}
+    source = FakeSource()
+    source.add(1)
+    plugin = recording_plugin("tasks", matches=compile_match(wanted), match_events=wanted)
+    engine, store, clock = build(source, [plugin], prefilter=True)
+    # When shot and task events interleave, one task event committing late
+    source.add(2, 4, event_type="Shotgun_Shot_Change")
+    source.add(3, 5, 6, event_type="Shotgun_Task_Change")
+    source.hidden.add(5)
+    engine.run_once()
+    # Then only task events were read and delivered; shot ids 2 and 4 look missing
+    assert plugin.received == [3, 6]
+    assert set(store.positions[plugin.key].backlog) == {2, 4, 5}
+    # When the backlog poll comes (by id, without the type filter)
+    source.hidden.clear()
+    clock.advance(6)
+    engine.run_once()
+    # Then 2 and 4 are settled as not wanted, 5 arrives late, nothing waits any more
+    assert plugin.received == [3, 6, 5]
+    assert store.positions[plugin.key].backlog == {}
+
+
+def test_prefilter_is_off_when_a_callback_wants_everything() -> None:
+    source = FakeSource()
+    source.add(1)
+    everything = recording_plugin("all")
+    engine, _, _ = build(source, [everything], prefilter=True)
+    assert engine.event_type_filter() is None
