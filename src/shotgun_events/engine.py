@@ -244,7 +244,7 @@ class Engine:
         self.disabled = dict(self._store.extras().get("disabled", {}))
         self._started = True
         self._initial = legacy_default
-        self.refresh_plugins()
+        self.refresh_plugins(initial=True)
         self._initial = None
         if legacy_default is not None:
             # Every plugin now has its own saved position; a plugin added later
@@ -315,9 +315,14 @@ class Engine:
 
     # -- named steps ---------------------------------------------------------
 
-    def refresh_plugins(self) -> None:
-        """Pick up added, changed and deleted plugin files."""
-        if self._watcher is None:
+    def refresh_plugins(self, *, initial: bool = False) -> None:
+        """Pick up added, changed and deleted plugin files.
+
+        The first scan loads every file, even one the watcher saw being written
+        a moment ago: a plugin present at start must start at the start
+        position, not later as if it had been added while running.
+        """
+        if self._watcher is None or initial:
             result = self._loader.scan()
         else:
             due = self._watcher.take_due()
