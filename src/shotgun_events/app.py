@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from . import operations
 from .config import Config, load_config_with_warnings, permission_warnings, validate_paths
 from .connections import ConnectionFactory, ConnectionPool
+from .control import ControlServer
 from .dispatch import Dispatcher
 from .engine import Engine, Exit, Hooks, Settings
 from .errors import ConfigError, ShotgunEventsError
@@ -131,6 +133,7 @@ class Daemon:
     engine: Engine
     mailer: EmailNotifier | None = None
     watcher: PluginWatcher | None = None
+    control: ControlServer | None = None
 
     @classmethod
     def build(
@@ -217,6 +220,7 @@ class Daemon:
                 on_ready=reporter.ready,
                 heartbeat=heartbeat,
                 on_plugins_changed=lambda plugins: _route_emails(mailer, plugins),
+                on_started=operations.queue_pending_replays,
             ),
         )
         log.info(
@@ -225,13 +229,21 @@ class Daemon:
             len(config.plugin_paths),
             config.event_id_file,
         )
-        return cls(config, logs, store, pool, source, loader, engine, mailer, watcher)
+        control = ControlServer(config.control_socket_path, engine.submit)
+        return cls(config, logs, store, pool, source, loader, engine, mailer, watcher, control)
 
     def run(self) -> Exit:
         """Run the engine until a stop or reload request."""
         if self.watcher is not None:
             # Started here, after any fork, and before the first scan: no change is missed.
             self.watcher.start()
+        if self.control is not None:
+            try:
+                self.control.start()
+            except ShotgunEventsError as exc:
+                # Events matter more than operator commands: keep delivering without them.
+                log.error("%s; operator commands work only while the daemon is stopped", exc)
+                self.control = None
         outcome = self.engine.run()
         log.info(
             "engine %s after %d events in %d batches",
@@ -243,6 +255,8 @@ class Daemon:
 
     def close(self) -> None:
         """Persist state and release connections, mail and log files."""
+        if self.control is not None:
+            self.control.close()
         if self.watcher is not None:
             self.watcher.stop()
         try:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import os
 import queue
 import threading
 import time
@@ -21,7 +20,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .cursor import Cursor
 from .delivery import Delivery, ParallelDelivery, SerialDelivery
 from .delivery import Hooks as DeliveryHooks
 from .dispatch import Dispatcher
@@ -29,10 +27,12 @@ from .errors import StateWriteError
 from .events import Event, PluginKey
 from .interfaces import LoaderLike, StateStoreLike, WatcherLike
 from .legacy_state import ANY_PLUGIN
-from .registrar import event_types_of
+from .positions import SavedPositions
+from .registrar import wanted_event_types
 from .retry import SiteRetry
 from .runner import PluginRunner
 from .source import EventSource
+from .switches import PluginSwitches
 from .watch import CallbackWatch
 
 if TYPE_CHECKING:
@@ -79,6 +79,8 @@ class Hooks:
     on_ready: Callable[[], None] = lambda: None
     heartbeat: Callable[[], None] = lambda: None
     on_plugins_changed: Callable[[Iterable[Plugin]], None] = lambda plugins: None
+    #: Called once after start-up, in the engine's thread (queues pending operator replays).
+    on_started: Callable[[Engine], None] = lambda engine: None
 
 
 @dataclass
@@ -124,11 +126,9 @@ class Engine:
         self._monotonic = monotonic
         self._watcher = watcher
         self._runners: dict[PluginKey, PluginRunner] = {}
-        self._saved: dict[PluginKey, Cursor] = {}
         self._head = 0
         #: created_at of the newest event fetched (for plugins' lag in seconds).
         self.head_created_at: datetime | None = None
-        self._initial: Cursor | None = None
         self._started = False
         self._ready = False
         self._next_backlog_poll = 0.0
@@ -138,8 +138,8 @@ class Engine:
         self._requests: queue.SimpleQueue[tuple[Callable[[Engine], Any], Future[Any]]] = (
             queue.SimpleQueue()
         )
-        #: Plugin name -> the operator's reason, for plugins switched off by `disable`.
-        self.disabled: dict[str, str] = {}
+        self.switches = PluginSwitches({}, cooldown=settings.disabled_cooldown)
+        self._positions = SavedPositions(None)
 
     def _make_delivery(self, source_factory: Callable[[], EventSource]) -> Delivery:
         hooks = DeliveryHooks(
@@ -223,10 +223,7 @@ class Engine:
 
     def start(self) -> bool:
         """Load saved positions and plugins and choose where to start; False if stopped."""
-        saved = self._store.load()
-        self._saved = dict(saved or {})
-        # The original's oldest state format: one last id for every plugin.
-        legacy_default = self._saved.pop(ANY_PLUGIN, None)
+        self._positions = SavedPositions(self._store.load())
         if self._settings.start_from_id is not None:
             self._head = self._settings.start_from_id - 1
             log.info("starting plugins without a saved position at event %d", self._head + 1)
@@ -235,44 +232,23 @@ class Engine:
             if newest is None:
                 return False
             self._head = newest
-            if saved is None:
+            if not self._positions.found:
                 log.info(
                     "no saved state: starting at the newest event (%d); nothing is replayed "
                     "(use --from-id to start elsewhere)",
                     newest,
                 )
-        self.disabled = dict(self._store.extras().get("disabled", {}))
+        self.switches.disabled = dict(self._store.extras().get("disabled", {}))
         self._started = True
-        self._initial = legacy_default
         self.refresh_plugins(initial=True)
-        self._initial = None
-        if legacy_default is not None:
+        for key in self._positions.respelled:
+            self._store.forget(key)
+        if self._positions.legacy_default is not None:
             # Every plugin now has its own saved position; a plugin added later
             # must start at the newest event, not at the legacy id.
             self._store.forget(ANY_PLUGIN)
-        self._queue_pending_replays()
+        self._hooks.on_started(self)
         return True
-
-    def _queue_pending_replays(self) -> None:
-        """Queue replays an operator asked for while the daemon was stopped."""
-        from .operations import replay  # operations builds on the engine
-
-        pending: list[dict[str, Any]] = self._store.extras().get("pending_replays") or []
-
-        def queued(item: dict[str, Any]) -> Callable[[Engine], Any]:
-            to_id = item.get("to_id")
-            return lambda engine: replay(
-                engine,
-                str(item["plugin"]),
-                int(item["from_id"]),
-                None if to_id is None else int(to_id),
-                str(item.get("reason", "")),
-            )
-
-        for item in pending:
-            self.submit(queued(item))
-        if pending:
-            self._store.set_extra("pending_replays", [])
 
     def run(self) -> Exit:
         """Repeat ``run_once`` until a stop or reload is requested."""
@@ -331,16 +307,16 @@ class Engine:
             runner = self._runners.pop(plugin.key, None)
             if runner is not None:
                 self._delivery.remove(runner)
-                self._saved[plugin.key] = runner.cursor
+                self._positions.keep(plugin.key, runner.cursor)
                 log.info(
                     "plugin %s removed; its position %d is kept", plugin.name, runner.cursor.last_id
                 )
         for plugin in self._loader.plugins:
             if plugin.key not in self._runners:
-                runner = self._new_runner(plugin)
+                runner = self._new_runner(plugin, first_scan=initial)
                 self._runners[plugin.key] = runner
                 self._delivery.add(runner)
-        self.apply_disabled()
+        self.switches.apply_disabled(self._loader.plugins)
         if isinstance(self._delivery, SerialDelivery):
             self._delivery.order(self.runners)
         if result.added or result.reloaded or result.removed:
@@ -349,12 +325,7 @@ class Engine:
 
     def apply_disabled(self) -> None:
         """Keep plugins an operator disabled switched off, also across reloads."""
-        for plugin in self._loader.plugins:
-            reason = self.disabled.get(plugin.name)
-            if reason is not None and plugin.active:
-                plugin.active = False
-                plugin.reason = f"disabled by an operator: {reason}"
-                plugin.failed_at = None
+        self.switches.apply_disabled(self._loader.plugins)
 
     def serve_requests(self) -> None:
         """Carry out operator requests queued by ``submit``."""
@@ -372,38 +343,11 @@ class Engine:
                 future.set_exception(exc)
 
     def _revive_cooled_down(self) -> None:
-        """Switch on plugins whose callback failed long enough ago, if the config asks."""
-        cooldown = self._settings.disabled_cooldown
-        if cooldown <= 0:
-            return
-        now = time.monotonic()
-        for plugin in self._loader.plugins:
-            failed_at = plugin.failed_at
-            if plugin.active or failed_at is None or now - failed_at < cooldown:
-                continue
-            if plugin.name in self.disabled:
-                continue
-            log.warning(
-                "plugin %s was switched off %.0f s ago by a failing callback; switching it on "
-                "again: it resumes at the event that failed",
-                plugin.name,
-                now - failed_at,
-            )
-            plugin.failed_at = None
-            plugin.reason = None
-            plugin.active = True
+        if self.switches.revive_cooled_down(self._loader.plugins):
             self._publish_plugin_status()
 
-    def _new_runner(self, plugin: Plugin) -> PluginRunner:
-        cursor = self._take_saved(plugin.key)
-        if cursor is None and self._initial is not None:
-            cursor = self._initial.copy()
-            log.info("plugin %s starts after event %d (legacy state)", plugin.name, cursor.last_id)
-        if cursor is None:
-            cursor = Cursor(self._head)
-            log.info(
-                "plugin %s has no saved position: starting after event %d", plugin.name, self._head
-            )
+    def _new_runner(self, plugin: Plugin, *, first_scan: bool) -> PluginRunner:
+        cursor = self._positions.take(plugin.key, start=self._head, first_scan=first_scan)
         runner = PluginRunner(
             plugin,
             cursor,
@@ -419,38 +363,9 @@ class Engine:
             self._state_trouble(exc)
         return runner
 
-    def _take_saved(self, key: PluginKey) -> Cursor | None:
-        """Pop the saved cursor for a plugin, matching folder paths written differently."""
-        cursor = self._saved.pop(key, None)
-        if cursor is not None:
-            return cursor
-        wanted = (os.path.normpath(key[0]), key[1])
-        for saved_key in list(self._saved):
-            if (os.path.normpath(saved_key[0]), saved_key[1]) == wanted:
-                log.info("plugin %s: using the position saved for folder %s", key[1], saved_key[0])
-                self._store.forget(saved_key)
-                return self._saved.pop(saved_key)
-        return None
-
     def event_type_filter(self) -> frozenset[str] | None:
-        """The event types to ask the site for, or None for all (prefilter off or unbounded).
-
-        Events of other types then look like gaps to the cursors; the backlog is
-        re-read by id without this filter, so those ids are settled as events no
-        callback wants instead of being waited for until they expire.
-        """
-        if not self._settings.prefilter:
-            return None
-        types: set[str] = set()
-        for plugin in self._loader.plugins:
-            if not plugin.active:
-                continue
-            for callback in plugin.callbacks:
-                wanted = event_types_of(callback.match_events)
-                if wanted is None:
-                    return None
-                types |= wanted
-        return frozenset(types) if types else None
+        """The event types to ask the site for, or None for all (see ``wanted_event_types``)."""
+        return wanted_event_types(self._loader.plugins) if self._settings.prefilter else None
 
     def _fetch_fresh(self) -> list[Event] | None:
         position = self._fetch_position()

@@ -10,6 +10,7 @@ reason and kept in the state's audit list.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from . import audit
@@ -130,8 +131,8 @@ def reset(engine: Engine, plugin: str, to: str, reason: str) -> dict[str, Any]:
 def disable(engine: Engine, plugin: str, reason: str) -> dict[str, Any]:
     """Switch a plugin off until an operator enables it (kept across restarts)."""
     runner = _runner(engine, plugin)
-    engine.disabled[plugin] = reason
-    engine.store.set_extra("disabled", dict(engine.disabled))
+    engine.switches.disabled[plugin] = reason
+    engine.store.set_extra("disabled", dict(engine.switches.disabled))
     engine.apply_disabled()
     _audit(engine, "disable", plugin, reason)
     return {"plugin": plugin, "active": runner.plugin.active}
@@ -140,8 +141,8 @@ def disable(engine: Engine, plugin: str, reason: str) -> dict[str, Any]:
 def enable(engine: Engine, plugin: str, reason: str) -> dict[str, Any]:
     """Switch on a plugin an operator disabled, or one switched off by a failing callback."""
     runner = _runner(engine, plugin)
-    engine.disabled.pop(plugin, None)
-    engine.store.set_extra("disabled", dict(engine.disabled))
+    engine.switches.disabled.pop(plugin, None)
+    engine.store.set_extra("disabled", dict(engine.switches.disabled))
     _switch_on(engine, runner)
     _audit(engine, "enable", plugin, reason)
     return {"plugin": plugin, "active": runner.plugin.active, "reason": runner.plugin.reason}
@@ -160,6 +161,26 @@ def reload(engine: Engine, plugin: str | None, reason: str) -> dict[str, Any]:
     }
 
 
+def queue_pending_replays(engine: Engine) -> None:
+    """Queue the replays an operator asked for while the daemon was stopped."""
+    pending: list[dict[str, Any]] = engine.store.extras().get("pending_replays") or []
+    for item in pending:
+        engine.submit(_queued_replay(item))
+    if pending:
+        engine.store.set_extra("pending_replays", [])
+
+
+def _queued_replay(item: dict[str, Any]) -> Callable[[Engine], dict[str, Any]]:
+    to_id = item.get("to_id")
+    return lambda engine: replay(
+        engine,
+        str(item["plugin"]),
+        int(item["from_id"]),
+        None if to_id is None else int(to_id),
+        str(item.get("reason", "")),
+    )
+
+
 def status(engine: Engine) -> dict[str, Any]:
     """Describe every plugin: state, position, backlog, lag, retries, dead letters."""
     letters = DeadLetters(engine.store).entries()
@@ -167,7 +188,7 @@ def status(engine: Engine) -> dict[str, Any]:
     plugins = []
     for runner in engine.runners:
         plugin = runner.plugin
-        if plugin.name in engine.disabled:
+        if plugin.name in engine.switches.disabled:
             state = "disabled"
         else:
             state = "active" if plugin.active else "inactive"
@@ -213,7 +234,7 @@ class _paused:  # noqa: N801 - used as a context manager, reads like a statement
 
 def _switch_on(engine: Engine, runner: PluginRunner) -> None:
     plugin = runner.plugin
-    if plugin.name in engine.disabled:
+    if plugin.name in engine.switches.disabled:
         return
     if not plugin.callbacks:
         # It never loaded (or its last load failed): load it again from its file.

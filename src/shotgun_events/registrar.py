@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from shotgun_events.errors import PluginError
 from shotgun_events.events import Event
@@ -68,6 +68,26 @@ def event_types_of(match_events: object) -> frozenset[str] | None:
     if not match_events or not isinstance(match_events, Mapping) or _ALL in match_events:
         return None
     return frozenset(str(event_type) for event_type in match_events)
+
+
+def wanted_event_types(plugins: Iterable[Any]) -> frozenset[str] | None:
+    """The event types the active plugins' callbacks can match; None when some match any type.
+
+    Used by the server-side pre-filter. Events of other types then look like
+    gaps to the cursors; the backlog is re-read by id without this filter, so
+    those ids are settled as events no callback wants instead of being waited
+    for until they expire.
+    """
+    types: set[str] = set()
+    for plugin in plugins:
+        if not plugin.active:
+            continue
+        for callback in plugin.callbacks:
+            wanted = event_types_of(callback.match_events)
+            if wanted is None:
+                return None
+            types |= wanted
+    return frozenset(types) if types else None
 
 
 def _compile_attributes(event_type: str, attributes: object) -> frozenset[str] | str | None:
