@@ -88,5 +88,12 @@ def awaited_ids(cursors: Iterable[Cursor]) -> list[int]:
 
 
 def _aware(moment: datetime) -> datetime:
-    """Treat naive datetimes as UTC so comparisons never mix naive and aware."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    """Return the instant in UTC, treating naive datetimes as UTC.
+
+    Converting matters for arithmetic: ``datetime + timedelta`` works on the wall
+    time of the datetime's own zone, so near a DST change a local-zone time
+    (shotgun_api3 hands out local times) plus 5 minutes can land an hour off.
+    """
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)

@@ -90,10 +90,15 @@ class PlainDataUnpickler(pickle.Unpickler):
         raise StateError("not plain data: refusing a persistent id")
 
 
+#: First bytes of the pickles the original wrote: protocol 2+ (0x80), protocols 0/1
+#: dict or tuple (MARK, EMPTY_DICT), and the bare-integer forms (INT, LONG, BININT*).
+_PICKLE_STARTS = frozenset(b"\x80(}IJKLM")
+
+
 def looks_like_pickle(data: bytes) -> bool:
-    """Tell a pickle from our JSON: JSON state starts with '{', which no pickle does."""
+    """Tell the original's pickle from our JSON (or from any other text, reported as not JSON)."""
     stripped = data.lstrip()
-    return bool(stripped) and not stripped.startswith(b"{")
+    return bool(stripped) and stripped[0] in _PICKLE_STARTS
 
 
 def parse_legacy(
