@@ -67,6 +67,10 @@ class Delivery(Protocol):
         """Return (runner, seconds in the current callback, thread id) for busy plugins."""
         ...
 
+    def in_flight(self) -> set[int]:
+        """Ids of late events handed on but not handled yet (not to be read again)."""
+        ...
+
     def drain(self, timeout: float) -> bool:
         """Wait until every active plugin has handled what it was given (tests, benchmarks)."""
         ...
@@ -177,6 +181,10 @@ class SerialDelivery:
     def busy(self) -> list[tuple[PluginRunner, float, int | None]]:
         """Serial delivery runs callbacks in the engine's thread: nothing to watch."""
         return []
+
+    def in_flight(self) -> set[int]:
+        """Late events are handled before ``deliver_late`` returns."""
+        return set()
 
     def drain(self, timeout: float) -> bool:
         """Delivery is done when ``deliver`` returns."""
@@ -339,6 +347,13 @@ class ParallelDelivery:
     def save_pending(self) -> bool:
         """Workers retry their own state writes; the engine reads on."""
         return True
+
+    def in_flight(self) -> set[int]:
+        """Ids of late events queued in some worker's inbox and not handled yet."""
+        ids: set[int] = set()
+        for worker in list(self._workers.values()):
+            ids |= worker.late_in_flight()
+        return ids
 
     def busy(self) -> list[tuple[PluginRunner, float, int | None]]:
         """Return the workers inside a callback and for how long."""

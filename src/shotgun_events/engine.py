@@ -31,6 +31,7 @@ from .positions import SavedPositions
 from .registrar import wanted_event_types
 from .retry import SiteRetry
 from .runner import PluginRunner
+from .siteclock import SiteClock
 from .source import EventSource
 from .switches import PluginSwitches
 from .watch import CallbackWatch
@@ -139,13 +140,14 @@ class Engine:
             queue.SimpleQueue()
         )
         self.switches = PluginSwitches({}, cooldown=settings.disabled_cooldown)
+        self.site_clock = SiteClock(clock, monotonic)
         self._positions = SavedPositions(None)
 
     def _make_delivery(self, source_factory: Callable[[], EventSource]) -> Delivery:
         hooks = DeliveryHooks(
             on_failed=lambda plugin: self._publish_plugin_status(),
             on_state_trouble=self._state_trouble,
-            clock=self._clock,
+            clock=lambda: self.site_clock.now(),
             event_types=self.event_type_filter,
         )
         if self._settings.dispatch == "parallel":
@@ -198,8 +200,8 @@ class Engine:
         return self._settings
 
     def now(self) -> datetime:
-        """The engine's wall clock."""
-        return self._clock()
+        """The site's time (backlog deadlines are measured in it)."""
+        return self.site_clock.now()
 
     def runner_named(self, name: str) -> PluginRunner | None:
         """Return the runner of the plugin with this name (file name without .py)."""
@@ -224,13 +226,13 @@ class Engine:
     def start(self) -> bool:
         """Load saved positions and plugins and choose where to start; False if stopped."""
         self._positions = SavedPositions(self._store.load())
+        newest = self._retry.call("reading the newest event id", self._source.newest_id)
+        if newest is None or not self._learn_site_time(newest):
+            return False
         if self._settings.start_from_id is not None:
             self._head = self._settings.start_from_id - 1
             log.info("starting plugins without a saved position at event %d", self._head + 1)
         else:
-            newest = self._retry.call("reading the newest event id", self._source.newest_id)
-            if newest is None:
-                return False
             self._head = newest
             if not self._positions.found:
                 log.info(
@@ -248,6 +250,19 @@ class Engine:
             # must start at the newest event, not at the legacy id.
             self._store.forget(ANY_PLUGIN)
         self._hooks.on_started(self)
+        return True
+
+    def _learn_site_time(self, newest: int) -> bool:
+        """Read the newest event's time so gap deadlines start in site time; False if stopped."""
+        if newest <= 0:
+            return True
+        found = self._retry.call(
+            "reading the newest event", lambda: self._source.fetch_ids([newest])
+        )
+        if found is None:
+            return False
+        for event in found:
+            self.site_clock.observe(event.get("created_at"))
         return True
 
     def run(self) -> Exit:
@@ -276,7 +291,7 @@ class Engine:
             return False
         delivered = self._delivery.deliver(batch)
         self._poll_backlog()
-        self._delivery.expire(self._clock())
+        self._delivery.expire(self.site_clock.now())
         self._watchdog.check(self._delivery.busy())
         self._hooks.heartbeat()
         return delivered and len(batch) >= self._settings.batch_size
@@ -381,6 +396,7 @@ class Engine:
         if batch:
             self._head = max(self._head, int(batch[-1]["id"]))
             created_at = batch[-1].get("created_at")
+            self.site_clock.observe(created_at)
             if isinstance(created_at, datetime):
                 self.head_created_at = created_at
         if not self._ready:
@@ -400,12 +416,16 @@ class Engine:
         for runner in self._runners.values():
             if runner.active:
                 awaited |= runner.awaited()
+        # Late events already handed to a worker are not read (and queued) again.
+        awaited -= self._delivery.in_flight()
         if not awaited:
             return
         ids = sorted(awaited)
         found = self._retry.call("reading missing event ids", lambda: self._source.fetch_ids(ids))
         self.stats.backlog_reads += 1
         if found:
+            for event in found:
+                self.site_clock.observe(event.get("created_at"))
             self._delivery.deliver_late(found)
 
     def _state_trouble(self, exc: StateWriteError) -> None:

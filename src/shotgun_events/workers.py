@@ -59,6 +59,7 @@ class Worker:
         self._hooks = hooks
         self._state_retry_interval = state_retry_interval
         self._inbox: deque[tuple[str, list[Event]]] = deque()
+        self._late_ids: set[int] = set()
         self._ready = threading.Condition()
         self._busy_since: float | None = None
         # True while the thread sleeps on an empty inbox: between items it is not idle.
@@ -100,8 +101,14 @@ class Worker:
     def put_late(self, events: list[Event]) -> None:
         """Queue events found through the backlog."""
         with self._ready:
+            self._late_ids.update(int(e["id"]) for e in events)
             self._inbox.append((_LATE, events))
             self._ready.notify()
+
+    def late_in_flight(self) -> set[int]:
+        """Ids of late events queued and not handled yet."""
+        with self._ready:
+            return set(self._late_ids)
 
     def put_expire(self) -> None:
         """Ask the worker to drop backlog ids whose wait is over, between events."""
@@ -148,6 +155,9 @@ class Worker:
                     self._expire()
                 else:
                     self._handle(events)
+                if kind == _LATE:
+                    with self._ready:
+                        self._late_ids.difference_update(int(e["id"]) for e in events)
             elif not self.attached and self.runner.active:
                 self._catch_up_step()
             elif not self.runner.active:

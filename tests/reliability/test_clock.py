@@ -13,14 +13,6 @@ from tests.unit.fakes import T0, Clock, FakePlugin, FakeSource, FakeStore, recor
 
 from .engine_rig import POLL, SteppedEngine, build
 
-#: The fix for the xfails below (engine/runner/cursor, not this suite's files).
-MONOTONIC_FIX = (
-    "backlog deadlines follow the wall clock: a step of the daemon's clock changes how long "
-    "it waits. Fix: keep each backlog deadline on the monotonic clock (deadline = "
-    "monotonic_now + timeout - age, age measured in site time: newest created_at seen minus "
-    "the gap's created_at), persisting wall-clock expiries only for restarts"
-)
-
 
 @pytest.fixture(params=["serial", "parallel"])
 def dispatch(request: pytest.FixtureRequest) -> str:
@@ -100,7 +92,6 @@ def test_dst_fall_back_does_not_confuse_expiry(dispatch: str, engines: list[Step
     assert plugin.received == [1, 3]
 
 
-@pytest.mark.xfail(strict=True, reason=MONOTONIC_FIX)
 def test_wall_clock_stepping_back_does_not_stretch_the_wait(
     dispatch: str, engines: list[SteppedEngine]
 ) -> None:
@@ -114,7 +105,6 @@ def test_wall_clock_stepping_back_does_not_stretch_the_wait(
     assert 4 not in scene.awaited()
 
 
-@pytest.mark.xfail(strict=True, reason=MONOTONIC_FIX)
 def test_wall_clock_stepping_forward_does_not_drop_a_gap_early(
     dispatch: str, engines: list[SteppedEngine]
 ) -> None:
@@ -131,7 +121,6 @@ def test_wall_clock_stepping_forward_does_not_drop_a_gap_early(
     assert 4 in scene.plugin.received
 
 
-@pytest.mark.xfail(strict=True, reason=MONOTONIC_FIX)
 def test_daemon_clock_ahead_of_the_site_still_waits_for_new_gaps(
     dispatch: str, engines: list[SteppedEngine]
 ) -> None:

@@ -62,16 +62,6 @@ def test_odd_events_are_delivered_and_the_cursor_moves_on(dispatch: str) -> None
             SUMMARY.answered("event", name, "delivered to the plugin once; cursor moved on")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "engine._poll_backlog re-reads ids whose late events were already handed to a "
-        "worker (ParallelDelivery.deliver_late) and queues them again at every poll while "
-        "the worker is busy: 10,000 late ids cost ~240 reads and ~130 MiB RSS. Fix: "
-        "ParallelDelivery keeps per worker the ids queued as late (added in put_late, removed "
-        "once handled) and Engine._poll_backlog leaves them out of the ids it reads"
-    ),
-)
 def test_late_events_in_a_workers_hands_are_not_read_again() -> None:
     # Given a parallel plugin whose callback blocks on the first late event
     source = FakeSource()
