@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Collection, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -21,8 +22,13 @@ class StateStoreLike(Protocol):
         """Return saved positions, or None when there is no state at all."""
         ...
 
-    def record(self, key: PluginKey, cursor: Cursor) -> None:
-        """Persist one plugin's cursor."""
+    def record(
+        self,
+        key: PluginKey,
+        cursor: Cursor,
+        change: tuple[dict[int, datetime], set[int]] | None = None,
+    ) -> None:
+        """Persist one plugin's cursor (``change``: backlog ids added/removed since last)."""
         ...
 
     def set_extra(self, name: str, value: object) -> None:

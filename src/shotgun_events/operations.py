@@ -102,7 +102,7 @@ def skip(engine: Engine, plugin: str, event_id: int, reason: str) -> dict[str, A
                 engine.now(),
                 engine.settings.backlog_timeout,
             )
-        runner.save()
+        runner.save(rewritten=True)
         DeadLetters(engine.store).record(
             plugin, event_id, runner.plugin.reason or "", reason=f"skipped by an operator: {reason}"
         )
@@ -123,7 +123,7 @@ def reset(engine: Engine, plugin: str, to: str, reason: str) -> dict[str, Any]:
         target = _event_id(to) - 1
     with _paused(engine, runner):
         runner.cursor.jump_to(target)
-        runner.save()
+        runner.save(rewritten=True)
     _audit(engine, "reset", plugin, reason, to=target + 1)
     return {"plugin": plugin, "starts_after": target}
 

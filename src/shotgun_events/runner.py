@@ -30,8 +30,13 @@ _HANDLED = (Outcome.DONE, Outcome.SKIPPED)
 class PositionRecorder(Protocol):
     """Where cursors are persisted."""
 
-    def record(self, key: PluginKey, cursor: Cursor) -> None:
-        """Persist this plugin's cursor."""
+    def record(
+        self,
+        key: PluginKey,
+        cursor: Cursor,
+        change: tuple[dict[int, datetime], set[int]] | None = None,
+    ) -> None:
+        """Persist this plugin's cursor (``change``: backlog ids added/removed since last)."""
         ...
 
 
@@ -54,6 +59,11 @@ class PluginRunner:
         self._timeout = backlog_timeout
         self._unsaved = False
         self._dirty = False
+        # Backlog changes since the last save, so a big backlog is not re-compared whole;
+        # None after the cursor was changed from outside (operator commands).
+        self._added: dict[int, datetime] = {}
+        self._removed: set[int] = set()
+        self._delta_known = False
         # Guards cursor changes against the engine reading the backlog from its thread.
         self._lock = threading.Lock()
         self.delivered = 0
@@ -102,6 +112,8 @@ class PluginRunner:
                 created_at = event.get("created_at")
                 with self._lock:
                     report = self.cursor.advance(event_id, created_at, now, self._timeout)
+                    for waiting in report.waiting:
+                        self._added[waiting] = self.cursor.backlog[waiting]
                 if isinstance(created_at, datetime):
                     self.last_created_at = created_at
                 self._report(report)
@@ -114,6 +126,7 @@ class PluginRunner:
                     log.info("%s: late event %d delivered", self.plugin.name, event_id)
                 with self._lock:
                     self.cursor.settle_late(event_id)
+                    self._note_removed((event_id,))
                 self._after(outcome)
             return outcome
         return None
@@ -127,6 +140,7 @@ class PluginRunner:
         """Give up on backlog ids whose wait is over."""
         with self._lock:
             expired = self.cursor.expire(now)
+            self._note_removed(expired)
         if expired:
             log.warning(
                 "%s: event ids %s never appeared within the backlog timeout; giving up on them",
@@ -136,15 +150,30 @@ class PluginRunner:
             self.save()
         return expired
 
-    def save(self) -> None:
-        """Persist the cursor; raises StateWriteError and remembers to try again."""
+    def save(self, *, rewritten: bool = False) -> None:
+        """Persist the cursor; raises StateWriteError and remembers to try again.
+
+        ``rewritten``: the cursor was changed from outside (operator command), so
+        the store compares it whole instead of applying the tracked changes.
+        """
+        if rewritten:
+            self._delta_known = False
+        change = (self._added, self._removed) if self._delta_known else None
         try:
-            self._recorder.record(self.key, self.cursor)
+            self._recorder.record(self.key, self.cursor, change)
         except StateWriteError:
             self._unsaved = True
             raise
         self._unsaved = False
         self._dirty = False
+        self._added = {}
+        self._removed = set()
+        self._delta_known = True
+
+    def _note_removed(self, ids: tuple[int, ...] | list[int]) -> None:
+        for event_id in ids:
+            if self._added.pop(event_id, None) is None:
+                self._removed.add(event_id)
 
     def _after(self, outcome: Outcome) -> None:
         # A callback ran: persist now, so a crash re-delivers at most this event.

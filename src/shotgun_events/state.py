@@ -48,7 +48,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,6 +77,9 @@ __all__ = [
 log = logging.getLogger("engine.state")
 
 FSYNC_POLICIES = ("always", "interval", "never")
+
+#: Backlog ids added (with their expiry) and removed since a key's last record.
+BacklogChange = tuple[Mapping[int, datetime], Collection[int]]
 _FORMAT = "shotgun_events.state"
 _JOURNAL_FORMAT = "shotgun_events.journal"
 _VERSION = 1
@@ -140,12 +143,22 @@ class StateStore:
                 return None
             return {key: cursor.copy() for key, cursor in state.positions.items()}
 
-    def record(self, key: PluginKey, cursor: Cursor) -> None:
-        """Persist one plugin's position: one journal line; raise StateWriteError if not saved."""
+    def record(self, key: PluginKey, cursor: Cursor, change: BacklogChange | None = None) -> None:
+        """Persist one plugin's position: one journal line; raise StateWriteError if not saved.
+
+        ``change`` (ids added to and removed from the backlog since the last record
+        of this key) lets a large backlog be recorded without comparing it whole.
+        """
         with self._lock:
             state = self._writable()
             old = state.positions.get(key)
-            if old is not None and old.backlog == cursor.backlog:
+            if change is not None and old is not None and (change[0] or change[1]):
+                self._append(_delta_line(key, cursor.last_id, change))
+                old.last_id = cursor.last_id
+                old.backlog.update(change[0])
+                for event_id in change[1]:
+                    old.backlog.pop(event_id, None)
+            elif old is not None and (change is not None or old.backlog == cursor.backlog):
                 if old.last_id == cursor.last_id:
                     return  # nothing changed: keep the journal short
                 key_json = self._key_json.get(key) or self._cache_key(key)
@@ -455,6 +468,17 @@ def _apply(entry: Any, state: SavedState) -> None:
         state.extras[str(entry["extra"])] = entry["value"]
     else:
         raise ValueError(f"unknown entry {sorted(entry)}")
+
+
+def _delta_line(key: PluginKey, last_id: int, change: BacklogChange) -> str:
+    """Encode a record from the backlog changes the caller already knows."""
+    added, removed = change
+    entry: dict[str, Any] = {"k": list(key), "l": int(last_id)}
+    if added:
+        entry["a"] = {str(i): _iso(e) for i, e in added.items()}
+    if removed:
+        entry["r"] = sorted(removed)
+    return json.dumps(entry, separators=(",", ":")) + "\n"
 
 
 def _record_line(key: PluginKey, cursor: Cursor, old: Cursor | None) -> str:

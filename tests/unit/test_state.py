@@ -520,3 +520,32 @@ def test_read_state_shows_positions_and_extras_of_a_running_writer(path: Path) -
     assert saved.positions == {A: Cursor(4)} and saved.extras == {"plugins": {"alpha": "active"}}
     assert sorted((p.name, p.stat().st_mtime_ns) for p in path.parent.iterdir()) == before
     store.close()
+
+
+def test_recording_backlog_changes_as_a_delta_reads_back_the_same(tmp_path: Path) -> None:
+    # Given a plugin with a large backlog recorded whole once
+    from datetime import UTC, datetime, timedelta
+
+    from shotgun_events.cursor import Cursor
+
+    expiry = datetime(2026, 1, 1, tzinfo=UTC)
+    path = tmp_path / "state.json"
+    store = StateStore(path)
+    store.load()
+    key = ("/plugins", "p")
+    cursor = Cursor(100, {i: expiry for i in range(1, 5001)})
+    store.record(key, cursor)
+    # When late ids settle and a new gap appears, recorded only as what changed
+    del cursor.backlog[7]
+    del cursor.backlog[8]
+    cursor.backlog[200] = expiry + timedelta(seconds=5)
+    cursor.last_id = 201
+    store.record(key, cursor, ({200: expiry + timedelta(seconds=5)}, {7, 8}))
+    journal_tail = store.journal_path.read_text().splitlines()[-1]
+    store.close()
+    # Then the journal line is small and the state reads back exactly
+    assert len(journal_tail) < 200
+    again = StateStore(path).load()
+    assert again is not None
+    assert again[key].last_id == 201
+    assert again[key].backlog == cursor.backlog
