@@ -48,9 +48,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +61,17 @@ from shotgun_events.legacy_state import (
     corrupt_error,
     looks_like_pickle,
     parse_legacy,
+)
+from shotgun_events.state_format import (
+    JOURNAL_FORMAT,
+    BacklogChange,
+    SavedState,
+    apply_entry,
+    as_int,
+    delta_line,
+    parse_snapshot,
+    record_line,
+    snapshot_bytes,
 )
 
 __all__ = [
@@ -77,21 +86,6 @@ __all__ = [
 log = logging.getLogger("engine.state")
 
 FSYNC_POLICIES = ("always", "interval", "never")
-
-#: Backlog ids added (with their expiry) and removed since a key's last record.
-BacklogChange = tuple[Mapping[int, datetime], Collection[int]]
-_FORMAT = "shotgun_events.state"
-_JOURNAL_FORMAT = "shotgun_events.journal"
-_VERSION = 1
-
-
-@dataclass
-class SavedState:
-    """What the state files say: positions, extra sections, and the snapshot's generation."""
-
-    positions: dict[PluginKey, Cursor] = field(default_factory=dict)
-    extras: dict[str, Any] = field(default_factory=dict)
-    generation: int = 0
 
 
 class StateStore:
@@ -153,7 +147,7 @@ class StateStore:
             state = self._writable()
             old = state.positions.get(key)
             if change is not None and old is not None and (change[0] or change[1]):
-                self._append(_delta_line(key, cursor.last_id, change))
+                self._append(delta_line(key, cursor.last_id, change))
                 old.last_id = cursor.last_id
                 old.backlog.update(change[0])
                 for event_id in change[1]:
@@ -165,7 +159,7 @@ class StateStore:
                 self._append(f'{{"k":{key_json},"l":{int(cursor.last_id)}}}\n')
                 old.last_id = cursor.last_id
             else:
-                self._append(_record_line(key, cursor, old))
+                self._append(record_line(key, cursor, old))
                 state.positions[key] = cursor.copy()
             self._after_change()
 
@@ -282,13 +276,13 @@ class StateStore:
         assert self._state is not None
         generation = self._state.generation + 1
         try:
-            _write_atomic(self._path, _snapshot_bytes(self._state, generation))
+            _write_atomic(self._path, snapshot_bytes(self._state, generation))
         except OSError as exc:
             raise self._write_error(exc, self._path) from exc
         self._state.generation = generation
         # From here the old journal is stale (load skips it): never append to it again.
         self._close_fd()
-        header = json.dumps({"format": _JOURNAL_FORMAT, "generation": generation}) + "\n"
+        header = json.dumps({"format": JOURNAL_FORMAT, "generation": generation}) + "\n"
         try:
             _write_atomic(self._journal_path, header.encode())
             self._fd = os.open(self._journal_path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
@@ -362,7 +356,7 @@ def _read_state(
             if writer is None:
                 return SavedState(positions=positions)
             return writer._import_legacy(data, positions)
-        state = _parse_snapshot(path, data, config_path)
+        state = parse_snapshot(path, data, config_path)
         journal_data = _read_bytes(journal)
         if journal_data is None or _replay(journal, journal_data, state, config_path, writer):
             return state
@@ -376,34 +370,6 @@ def _read_state(
         config_path,
         kind="state journal",
     )
-
-
-def _parse_snapshot(path: Path, data: bytes, config_path: Path | None) -> SavedState:
-    """Decode and check a snapshot, raising StateError with what is wrong."""
-    if not data.strip():
-        raise corrupt_error(path, "empty file", config_path)
-    try:
-        doc = json.loads(data)
-    except ValueError as exc:
-        raise corrupt_error(path, f"not JSON, truncated?: {exc}", config_path) from None
-    try:
-        if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
-            raise ValueError(f'no "format": "{_FORMAT}"')
-        if doc.get("version") != _VERSION:
-            raise ValueError(f"version {doc.get('version')!r}, this daemon reads {_VERSION}")
-        state = SavedState(generation=_int(doc.get("journal_generation"), "journal_generation"))
-        plugins = _dict(doc.get("plugins"), "plugins")
-        for collection, entries in plugins.items():
-            for name, entry in _dict(entries, f"plugins.{collection}").items():
-                where = f"plugins.{collection}.{name}"
-                entry = _dict(entry, where)
-                cursor = Cursor(_int(entry.get("last_id"), f"{where}.last_id"))
-                cursor.backlog = _backlog(_dict(entry.get("backlog", {}), f"{where}.backlog"))
-                state.positions[(collection, name)] = cursor
-        state.extras = _dict(doc.get("extras", {}), "extras")
-    except ValueError as exc:
-        raise corrupt_error(path, f"wrong schema: {exc}", config_path) from None
-    return state
 
 
 def _replay(
@@ -422,8 +388,8 @@ def _replay(
         return True  # empty journal, or a header cut short while being created
     try:
         header = json.loads(lines[0])
-        generation = _int(header.get("generation"), "generation")
-        if header.get("format") != _JOURNAL_FORMAT:
+        generation = as_int(header.get("generation"), "generation")
+        if header.get("format") != JOURNAL_FORMAT:
             raise ValueError("no journal format marker")
     except (ValueError, AttributeError) as exc:
         raise corrupt_error(
@@ -435,7 +401,7 @@ def _replay(
         return False
     for number, line in enumerate(lines[1:], start=2):
         try:
-            _apply(json.loads(line), state)
+            apply_entry(json.loads(line), state)
         except (ValueError, TypeError, AttributeError, KeyError) as exc:
             if number == len(lines) and not tail:
                 _warn_torn(journal, number, writer)  # last line garbled by a power cut
@@ -446,72 +412,6 @@ def _replay(
     if tail:
         _warn_torn(journal, len(lines) + 1, writer)
     return True
-
-
-def _apply(entry: Any, state: SavedState) -> None:
-    """Apply one journal line to the state."""
-    if "k" in entry:
-        collection, name = entry["k"]
-        key: PluginKey = (str(collection), str(name))
-        cursor = state.positions.get(key) or Cursor(0)
-        cursor = Cursor(_int(entry["l"], "l"), dict(cursor.backlog))
-        if "b" in entry:
-            cursor.backlog = _backlog(_dict(entry["b"], "b"))
-        for event_id in entry.get("r", ()):
-            cursor.backlog.pop(_int(event_id, "r"), None)
-        cursor.backlog.update(_backlog(_dict(entry.get("a", {}), "a")))
-        state.positions[key] = cursor
-    elif "forget" in entry:
-        collection, name = entry["forget"]
-        state.positions.pop((str(collection), str(name)), None)
-    elif "extra" in entry:
-        state.extras[str(entry["extra"])] = entry["value"]
-    else:
-        raise ValueError(f"unknown entry {sorted(entry)}")
-
-
-def _delta_line(key: PluginKey, last_id: int, change: BacklogChange) -> str:
-    """Encode a record from the backlog changes the caller already knows."""
-    added, removed = change
-    entry: dict[str, Any] = {"k": list(key), "l": int(last_id)}
-    if added:
-        entry["a"] = {str(i): _iso(e) for i, e in added.items()}
-    if removed:
-        entry["r"] = sorted(removed)
-    return json.dumps(entry, separators=(",", ":")) + "\n"
-
-
-def _record_line(key: PluginKey, cursor: Cursor, old: Cursor | None) -> str:
-    """Encode a record whose backlog changed: as a delta, or whole when that is shorter."""
-    before = old.backlog if old is not None else {}
-    added = {i: e for i, e in cursor.backlog.items() if before.get(i) != e}
-    removed = [i for i in before if i not in cursor.backlog]
-    entry: dict[str, Any] = {"k": list(key), "l": int(cursor.last_id)}
-    if len(added) + len(removed) > len(cursor.backlog):
-        entry["b"] = {str(i): _iso(e) for i, e in cursor.backlog.items()}
-    else:
-        if added:
-            entry["a"] = {str(i): _iso(e) for i, e in added.items()}
-        if removed:
-            entry["r"] = removed
-    return json.dumps(entry, separators=(",", ":")) + "\n"
-
-
-def _snapshot_bytes(state: SavedState, generation: int) -> bytes:
-    plugins: dict[str, dict[str, Any]] = {}
-    for (collection, name), cursor in sorted(state.positions.items()):
-        plugins.setdefault(collection, {})[name] = {
-            "last_id": cursor.last_id,
-            "backlog": {str(i): _iso(e) for i, e in sorted(cursor.backlog.items())},
-        }
-    doc = {
-        "format": _FORMAT,
-        "version": _VERSION,
-        "journal_generation": generation,
-        "plugins": plugins,
-        "extras": state.extras,
-    }
-    return (json.dumps(doc, indent=2) + "\n").encode()
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -558,30 +458,3 @@ def _warn_torn(journal: Path, line: int, writer: StateStore | None) -> None:
     # Only a writer's load means a crash; a reader merely caught a write in progress.
     level = logging.WARNING if writer is not None else logging.DEBUG
     log.log(level, "ignoring torn last line %d of %s (interrupted write)", line, journal)
-
-
-def _iso(moment: datetime) -> str:
-    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).isoformat()
-
-
-def _backlog(raw: dict[str, Any]) -> dict[int, datetime]:
-    backlog: dict[int, datetime] = {}
-    for event_id, expiry in raw.items():
-        moment = datetime.fromisoformat(expiry) if isinstance(expiry, str) else None
-        if moment is None or moment.tzinfo is None:
-            raise ValueError(f"backlog expiry {expiry!r} is not an ISO 8601 time with offset")
-        backlog[int(event_id)] = moment.astimezone(UTC)
-    return backlog
-
-
-def _int(value: Any, where: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError(f"{where} is not an integer")
-    return value
-
-
-def _dict(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ValueError(f"{where} is not an object")
-    return value
