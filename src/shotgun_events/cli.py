@@ -1,4 +1,4 @@
-"""Command line: ``shotgunEventDaemon [-c CONF] start|stop|restart|status|foreground|demo|site``.
+"""Command line: ``shotgunEventDaemon [-c CONF] COMMAND``: service, operator, demo and site.
 
 Parsing, wiring and exit codes only; every decision lives in the modules it calls.
 """
@@ -9,9 +9,13 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import ConfigError, ShotgunEventsError
+
+if TYPE_CHECKING:
+    from .config import Config
 
 PROG = "shotgunEventDaemon"
 
@@ -55,14 +59,46 @@ def build_parser() -> argparse.ArgumentParser:
 
     reset = commands.add_parser(
         "reset",
-        help="move plugins' positions (daemon stopped); also recovers a corrupt state file",
+        help="move plugins' positions; when stopped, also recovers a corrupt state file",
+        description="Move plugins' positions: live through the control socket when the "
+        "daemon runs, else in the state file (where --all also replaces a corrupt one).",
     )
     reset.add_argument("plugins", nargs="*", metavar="PLUGIN", help="plugin names")
     reset.add_argument("--all", action="store_true", help="every plugin, also ones not seen yet")
     reset.add_argument(
         "--to", required=True, metavar="latest|ID", help="start at event ID, or after the newest"
     )
-    reset.add_argument("--reason", default="no reason given", help="recorded in the audit log")
+    _reason_option(reset)
+
+    replay = commands.add_parser(
+        "replay",
+        help="deliver a range of events to one plugin again (its position does not move)",
+    )
+    replay.add_argument("plugin", metavar="PLUGIN")
+    replay.add_argument("--from-id", type=int, required=True, metavar="N", help="first event")
+    replay.add_argument(
+        "--to-id", type=int, metavar="M", help="last event (default: the plugin's position)"
+    )
+    _reason_option(replay)
+
+    skip = commands.add_parser(
+        "skip", help="give up the event a switched-off plugin is stuck on (a dead letter)"
+    )
+    skip.add_argument("plugin", metavar="PLUGIN")
+    skip.add_argument("--event", type=int, required=True, metavar="N", help="the event id")
+    _reason_option(skip)
+
+    for name, text in (
+        ("disable", "switch a plugin off until it is enabled (kept across restarts)"),
+        ("enable", "switch on a plugin that was disabled or stopped by a failing callback"),
+    ):
+        toggle = commands.add_parser(name, help=text, description=text)
+        toggle.add_argument("plugin", metavar="PLUGIN")
+        _reason_option(toggle)
+
+    reload = commands.add_parser("reload", help="reload one plugin (or all) from its file now")
+    reload.add_argument("plugin", nargs="?", metavar="PLUGIN", help="default: every plugin")
+    _reason_option(reload)
 
     demo = commands.add_parser(
         "demo",
@@ -90,6 +126,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_site_arguments(site)
     return parser
+
+
+def _reason_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--reason",
+        default="",
+        metavar="TEXT",
+        help="why; written to the log and the audit list (default: 'no reason given')",
+    )
 
 
 def _stop_options(command: argparse.ArgumentParser) -> None:
@@ -170,11 +215,42 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return print_status(config, as_json=args.json)
     if command == "reset":
-        from .reset import ResetRequest, run_reset
+        return _reset(config, args)
+    if command in OPERATOR_COMMANDS:
+        from .control import run_command
 
-        request = ResetRequest(tuple(args.plugins), args.all, args.to, args.reason)
-        return run_reset(config, request, sys.stdout)
+        return run_command(config, command, _operator_args(args), sys.stdout)
     raise AssertionError(f"unhandled command {command}")
+
+
+OPERATOR_COMMANDS = ("replay", "skip", "enable", "disable", "reload")
+
+
+def _operator_args(args: argparse.Namespace) -> dict[str, object]:
+    """The request arguments of an operator command, named as the control channel names them."""
+    found: dict[str, object] = {"plugin": args.plugin, "reason": args.reason}
+    if args.command == "replay":
+        found.update(from_id=args.from_id, to_id=args.to_id)
+    elif args.command == "skip":
+        found["event_id"] = args.event
+    return found
+
+
+def _reset(config: Config, args: argparse.Namespace) -> int:
+    """Reset through the running daemon, or in the state file when it is stopped."""
+    from .pidfile import status_process
+
+    if status_process(pid_file=config.pid_file).running:
+        from .control import run_command
+
+        request = {"plugins": list(args.plugins), "all": args.all, "to": args.to}
+        return run_command(config, "reset", {**request, "reason": args.reason}, sys.stdout)
+    from .reset import ResetRequest, run_reset
+
+    reason = args.reason or "no reason given"
+    return run_reset(
+        config, ResetRequest(tuple(args.plugins), args.all, args.to, reason), sys.stdout
+    )
 
 
 def entry() -> None:
