@@ -398,7 +398,7 @@ class HelperTracker:
         stale = set(wanted)
         stale.update(f for f in map(self.helper_file, names) if f is not None)
         for name in names:
-            sys.modules.pop(name, None)
+            _forget_module(name)
             self._edges.pop(name, None)
         for file in stale:
             self._files.pop(file, None)
@@ -413,7 +413,7 @@ class HelperTracker:
         """Drop every helper already imported, so the first loads record complete dependencies."""
         names = [n for n in list(sys.modules) if self.helper_file(n) is not None]
         for name in names:
-            del sys.modules[name]
+            _forget_module(name)
         if names:
             log.info("dropped helper modules imported earlier: %s", ", ".join(sorted(names)))
 
@@ -421,3 +421,19 @@ class HelperTracker:
         """Stop stat-checking helper files no plugin depends on any more."""
         for file in [f for f in self._files if f not in in_use]:
             del self._files[file]
+
+
+def _forget_module(name: str) -> None:
+    """Drop a module from ``sys.modules`` and from its parent package's attributes.
+
+    ``from pkg import mod`` returns the attribute ``pkg.mod`` when the package
+    has one, without looking at ``sys.modules``: a package that stays loaded
+    (a namespace package, or one whose ``__init__`` does not import ``mod``)
+    would hand the old module to every importer reloaded for its change.
+    """
+    module = sys.modules.pop(name, None)
+    parent_name, _, child = name.rpartition(".")
+    parent = sys.modules.get(parent_name) if parent_name else None
+    if module is not None and parent is not None and getattr(parent, child, None) is module:
+        with contextlib.suppress(AttributeError, TypeError):
+            delattr(parent, child)

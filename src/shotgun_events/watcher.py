@@ -13,6 +13,15 @@ the next scan notices the stat change). Rules:
   event; until then it is *pending* (an editor or rsync still writing it).
   ``changed`` is set as soon as a path becomes due, from a small settler
   thread, so waking on it never catches a file mid-write.
+- A file whose mtime is less than ``debounce`` old is pending too, reported
+  or not: the loop's stat scan would otherwise import a file the observer has
+  not reported yet (a polling observer sees a write up to ``poll_interval``
+  late, a native one a moment late). ``pending()`` looks for such files in the
+  watched folders, and hands them to the settler so the loop is woken when they
+  are due. Files as they were when the watcher started are not (the first scan
+  loads them as it finds them: deferring one would move its start position). A
+  file server whose clock is more than ``debounce`` off leaves only the
+  observer's own debounce.
 - Native watching (inotify) is used unless ``polling`` is asked for (network
   file systems, where inotify sees no remote writes); if it cannot start (no
   inotify, watch limits), the watcher polls instead and says so at WARNING.
@@ -104,6 +113,7 @@ class PluginWatcher:
         poll_interval: float = 1.0,
         debounce: float = 0.3,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._paths = list(dict.fromkeys(Path(os.path.abspath(p)) for p in paths))
         self._helper_paths = list(dict.fromkeys(Path(os.path.abspath(p)) for p in helper_paths))
@@ -111,6 +121,7 @@ class PluginWatcher:
         self._poll_interval = poll_interval
         self._debounce = debounce
         self._clock = clock
+        self._wall_clock = wall_clock
         #: Set once a changed path is due; ``take_due`` clears it.
         self.changed = threading.Event()
         self._cond = threading.Condition()  # guards _pending and _closing
@@ -122,6 +133,8 @@ class PluginWatcher:
         self._resync = False
         self._missing: set[Path] = set()
         self._settler: threading.Thread | None = None
+        #: (mtime_ns, size) of the files found at start; such files are not "just written".
+        self._baseline: dict[Path, tuple[int, int]] = {}
 
     @property
     def polling(self) -> bool:
@@ -145,6 +158,11 @@ class PluginWatcher:
         with self._watch_lock:
             if self._observer is not None or self._closing:
                 return
+            self._baseline = {
+                path: (st.st_mtime_ns, st.st_size)
+                for folder, recursive in self._folders()
+                for path, st in _python_files(folder, recursive)
+            }
             if not self._polling:
                 try:
                     self._observer = self._launch(Observer())
@@ -184,8 +202,15 @@ class PluginWatcher:
             self._settler = None
 
     def pending(self) -> dict[Path, float]:
-        """Paths reported but still settling, with the clock time of their last event."""
+        """Paths still settling (reported, or written less than ``debounce`` ago), with the
+        clock time of their last change."""
+        recent = self._recently_written()
         with self._cond:
+            for path, written in recent.items():
+                if written > self._pending.get(path, float("-inf")):
+                    self._pending[path] = written
+            if recent:
+                self._cond.notify_all()
             return dict(self._pending)
 
     def take_due(self) -> set[Path]:
@@ -200,6 +225,36 @@ class PluginWatcher:
             self._cond.notify_all()
         self._sync_if_needed()
         return due
+
+    def _recently_written(self) -> dict[Path, float]:
+        """``*.py`` files in the watched folders whose mtime is less than ``debounce`` old."""
+        if self._observer is None:
+            return {}
+        now, wall = self._clock(), self._wall_clock()
+        found: dict[Path, float] = {}
+        for folder, recursive in self._folders():
+            for path, st in _python_files(folder, recursive):
+                if path in self._baseline:
+                    if self._baseline[path] == (st.st_mtime_ns, st.st_size):
+                        continue
+                    self._baseline.pop(path, None)  # changed since start: an ordinary file now
+                age = wall - st.st_mtime
+                if 0 <= age < self._debounce:
+                    found[path] = now - age
+        return found
+
+    def _folders(self) -> list[_Target]:
+        """The folders ``pending`` looks into: as watched, without the watch bookkeeping."""
+        folders: list[_Target] = [(p, False) for p in self._paths]
+        for folder in self._paths:
+            with contextlib.suppress(OSError), os.scandir(folder) as entries:
+                folders.extend(
+                    (Path(e.path), True)
+                    for e in entries
+                    if _watched_dir(e.name) and e.is_dir(follow_symlinks=False)
+                )
+        folders.extend((p, True) for p in self._helper_paths)
+        return folders
 
     # -- observer side --------------------------------------------------------
 
@@ -233,9 +288,7 @@ class PluginWatcher:
                 targets.update(
                     (Path(e.path), True)
                     for e in entries
-                    if not e.name.startswith(".")
-                    and e.name != "__pycache__"
-                    and e.is_dir(follow_symlinks=False)
+                    if _watched_dir(e.name) and e.is_dir(follow_symlinks=False)
                 )
         for folder in self._helper_paths:
             if folder.is_dir():
@@ -322,3 +375,32 @@ def _dispose(observer: BaseObserver) -> None:
     observer.stop()  # also releases the inotify instance of one that never started
     if observer.ident is not None:
         observer.join()
+
+
+def _watched_dir(name: str) -> bool:
+    return not name.startswith(".") and name != "__pycache__"
+
+
+def _python_files(folder: Path, recursive: bool) -> list[tuple[Path, os.stat_result]]:
+    """(path, stat) of the ``*.py`` files in a folder (and its watched sub-folders)."""
+    found: list[tuple[Path, os.stat_result]] = []
+    todo = [folder]
+    while todo:
+        current = todo.pop()
+        try:
+            with os.scandir(current) as entries:
+                for entry in entries:
+                    try:
+                        if entry.name.endswith(".py") and entry.is_file():
+                            found.append((Path(entry.path), entry.stat()))
+                        elif (
+                            recursive
+                            and _watched_dir(entry.name)
+                            and entry.is_dir(follow_symlinks=False)
+                        ):
+                            todo.append(Path(entry.path))
+                    except OSError:
+                        continue  # vanished meanwhile: the observer reports it
+        except OSError:
+            continue  # a missing or unreadable folder: nothing is being written there
+    return found

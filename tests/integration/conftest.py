@@ -108,7 +108,9 @@ class DaemonRig:
         extra: str = "",
         request_timeout: float = 10,
         key: str = "local",
+        plugins_extra: str = "",
     ) -> None:
+        """Write the config; ``extra`` lines go in [daemon], ``plugins_extra`` in [plugins]."""
         self.config.write_text(
             CONFIG.format(
                 folder=self.folder,
@@ -120,6 +122,7 @@ class DaemonRig:
                 request_timeout=request_timeout,
                 key=key,
             )
+            + (f"{plugins_extra}\n" if plugins_extra else "")
         )
         self.config.chmod(0o600)
 

@@ -195,6 +195,27 @@ def test_helper_change_reloads_exactly_its_importers_with_the_new_version(
     assert sys.modules["_common"].util is util
 
 
+@pytest.mark.parametrize("init", [None, ""], ids=["namespace-package", "empty-init"])
+def test_from_package_import_module_gets_the_new_module_after_a_change(
+    folder: Path, loader: PluginLoader, init: str | None
+) -> None:
+    # Given a helper package that does not import its submodule itself (a namespace
+    # package or an empty __init__), and a plugin using ``from package import module``
+    package = "_ns_helpers" if init is None else "_pkg_helpers"  # namespace packages outlive tests
+    if init is not None:
+        write(folder / package / "__init__.py", init)
+    util = write(folder / package / "util.py", "VALUE = 'v1'\n")
+    plugin_using(folder / "a.py", f"from {package} import util", "util.VALUE")
+    loader.scan()
+    [a] = loader.plugins
+    assert args(a) == "v1"
+    # When the submodule changes
+    write(util, "VALUE = 'version 2'\n")
+    # Then the importer is reloaded with the new module, not the package's stale attribute
+    assert loader.scan(changed=[util]).reloaded == [a] and args(a) == "version 2"
+    assert sys.modules[package].util is sys.modules[f"{package}.util"]
+
+
 def test_stale_bytecode_of_a_helper_is_never_used(
     folder: Path, loader: PluginLoader, common: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from shotgun_events import watcher as watcher_module
+from shotgun_events.loader import PluginLoader
 from shotgun_events.watcher import PluginWatcher
 
 BOUND = 10.0  # generous: only a broken watcher takes this long
@@ -248,3 +249,53 @@ def test_stop_joins_every_thread_and_is_idempotent(plugins: Path, polling: bool)
     assert set(threading.enumerate()) == before
     # And a watcher never started stops too
     PluginWatcher([plugins]).stop()
+
+
+def test_a_file_written_moments_ago_is_pending_before_the_observer_reports_it(
+    tmp_path: Path,
+) -> None:
+    # Given a loaded plugin, and a polling watcher too slow to report anything during the test
+    plugins = tmp_path / "plugins"
+    plugin = plugins / "p.py"
+    helper = plugins / "_common" / "util.py"
+    helper.parent.mkdir(parents=True)
+    helper.write_text("X = 1\n")
+    plugin.write_text("def registerCallbacks(reg):\n    pass\n")
+    hour_ago = time.time() - 3600
+    for path in (plugin, helper):
+        os.utime(path, (hour_ago, hour_ago))
+    loader = PluginLoader(paths=[plugins])
+    loader.scan()
+    [loaded] = loader.plugins
+    # (a long debounce, so that a loaded machine still checks within it)
+    with PluginWatcher([plugins], polling=True, poll_interval=60, debounce=1.0) as w:
+        assert w.pending() == {}
+        # When the plugin is half written (truncated, first part only) and a helper changes
+        plugin.write_text("def registerCallbacks(reg):\n    pass\ndef half(")
+        helper.write_text("X = 2\n")
+        # Then both are pending although the observer has not reported them
+        assert {plugin, helper} <= set(w.pending())
+        # And the loop's scan leaves the running plugin alone: no half-written import
+        assert not loader.scan(settling=w.pending())
+        assert loaded.active and loaded.generation == 1
+        # When the writer finishes, and the writes are older than the debounce
+        plugin.write_text("def registerCallbacks(reg):\n    pass\n# v2\n")
+        assert plugin in w.pending()
+        # Then the loop is woken with them due, and they are no longer pending
+        due = collect(w, plugin, helper)
+        assert {plugin, helper} <= due
+        assert plugin not in w.pending()
+        assert loader.scan(changed=due, settling=w.pending()).reloaded == [loaded]
+        assert loaded.active and loaded.generation == 2
+
+
+def test_files_written_just_before_start_are_not_pending(plugins: Path) -> None:
+    # Given plugin files written just before the daemon starts (a deployment, then a start)
+    path = plugins / "p.py"
+    path.write_text("X = 1\n")
+    with PluginWatcher([plugins], polling=True, poll_interval=60, debounce=5.0) as w:
+        # Then the first scan may load them at once: deferring would move their start position
+        assert w.pending() == {}
+        # When one is written again after the start / Then it is pending like any other write
+        path.write_text("X = 20\n")  # another size: the same mtime tick would not tell
+        assert path in w.pending()
