@@ -217,7 +217,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "reset":
         return _reset(config, args)
     if command in OPERATOR_COMMANDS:
-        from .control import run_command
+        from .offline import run_command
 
         return run_command(config, command, _operator_args(args), sys.stdout)
     raise AssertionError(f"unhandled command {command}")
@@ -241,7 +241,7 @@ def _reset(config: Config, args: argparse.Namespace) -> int:
     from .pidfile import status_process
 
     if status_process(pid_file=config.pid_file).running:
-        from .control import run_command
+        from .offline import run_command
 
         request = {"plugins": list(args.plugins), "all": args.all, "to": args.to}
         return run_command(config, "reset", {**request, "reason": args.reason}, sys.stdout)

@@ -11,7 +11,7 @@ The server thread never touches the engine: it hands each command to
 ``engine.submit`` (run in the engine's thread at its next safe point) and
 waits on the future. The socket is created owner-only (0600) before it
 listens, and where the kernel tells the peer's uid (SO_PEERCRED), only the
-daemon's own user and root are served.
+daemon's own user and root are served. The client is in offline.py.
 """
 
 from __future__ import annotations
@@ -28,14 +28,10 @@ import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
-from . import offline
-from .config import Config
 from .errors import ControlError
-from .pidfile import status_process
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -54,19 +50,6 @@ MAX_CLIENTS = 8
 DEFAULT_REASON = "no reason given"
 
 
-class ControlUnavailable(ControlError):  # noqa: N818 - reads as a state, like the others
-    """The daemon's control socket cannot be reached (missing, refused, not allowed)."""
-
-
-@dataclass(frozen=True)
-class Reply:
-    """What the daemon answered: the result, or ``done=False`` and a note while it still runs."""
-
-    done: bool
-    result: Any = None
-    message: str = ""
-
-
 # -- the commands ------------------------------------------------------------------------
 
 
@@ -74,23 +57,23 @@ def _build_action(command: str, args: Mapping[str, Any]) -> tuple[Action, bool]:
     """Turn a request into the action to submit, and whether it may wait long (not status)."""
     from . import operations  # the engine's side; imported when the daemon serves a request
 
-    reason = _reason(args)
+    reason = reason_arg(args)
     if command == "status":
         return operations.status, False
     if command == "replay":
-        plugin, first = _text(args, "plugin"), _int(args, "from_id")
-        last = _optional_int(args, "to_id")
+        plugin, first = text_arg(args, "plugin"), int_arg(args, "from_id")
+        last = optional_int_arg(args, "to_id")
         return lambda e: operations.replay(e, plugin, first, last, reason), True
     if command == "skip":
-        plugin, event_id = _text(args, "plugin"), _int(args, "event_id")
+        plugin, event_id = text_arg(args, "plugin"), int_arg(args, "event_id")
         return lambda e: operations.skip(e, plugin, event_id, reason), True
     if command == "reset":
         return _reset_action(args, reason), True
     if command == "disable":
-        plugin = _text(args, "plugin")
+        plugin = text_arg(args, "plugin")
         return lambda e: operations.disable(e, plugin, reason), True
     if command == "enable":
-        plugin = _text(args, "plugin")
+        plugin = text_arg(args, "plugin")
         return lambda e: operations.enable(e, plugin, reason), True
     if command == "reload":
         name = args.get("plugin")
@@ -107,7 +90,7 @@ COMMANDS = ("status", "replay", "skip", "reset", "disable", "enable", "reload")
 def _reset_action(args: Mapping[str, Any], reason: str) -> Action:
     from . import operations
 
-    to = _text(args, "to")
+    to = text_arg(args, "to")
     everything = bool(args.get("all", False))
     names = args.get("plugins", [])
     if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
@@ -122,7 +105,8 @@ def _reset_action(args: Mapping[str, Any], reason: str) -> Action:
     return action
 
 
-def _reason(args: Mapping[str, Any]) -> str:
+def reason_arg(args: Mapping[str, Any]) -> str:
+    """The operator's reason on one line, or the default when none was given."""
     reason = args.get("reason")
     if reason is None or reason == "":
         return DEFAULT_REASON
@@ -131,22 +115,25 @@ def _reason(args: Mapping[str, Any]) -> str:
     return " ".join(reason.split())  # one line in the log, whatever was typed
 
 
-def _text(args: Mapping[str, Any], name: str) -> str:
+def text_arg(args: Mapping[str, Any], name: str) -> str:
+    """A required non-empty text argument."""
     value = args.get(name)
     if not isinstance(value, str) or not value:
         raise ControlError(f"{name}: expected text, got {value!r}")
     return value
 
 
-def _int(args: Mapping[str, Any], name: str) -> int:
+def int_arg(args: Mapping[str, Any], name: str) -> int:
+    """A required event id (an integer, not a bool or a string)."""
     value = args.get(name)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ControlError(f"{name}: expected an event id, got {value!r}")
     return value
 
 
-def _optional_int(args: Mapping[str, Any], name: str) -> int | None:
-    return None if args.get(name) is None else _int(args, name)
+def optional_int_arg(args: Mapping[str, Any], name: str) -> int | None:
+    """An optional event id."""
+    return None if args.get(name) is None else int_arg(args, name)
 
 
 # -- the server --------------------------------------------------------------------------
@@ -418,148 +405,3 @@ def _error(message: str) -> dict[str, Any]:
 
 def _send(conn: socket.socket, message: Mapping[str, Any]) -> None:
     conn.sendall(json.dumps(message, default=str).encode() + b"\n")
-
-
-# -- the client --------------------------------------------------------------------------
-
-
-def request(
-    path: Path, command: str, args: Mapping[str, Any] | None = None, *, timeout: float = 60.0
-) -> Reply:
-    """Send one command to the daemon listening on ``path``; raise ControlError on refusal."""
-    payload = {"command": command, "args": {**(args or {}), "operator": _operator()}}
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        try:
-            sock.connect(os.fspath(path))
-        except FileNotFoundError:
-            raise ControlUnavailable(f"no control socket at {path}") from None
-        except PermissionError:
-            raise ControlUnavailable(
-                f"may not use the control socket {path}; run the command as the daemon's user"
-            ) from None
-        except OSError as exc:
-            raise ControlUnavailable(
-                f"cannot reach the daemon at {path}: {exc.strerror or exc}"
-            ) from None
-        try:
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                # A refusing server may close early; its reply is still there to read.
-                sock.sendall(json.dumps(payload).encode() + b"\n")
-            data = _read_reply(sock)
-        except TimeoutError:
-            raise ControlError(
-                f"no answer from the daemon within {timeout:g} s; see its log"
-            ) from None
-    try:
-        reply = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ControlError(f"the daemon sent an unreadable reply: {data[:200]!r}") from None
-    if not isinstance(reply, dict):
-        raise ControlError(f"the daemon sent an unexpected reply: {reply!r}")
-    if not reply.get("ok"):
-        raise ControlError(str(reply.get("error") or "the daemon refused the command"))
-    return Reply(bool(reply.get("done", True)), reply.get("result"), str(reply.get("message", "")))
-
-
-def _read_reply(sock: socket.socket) -> bytes:
-    chunks = []
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    if not chunks:
-        raise ControlError("the daemon closed the connection without answering; see its log")
-    return b"".join(chunks)
-
-
-def _operator() -> str:
-    from .audit import operator_name
-
-    return operator_name()
-
-
-# -- the command line's entry: live when the daemon runs, else on the state file ---------
-
-
-def run_command(config: Config, command: str, args: Mapping[str, Any], out: TextIO) -> int:
-    """Carry out an operator command on the running daemon, or offline; return the exit code."""
-    reason = _reason(args)
-    process = status_process(pid_file=config.pid_file)
-    if process.running:
-        path = config.control_socket_path
-        try:
-            reply = request(path, command, {**args, "reason": reason}, timeout=LIVE_TIMEOUT)
-        except ControlUnavailable as exc:
-            raise ControlError(
-                f"the daemon runs (pid {process.pid}) but does not answer: {exc}; check "
-                f"[daemon] control_socket in {config.path}, or stop the daemon and run the "
-                "command again to edit its state file"
-            ) from None
-        out.write(f"{describe(command, reply)}\n")
-        return 0
-    out.write(f"{_offline(config, command, args, reason).message}\n")
-    return 0
-
-
-#: Seconds the command line waits for the daemon (the server answers within ~30 s).
-LIVE_TIMEOUT = 60.0
-
-
-def _offline(config: Config, command: str, args: Mapping[str, Any], reason: str) -> offline.Done:
-    plugin = args.get("plugin")
-    if command == "replay":
-        return offline.replay(
-            config,
-            _text(args, "plugin"),
-            _int(args, "from_id"),
-            _optional_int(args, "to_id"),
-            reason,
-        )
-    if command == "skip":
-        return offline.skip(config, _text(args, "plugin"), _int(args, "event_id"), reason)
-    if command == "disable":
-        return offline.disable(config, _text(args, "plugin"), reason)
-    if command == "enable":
-        return offline.enable(config, _text(args, "plugin"), reason)
-    if command == "reload":
-        return offline.reload(config, plugin if isinstance(plugin, str) else None)
-    raise ControlError(f"unknown command {command!r}")
-
-
-def describe(command: str, reply: Reply) -> str:
-    """One or a few lines for the operator about what the daemon did."""
-    if not reply.done:
-        return reply.message
-    result: Any = reply.result
-    if command == "replay":
-        return (
-            f"replayed {result['delivered']} event(s) of {result['from_id']}..{result['to_id']} "
-            f"to {result['plugin']}; its position did not move"
-        )
-    if command == "skip":
-        state = "active again" if result.get("active") else "still inactive"
-        return (
-            f"skipped event {result['skipped']} for {result['plugin']} (recorded as a dead "
-            f"letter); the plugin is {state}"
-        )
-    if command == "reset":
-        return (
-            "\n".join(
-                f"reset {item['plugin']}: it continues after event {item['starts_after']}"
-                for item in result
-            )
-            or "no plugins loaded; nothing reset"
-        )
-    if command == "disable":
-        return f"disabled {result['plugin']}; it stays off until enabled, also across restarts"
-    if command == "enable":
-        if result.get("active"):
-            return f"enabled {result['plugin']}; it continues from its saved position"
-        return f"enabled {result['plugin']}, but it is inactive: {result.get('reason')}"
-    if command == "reload":
-        lines = [f"reloaded {', '.join(result['reloaded']) or 'nothing'}"]
-        lines += [f"  {name} is inactive: {why}" for name, why in result["inactive"].items()]
-        return "\n".join(lines)
-    return json.dumps(result, default=str)

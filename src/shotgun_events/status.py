@@ -13,11 +13,11 @@ import sys
 from typing import Any, TextIO
 
 from .config import Config
-from .control import request
 from .cursor import Cursor
 from .errors import ControlError
 from .events import PluginKey
 from .logs import MASK
+from .offline import request
 from .pidfile import ProcessStatus, status_process
 from .state import read_state
 

@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from shotgun_events import control, operations
+from shotgun_events import offline, operations
 from shotgun_events.config import load_config
-from shotgun_events.control import ControlServer, ControlUnavailable, Reply, request
+from shotgun_events.control import ControlServer
 from shotgun_events.errors import ConfigError, ControlError
+from shotgun_events.offline import ControlUnavailable, Reply, request
 
 ENGINE = object()  # the fake engine the actions run against
 
@@ -303,18 +304,18 @@ def test_a_missing_folder_is_reported(tmp_path: Path) -> None:
 def test_describe_turns_results_into_sentences() -> None:
     # Given replies as the operations return them, Then each reads as one sentence
     replay = {"plugin": "p", "from_id": 3, "to_id": 9, "delivered": 7}
-    assert control.describe("replay", Reply(True, replay)) == (
+    assert offline.describe("replay", Reply(True, replay)) == (
         "replayed 7 event(s) of 3..9 to p; its position did not move"
     )
     skipped = {"plugin": "p", "skipped": 4, "active": True}
-    assert "active again" in control.describe("skip", Reply(True, skipped))
+    assert "active again" in offline.describe("skip", Reply(True, skipped))
     reset = [{"plugin": "a", "starts_after": 10}]
-    assert control.describe("reset", Reply(True, reset)) == "reset a: it continues after event 10"
+    assert offline.describe("reset", Reply(True, reset)) == "reset a: it continues after event 10"
     reload = {"reloaded": ["a", "b"], "inactive": {"b": "SyntaxError"}}
-    assert control.describe("reload", Reply(True, reload)) == (
+    assert offline.describe("reload", Reply(True, reload)) == (
         "reloaded a, b\n  b is inactive: SyntaxError"
     )
-    assert control.describe("replay", Reply(False, None, "still running")) == "still running"
+    assert offline.describe("replay", Reply(False, None, "still running")) == "still running"
 
 
 CONFIG = """\
