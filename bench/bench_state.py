@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from shotgun_events.cursor import Cursor
-from shotgun_events.state import SavedState, StateStore, _snapshot_bytes, _write_atomic
+from shotgun_events.state import SavedState, StateStore, _write_atomic
+from shotgun_events.state_format import snapshot_bytes
 
 EXPIRY = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -59,7 +60,7 @@ def _time_rewrite(sequence: list[tuple[tuple[str, str], Cursor]]) -> float:
         start = time.perf_counter()
         for key, cursor in sequence:
             state.positions[key] = cursor
-            _write_atomic(path, _snapshot_bytes(state, 1))
+            _write_atomic(path, snapshot_bytes(state, 1))
         elapsed = time.perf_counter() - start
     return elapsed / len(sequence) * 1e6
 
@@ -113,7 +114,7 @@ def main() -> None:
         print(f"  {name:<15} {count:>9} records  {_median(args.runs, measure):8.2f}")
     journal, total = _bytes_per_record(_cursors(args.plugins, min(args.records, 20_000)))
     print(f"bytes per record(): journal {journal:.1f}, incl. snapshots {total:.1f}")
-    rewrite = len(_snapshot_bytes(SavedState(positions=dict(fast[-args.plugins :])), 1))
+    rewrite = len(snapshot_bytes(SavedState(positions=dict(fast[-args.plugins :])), 1))
     print(f"bytes per full rewrite: {rewrite}")
 
 
