@@ -195,7 +195,7 @@ class Daemon:
                     delay=config.callback_retry_delay,
                     max_delay=config.callback_retry_max_delay,
                 ),
-                dead_letters=DeadLetters(store),
+                dead_letters=DeadLetters(store, scrub=logs.secret_filter.scrub),
                 wait=flag.wait,
             ),
             settings=Settings(

@@ -26,11 +26,23 @@ class ExtrasStore(Protocol):
         ...
 
 
-def record(store: ExtrasStore, command: str, plugin: str, reason: str, **details: Any) -> None:
-    """Log an operator command with its reason and append it to the audit list."""
+def record(
+    store: ExtrasStore,
+    command: str,
+    plugin: str,
+    reason: str,
+    *,
+    operator: str | None = None,
+    **details: Any,
+) -> None:
+    """Log an operator command with its reason and append it to the audit list.
+
+    ``operator`` is who asked (the control client sends its user); by default the
+    user running this process.
+    """
     entry = {
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
-        "operator": operator_name(),
+        "operator": operator or operator_name(),
         "command": command,
         "plugin": plugin,
         "reason": reason,

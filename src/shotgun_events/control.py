@@ -58,28 +58,30 @@ def _build_action(command: str, args: Mapping[str, Any]) -> tuple[Action, bool]:
     from . import operations  # the engine's side; imported when the daemon serves a request
 
     reason = reason_arg(args)
+    who = args.get("operator")
+    operator = who if isinstance(who, str) and who else None
     if command == "status":
         return operations.status, False
     if command == "replay":
         plugin, first = text_arg(args, "plugin"), int_arg(args, "from_id")
         last = optional_int_arg(args, "to_id")
-        return lambda e: operations.replay(e, plugin, first, last, reason), True
+        return lambda e: operations.replay(e, plugin, first, last, reason, operator=operator), True
     if command == "skip":
         plugin, event_id = text_arg(args, "plugin"), int_arg(args, "event_id")
-        return lambda e: operations.skip(e, plugin, event_id, reason), True
+        return lambda e: operations.skip(e, plugin, event_id, reason, operator=operator), True
     if command == "reset":
-        return _reset_action(args, reason), True
+        return _reset_action(args, reason, operator), True
     if command == "disable":
         plugin = text_arg(args, "plugin")
-        return lambda e: operations.disable(e, plugin, reason), True
+        return lambda e: operations.disable(e, plugin, reason, operator=operator), True
     if command == "enable":
         plugin = text_arg(args, "plugin")
-        return lambda e: operations.enable(e, plugin, reason), True
+        return lambda e: operations.enable(e, plugin, reason, operator=operator), True
     if command == "reload":
         name = args.get("plugin")
         if name is not None and (not isinstance(name, str) or not name):
             raise ControlError("plugin: expected a plugin name or nothing (every plugin)")
-        return lambda e: operations.reload(e, name, reason), True
+        return lambda e: operations.reload(e, name, reason, operator=operator), True
     known = ", ".join(COMMANDS)
     raise ControlError(f"unknown command {command!r}; known: {known}")
 
@@ -87,7 +89,7 @@ def _build_action(command: str, args: Mapping[str, Any]) -> tuple[Action, bool]:
 COMMANDS = ("status", "replay", "skip", "reset", "disable", "enable", "reload")
 
 
-def _reset_action(args: Mapping[str, Any], reason: str) -> Action:
+def _reset_action(args: Mapping[str, Any], reason: str, operator: str | None) -> Action:
     from . import operations
 
     to = text_arg(args, "to")
@@ -100,7 +102,7 @@ def _reset_action(args: Mapping[str, Any], reason: str) -> Action:
 
     def action(engine: Engine) -> Any:
         chosen = [r.plugin.name for r in engine.runners] if everything else names
-        return [operations.reset(engine, name, to, reason) for name in chosen]
+        return [operations.reset(engine, name, to, reason, operator=operator) for name in chosen]
 
     return action
 

@@ -43,8 +43,8 @@ class Delivery(Protocol):
         """Return the id after which the engine reads next."""
         ...
 
-    def wait_for_room(self, stop: threading.Event) -> None:
-        """Block while no plugin can take another batch (back-pressure on reads)."""
+    def wait_for_room(self, stop: threading.Event, serve: Callable[[], None]) -> None:
+        """Block while no plugin can take another batch, calling ``serve`` meanwhile."""
         ...
 
     def deliver(self, batch: list[Event]) -> bool:
@@ -122,7 +122,7 @@ class SerialDelivery:
         active = [r.cursor.last_id for r in self._runners if r.active]
         return min(active) if active else head
 
-    def wait_for_room(self, stop: threading.Event) -> None:
+    def wait_for_room(self, stop: threading.Event, serve: Callable[[], None]) -> None:
         """Nothing to wait for: delivery happens inside the engine's step."""
 
     def deliver(self, batch: list[Event]) -> bool:
@@ -279,11 +279,20 @@ class ParallelDelivery:
         with self._lock:
             return self._head is not None
 
-    def wait_for_room(self, stop: threading.Event) -> None:
-        """Wait until some attached worker can take a batch (or none is attached)."""
-        with self._room:
-            while not stop.is_set() and not self._has_room():
+    def wait_for_room(self, stop: threading.Event, serve: Callable[[], None]) -> None:
+        """Wait until some attached worker can take a batch (or none is attached).
+
+        ``serve`` runs operator requests between waits, outside the lock: a
+        `status` or `disable` must get through while every plugin is busy.
+        """
+        while not stop.is_set():
+            with self._room:
+                if self._has_room():
+                    return
                 self._room.wait(timeout=0.5)
+                if self._has_room():
+                    return
+            serve()
 
     def _has_room(self) -> bool:
         attached = [w for w in self._workers.values() if w.attached and w.runner.active]

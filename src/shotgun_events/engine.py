@@ -285,7 +285,7 @@ class Engine:
         if not self._delivery.save_pending():
             return False
         self.refresh_plugins()
-        self._delivery.wait_for_room(self._stop)
+        self._delivery.wait_for_room(self._stop, self.serve_requests)
         batch = self._fetch_fresh()
         if batch is None:
             return False

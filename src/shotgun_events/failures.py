@@ -9,6 +9,7 @@ operator can see and replay it.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -54,9 +55,17 @@ class DeadLetters:
 
     SECTION = "dead_letters"
 
-    def __init__(self, store: ExtrasStore, *, limit: int = DEAD_LETTER_LIMIT) -> None:
+    def __init__(
+        self,
+        store: ExtrasStore,
+        *,
+        limit: int = DEAD_LETTER_LIMIT,
+        scrub: Callable[[str], str] = lambda text: text,
+    ) -> None:
         self._store = store
         self._limit = limit
+        # Error texts are the plugins' own: they can hold a password, like any log line.
+        self._scrub = scrub
         self._lock = threading.Lock()
 
     def record(self, plugin: str, event_id: int, error: str, *, reason: str) -> None:
@@ -64,7 +73,7 @@ class DeadLetters:
         entry = {
             "plugin": plugin,
             "event_id": event_id,
-            "error": error[:500],
+            "error": self._scrub(error)[:500],
             "time": datetime.now(UTC).isoformat(timespec="seconds"),
             "reason": reason,
         }

@@ -146,7 +146,13 @@ def replay(config: Config, plugin: str, from_id: int, to_id: int | None, reason:
         if to_id < from_id:
             raise ControlError(f"nothing to replay between {from_id} and {to_id}")
         pending = list(store.extras().get("pending_replays") or [])
-        item = {"plugin": plugin, "from_id": from_id, "to_id": to_id, "reason": reason}
+        item = {
+            "plugin": plugin,
+            "from_id": from_id,
+            "to_id": to_id,
+            "reason": reason,
+            "operator": audit.operator_name(),
+        }
         pending.append(item)
         store.set_extra("pending_replays", pending)
         audit.record(store, "replay", plugin, reason, from_id=from_id, to_id=to_id, daemon=STOPPED)

@@ -27,21 +27,46 @@ REPLAY_BATCH = 500
 
 
 def replay(
-    engine: Engine, plugin: str, from_id: int, to_id: int | None, reason: str
+    engine: Engine,
+    plugin: str,
+    from_id: int,
+    to_id: int | None,
+    reason: str,
+    *,
+    operator: str | None = None,
 ) -> dict[str, Any]:
     """Deliver events ``from_id``..``to_id`` to one plugin again; its position does not move."""
     runner = _runner(engine, plugin)
-    last = to_id if to_id is not None else runner.cursor.last_id
+    # Events after the plugin's position reach it anyway: replaying them would deliver twice.
+    position = runner.cursor.last_id
+    last = position if to_id is None else min(to_id, position)
     if from_id < 1 or last < from_id:
-        raise ControlError(f"nothing to replay between {from_id} and {last}")
+        raise ControlError(
+            f"nothing to replay between {from_id} and {last}: plugin {plugin} stands after "
+            f"event {position}, and only events up to there can be replayed"
+        )
     with _paused(engine, runner):
-        delivered = _replay_range(engine, runner, from_id, last, reason)
-    _audit(engine, "replay", plugin, reason, from_id=from_id, to_id=last, delivered=delivered)
+        delivered = _replay_range(engine, runner, from_id, last, reason, operator)
+    _audit(
+        engine,
+        "replay",
+        plugin,
+        reason,
+        operator=operator,
+        from_id=from_id,
+        to_id=last,
+        delivered=delivered,
+    )
     return {"plugin": plugin, "from_id": from_id, "to_id": last, "delivered": delivered}
 
 
 def _replay_range(
-    engine: Engine, runner: PluginRunner, from_id: int, last: int, reason: str
+    engine: Engine,
+    runner: PluginRunner,
+    from_id: int,
+    last: int,
+    reason: str,
+    operator: str | None,
 ) -> int:
     """Deliver the events in ``from_id..last`` to the runner's plugin; return how many ran."""
     plugin = runner.plugin.name
@@ -66,6 +91,7 @@ def _replay_range(
                     "replay",
                     plugin,
                     reason,
+                    operator=operator,
                     from_id=from_id,
                     to_id=last,
                     stopped_at=event_id,
@@ -79,7 +105,9 @@ def _replay_range(
     return delivered
 
 
-def skip(engine: Engine, plugin: str, event_id: int, reason: str) -> dict[str, Any]:
+def skip(
+    engine: Engine, plugin: str, event_id: int, reason: str, *, operator: str | None = None
+) -> dict[str, Any]:
     """Give up the event a switched-off plugin is stuck on, and switch the plugin on again."""
     runner = _runner(engine, plugin)
     if runner.plugin.active:
@@ -107,11 +135,13 @@ def skip(engine: Engine, plugin: str, event_id: int, reason: str) -> dict[str, A
             plugin, event_id, runner.plugin.reason or "", reason=f"skipped by an operator: {reason}"
         )
         _switch_on(engine, runner)
-    _audit(engine, "skip", plugin, reason, event_id=event_id)
+    _audit(engine, "skip", plugin, reason, operator=operator, event_id=event_id)
     return {"plugin": plugin, "skipped": event_id, "active": runner.plugin.active}
 
 
-def reset(engine: Engine, plugin: str, to: str, reason: str) -> dict[str, Any]:
+def reset(
+    engine: Engine, plugin: str, to: str, reason: str, *, operator: str | None = None
+) -> dict[str, Any]:
     """Move one plugin to start at event ``to`` (or after the newest event with ``latest``)."""
     runner = _runner(engine, plugin)
     if to == "latest":
@@ -124,37 +154,43 @@ def reset(engine: Engine, plugin: str, to: str, reason: str) -> dict[str, Any]:
     with _paused(engine, runner):
         runner.cursor.jump_to(target)
         runner.save(rewritten=True)
-    _audit(engine, "reset", plugin, reason, to=target + 1)
+    _audit(engine, "reset", plugin, reason, operator=operator, to=target + 1)
     return {"plugin": plugin, "starts_after": target}
 
 
-def disable(engine: Engine, plugin: str, reason: str) -> dict[str, Any]:
+def disable(
+    engine: Engine, plugin: str, reason: str, *, operator: str | None = None
+) -> dict[str, Any]:
     """Switch a plugin off until an operator enables it (kept across restarts)."""
     runner = _runner(engine, plugin)
     engine.switches.disabled[plugin] = reason
     engine.store.set_extra("disabled", dict(engine.switches.disabled))
     engine.apply_disabled()
-    _audit(engine, "disable", plugin, reason)
+    _audit(engine, "disable", plugin, reason, operator=operator)
     return {"plugin": plugin, "active": runner.plugin.active}
 
 
-def enable(engine: Engine, plugin: str, reason: str) -> dict[str, Any]:
+def enable(
+    engine: Engine, plugin: str, reason: str, *, operator: str | None = None
+) -> dict[str, Any]:
     """Switch on a plugin an operator disabled, or one switched off by a failing callback."""
     runner = _runner(engine, plugin)
     engine.switches.disabled.pop(plugin, None)
     engine.store.set_extra("disabled", dict(engine.switches.disabled))
     _switch_on(engine, runner)
-    _audit(engine, "enable", plugin, reason)
+    _audit(engine, "enable", plugin, reason, operator=operator)
     return {"plugin": plugin, "active": runner.plugin.active, "reason": runner.plugin.reason}
 
 
-def reload(engine: Engine, plugin: str | None, reason: str) -> dict[str, Any]:
+def reload(
+    engine: Engine, plugin: str | None, reason: str, *, operator: str | None = None
+) -> dict[str, Any]:
     """Reload one plugin (or all) from its file now, changed or not."""
     runners = [_runner(engine, plugin)] if plugin else engine.runners
     for runner in runners:
         engine.loader.reload(runner.key)
     engine.apply_disabled()
-    _audit(engine, "reload", plugin or "all", reason)
+    _audit(engine, "reload", plugin or "all", reason, operator=operator)
     return {
         "reloaded": [r.plugin.name for r in runners],
         "inactive": {r.plugin.name: r.plugin.reason for r in runners if not r.plugin.active},
@@ -162,23 +198,35 @@ def reload(engine: Engine, plugin: str | None, reason: str) -> dict[str, Any]:
 
 
 def queue_pending_replays(engine: Engine) -> None:
-    """Queue the replays an operator asked for while the daemon was stopped."""
+    """Queue the replays an operator asked for while the daemon was stopped.
+
+    Each entry leaves the state only once its replay has run, so a stop or a
+    crash before that keeps it for the next start.
+    """
     pending: list[dict[str, Any]] = engine.store.extras().get("pending_replays") or []
     for item in pending:
         engine.submit(_queued_replay(item))
-    if pending:
-        engine.store.set_extra("pending_replays", [])
 
 
 def _queued_replay(item: dict[str, Any]) -> Callable[[Engine], dict[str, Any]]:
     to_id = item.get("to_id")
-    return lambda engine: replay(
-        engine,
-        str(item["plugin"]),
-        int(item["from_id"]),
-        None if to_id is None else int(to_id),
-        str(item.get("reason", "")),
-    )
+
+    def run(engine: Engine) -> dict[str, Any]:
+        try:
+            return replay(
+                engine,
+                str(item["plugin"]),
+                int(item["from_id"]),
+                None if to_id is None else int(to_id),
+                str(item.get("reason", "")),
+                operator=item.get("operator"),
+            )
+        finally:
+            # Done or refused (e.g. the plugin is gone): either way not to be run again.
+            left = [i for i in engine.store.extras().get("pending_replays") or [] if i != item]
+            engine.store.set_extra("pending_replays", left)
+
+    return run
 
 
 def status(engine: Engine) -> dict[str, Any]:
@@ -263,5 +311,13 @@ def _event_id(text: str) -> int:
     return value
 
 
-def _audit(engine: Engine, command: str, plugin: str, reason: str, **details: Any) -> None:
-    audit.record(engine.store, command, plugin, reason, **details)
+def _audit(
+    engine: Engine,
+    command: str,
+    plugin: str,
+    reason: str,
+    *,
+    operator: str | None = None,
+    **details: Any,
+) -> None:
+    audit.record(engine.store, command, plugin, reason, operator=operator, **details)

@@ -50,7 +50,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[Any, ...]]]:
     seen: list[tuple[str, tuple[Any, ...]]] = []
 
     def recorder(name: str) -> Callable[..., Any]:
-        def operation(engine: Any, *args: Any) -> Any:
+        def operation(engine: Any, *args: Any, operator: str | None = None) -> Any:
             assert engine is ENGINE
             seen.append((name, args))
             if name == "skip" and args[1] == 13:

@@ -185,3 +185,11 @@ def test_cooled_down_plugin_is_switched_on_and_resumes_at_the_failed_event(
         assert plugin.received == [2, 3, 4]
     finally:
         engine.close()
+
+
+def test_dead_letters_keep_no_secret() -> None:
+    store = FakeStore()
+    letters = DeadLetters(store, scrub=lambda text: text.replace("hunter22", "***"))
+    letters.record("p", 5, "login failed for password hunter22", reason="stopOnError=False")
+    assert "hunter22" not in str(store.sections)
+    assert letters.entries()[0]["error"] == "login failed for password ***"

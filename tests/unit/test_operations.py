@@ -169,3 +169,32 @@ def test_submit_runs_the_action_in_the_engine_loop(rig: Rig) -> None:
     assert not future.done()
     engine.run_once()
     assert future.result(timeout=1) == threading.current_thread().name
+
+
+def test_replay_stops_at_the_plugins_position(rig: Rig) -> None:
+    # Given plugin a at event 10
+    engine, source, _, plugins = rig
+    source.add(11, 12)
+    # When a replay asks for events up to 12, which a has not had yet
+    result = operations.replay(engine, "a", 9, 12, "too far")
+    # Then only 9 and 10 are replayed; 11 and 12 arrive once, by normal delivery
+    assert result["to_id"] == 10
+    step(engine)
+    assert plugins["a"].received == [9, 10, 11, 12]
+
+
+def test_pending_replay_leaves_the_state_only_after_it_ran(rig: Rig) -> None:
+    engine, source, store, plugins = rig
+    store.set_extra("pending_replays", [{"plugin": "b", "from_id": 9, "to_id": 10}])
+    operations.queue_pending_replays(engine)
+    # Queued, not run yet: still in the state (a crash now keeps it)
+    assert store.sections["pending_replays"] == [{"plugin": "b", "from_id": 9, "to_id": 10}]
+    engine.run_once()
+    assert plugins["b"].received == [9, 10]
+    assert store.sections["pending_replays"] == []
+
+
+def test_audit_names_the_operator_who_asked(rig: Rig) -> None:
+    engine, _, store, _ = rig
+    operations.disable(engine, "a", "night", operator="alice")
+    assert store.sections["audit"][-1]["operator"] == "alice"  # type: ignore[index]

@@ -33,8 +33,7 @@ class Activity:
         self.rate = rate_per_second
         self.rng = random.Random(seed)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="local-site-activity",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name="local-site-activity", daemon=True)
         self._sessions: dict[int, str] = {}
         self.changes = 0
 
@@ -50,7 +49,10 @@ class Activity:
 
     def _run(self) -> None:
         ops: list[Callable[[Actor], None]] = [
-            self._task_status, self._task_status, self._new_version, self._note,
+            self._task_status,
+            self._task_status,
+            self._new_version,
+            self._note,
             self._shot_status,
         ]
         next_at = time.monotonic()
@@ -70,7 +72,8 @@ class Activity:
 
     def _ids(self, type_name: str, where: str = "1") -> list[int]:
         rows = self.api.store.conn.execute(
-            f'SELECT id FROM "{type_name}" WHERE retired = 0 AND {where}').fetchall()
+            f'SELECT id FROM "{type_name}" WHERE retired = 0 AND {where}'
+        ).fetchall()
         if not rows:
             raise ApiError(f"no {type_name} to change")
         return [int(r[0]) for r in rows]
@@ -107,11 +110,18 @@ class Activity:
         if not shot:
             raise ApiError("task has no shot")
         count = self.api.store.conn.execute(
-            'SELECT COUNT(*) FROM "Version" WHERE sg_task__id = ?', (task_id,)).fetchone()[0]
+            'SELECT COUNT(*) FROM "Version" WHERE sg_task__id = ?', (task_id,)
+        ).fetchone()[0]
         code = f"{shot['name']}_{str(task.get('content')).lower()}_v{count + 1:03d}"
-        fields = {"code": code, "entity": shot, "sg_task": {"type": "Task", "id": task_id},
-                  "project": task.get("project"), "user": actor.user, "sg_status_list": "rev",
-                  "description": "New pass, ready for review."}
+        fields = {
+            "code": code,
+            "entity": shot,
+            "sg_task": {"type": "Task", "id": task_id},
+            "project": task.get("project"),
+            "user": actor.user,
+            "sg_status_list": "rev",
+            "description": "New pass, ready for review.",
+        }
         items = [{"field_name": k, "value": v} for k, v in fields.items()]
         self.api.writer.create(actor, "Version", items, ["id"])
 
@@ -121,8 +131,13 @@ class Activity:
         links = [{"type": "Version", "id": version_id}]
         if version.get("entity"):
             links.append(version["entity"])
-        fields = {"subject": f"Notes on {version.get('code')}", "content": self.rng.choice(_NOTES),
-                  "note_links": links, "project": version.get("project"), "user": actor.user,
-                  "addressings_to": [version["user"]] if version.get("user") else []}
+        fields = {
+            "subject": f"Notes on {version.get('code')}",
+            "content": self.rng.choice(_NOTES),
+            "note_links": links,
+            "project": version.get("project"),
+            "user": actor.user,
+            "addressings_to": [version["user"]] if version.get("user") else [],
+        }
         items = [{"field_name": k, "value": v} for k, v in fields.items()]
         self.api.writer.create(actor, "Note", items, ["id"])

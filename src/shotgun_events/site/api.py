@@ -73,7 +73,9 @@ class Api:
         name = self.schema.entities[type_name].name_field
         row = self.store.conn.execute(
             f'SELECT id, "{name}" FROM "{type_name}" WHERE "{where}" = ? AND retired = 0'
-            " ORDER BY id LIMIT 1", (value,)).fetchone()
+            " ORDER BY id LIMIT 1",
+            (value,),
+        ).fetchone()
         return None if row is None else {"type": type_name, "id": row[0], "name": row[1]}
 
     def authenticate(self, auth: dict[str, Any]) -> Actor:
@@ -88,8 +90,8 @@ class Api:
             if user is None:
                 raise ApiError(f"Can't authenticate script '{name}'", AUTH_ERROR)
             flag = self.store.conn.execute(
-                'SELECT generate_event_log_entries FROM "ApiUser" WHERE id = ?',
-                (user["id"],)).fetchone()
+                'SELECT generate_event_log_entries FROM "ApiUser" WHERE id = ?', (user["id"],)
+            ).fetchone()
             log = bool(flag and flag[0])
         elif "user_login" in auth:
             # the local site does not keep passwords: any non-empty one is accepted
@@ -107,8 +109,9 @@ class Api:
         if sudo:
             human = self._user("HumanUser", "login", sudo)
             if human is None:
-                raise ApiError(f"sudo_as_login: no active HumanUser with login '{sudo}'",
-                                AUTH_ERROR)
+                raise ApiError(
+                    f"sudo_as_login: no active HumanUser with login '{sudo}'", AUTH_ERROR
+                )
             return Actor(human, session_uuid, log, sudo_actual_user=user)
         return Actor(user, session_uuid, log)
 
@@ -129,8 +132,7 @@ class Api:
     def _create(self, actor: Actor, params: Any) -> dict[str, Any]:
         p = self._dict(params, "create")
         with self.store.transaction():
-            return self.writer.create(actor, p.get("type"), p.get("fields"),
-                                      self._return_fields(p))
+            return self.writer.create(actor, p.get("type"), p.get("fields"), self._return_fields(p))
 
     def _update(self, actor: Actor, params: Any) -> dict[str, Any]:
         p = self._dict(params, "update")
@@ -160,19 +162,23 @@ class Api:
                 kind = r.get("request_type")
                 try:
                     if kind == "create":
-                        results.append(self.writer.create(actor, r.get("type"), r.get("fields"),
-                                                          self._return_fields(r)))
+                        results.append(
+                            self.writer.create(
+                                actor, r.get("type"), r.get("fields"), self._return_fields(r)
+                            )
+                        )
                     elif kind == "update":
-                        results.append(self.writer.update(actor, r.get("type"), r.get("id"),
-                                                          r.get("fields")))
+                        results.append(
+                            self.writer.update(actor, r.get("type"), r.get("id"), r.get("fields"))
+                        )
                     elif kind == "delete":
-                        results.append(self.writer.retire(actor, r.get("type"), r.get("id"),
-                                                          False))
+                        results.append(self.writer.retire(actor, r.get("type"), r.get("id"), False))
                     else:
                         raise ApiError(f"invalid request_type {kind!r}")
                 except ApiError as e:
-                    raise ApiError(f"API batch() request {n} failed, nothing was applied:"
-                                    f" {e.message}", e.code) from e
+                    raise ApiError(
+                        f"API batch() request {n} failed, nothing was applied: {e.message}", e.code
+                    ) from e
         return results
 
     def _schema_field_read(self, actor: Actor, params: Any) -> dict[str, Any]:

@@ -26,18 +26,35 @@ def parse_scripts(text: str) -> dict[str, str]:
 
 def add_site_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``site`` command's options to ``parser``."""
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to bind (loopback only; default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=0,
-                        help="TCP port (default 0: any free port, printed at start)")
-    parser.add_argument("--db", metavar="PATH", default=None,
-                        help="SQLite file to keep the site in (default: temporary)")
-    parser.add_argument("--seed", action="store_true",
-                        help="create the Demo production if it is not there")
-    parser.add_argument("--scripts", type=parse_scripts, default=None, metavar="NAME:KEY,...",
-                        help="script names and keys accepted (default shotgun_events:local)")
-    parser.add_argument("--activity", type=float, default=0.0, metavar="RATE",
-                        help="generate production changes at RATE events/s (0 = off)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (loopback only; default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=0, help="TCP port (default 0: any free port, printed at start)"
+    )
+    parser.add_argument(
+        "--db",
+        metavar="PATH",
+        default=None,
+        help="SQLite file to keep the site in (default: temporary)",
+    )
+    parser.add_argument(
+        "--seed", action="store_true", help="create the Demo production if it is not there"
+    )
+    parser.add_argument(
+        "--scripts",
+        type=parse_scripts,
+        default=None,
+        metavar="NAME:KEY,...",
+        help="script names and keys accepted (default shotgun_events:local)",
+    )
+    parser.add_argument(
+        "--activity",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help="generate production changes at RATE events/s (0 = off)",
+    )
 
 
 def run_site(args: argparse.Namespace) -> int:
@@ -50,16 +67,18 @@ def run_site(args: argparse.Namespace) -> int:
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         try:
-            site = LocalSite(args.db, scripts=args.scripts, seed=args.seed, host=args.host,
-                             port=args.port)
+            site = LocalSite(
+                args.db, scripts=args.scripts, seed=args.seed, host=args.host, port=args.port
+            )
         except ValueError as e:
             print(f"site: {e}", file=sys.stderr, flush=True)
             return 2
         with site:
             if args.activity > 0:
                 site.start_activity(args.activity)
-            print(f"local site serving at {site.url} (scripts: {', '.join(site.scripts)})",
-                  flush=True)
+            print(
+                f"local site serving at {site.url} (scripts: {', '.join(site.scripts)})", flush=True
+            )
             while not stop.wait(0.5):
                 pass
         print("local site stopped", file=sys.stderr, flush=True)

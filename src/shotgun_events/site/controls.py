@@ -30,8 +30,15 @@ class Faults:
         self._faults: list[Fault] = []
         self._release = threading.Event()
 
-    def inject(self, kind: str, count: int = 1, *, status: int | None = None,
-               seconds: float | None = None, method: str | None = None) -> None:
+    def inject(
+        self,
+        kind: str,
+        count: int = 1,
+        *,
+        status: int | None = None,
+        seconds: float | None = None,
+        method: str | None = None,
+    ) -> None:
         """Queue a fault for the next ``count`` API calls (only calls of ``method`` if given)."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; use one of {FAULT_KINDS}")

@@ -11,9 +11,22 @@ from .errors import ApiError, utc_now
 from .store import EVENT_TABLE, Store, q
 
 _COLUMNS = (
-    "id", "event_type", "attribute_name", "meta", "entity__type", "entity__id", "entity__json",
-    "user__type", "user__id", "user__json", "project__type", "project__id", "project__json",
-    "session_uuid", "created_at", "description",
+    "id",
+    "event_type",
+    "attribute_name",
+    "meta",
+    "entity__type",
+    "entity__id",
+    "entity__json",
+    "user__type",
+    "user__id",
+    "user__json",
+    "project__type",
+    "project__id",
+    "project__json",
+    "session_uuid",
+    "created_at",
+    "description",
 )
 _INSERT = (
     f"INSERT INTO {q(EVENT_TABLE)} ({', '.join(q(c) for c in _COLUMNS)})"
@@ -73,18 +86,29 @@ class EventLog:
         if actor.sudo_actual_user:
             meta = {**meta, "sudo_actual_user": actor.sudo_actual_user}
         event_id = self.store.allocate_event_ids(1)
-        self.store.conn.execute(_INSERT, (
-            event_id, event_type, attribute_name, dumps(meta),
-            *_link_cols(entity, entity_visible), *_link_cols(actor.user),
-            *_link_cols(project), actor.session_uuid, utc_now(), description,
-        ))
+        self.store.conn.execute(
+            _INSERT,
+            (
+                event_id,
+                event_type,
+                attribute_name,
+                dumps(meta),
+                *_link_cols(entity, entity_visible),
+                *_link_cols(actor.user),
+                *_link_cols(project),
+                actor.session_uuid,
+                utc_now(),
+                description,
+            ),
+        )
         return event_id
 
     def hide_entity(self, type_name: str, entity_id: int) -> None:
         """Null the ``entity`` of every event about a retired entity (filters still match)."""
         self.store.conn.execute(
             f"UPDATE {q(EVENT_TABLE)} SET entity__json = NULL"
-            " WHERE entity__type = ? AND entity__id = ?", (type_name, entity_id),
+            " WHERE entity__type = ? AND entity__id = ?",
+            (type_name, entity_id),
         )
 
     def show_entity(self, link: Link) -> None:
@@ -105,8 +129,9 @@ class EventLog:
             first = self.store.allocate_event_ids(n)
             now = utc_now()
             ids = list(range(first, first + n))
-            conn.executemany("INSERT INTO reserved (id, created_at) VALUES (?, ?)",
-                             [(i, now) for i in ids])
+            conn.executemany(
+                "INSERT INTO reserved (id, created_at) VALUES (?, ?)", [(i, now) for i in ids]
+            )
         return ids
 
     def commit_reserved(
@@ -126,17 +151,28 @@ class EventLog:
         with self.store.transaction() as conn:
             rows = []
             for i in ids:
-                found = conn.execute("SELECT created_at FROM reserved WHERE id = ?",
-                                     (i,)).fetchone()
+                found = conn.execute(
+                    "SELECT created_at FROM reserved WHERE id = ?", (i,)
+                ).fetchone()
                 if found is None:
                     raise ApiError(f"event id {i} is not reserved")
-                event_meta = meta if meta is not None else synthetic_meta(
-                    event_type, attribute_name, entity)
-                rows.append((
-                    i, event_type, attribute_name, dumps(event_meta), *_link_cols(entity),
-                    *_link_cols(user), *_link_cols(project), session_uuid, found[0],
-                    description,
-                ))
+                event_meta = (
+                    meta if meta is not None else synthetic_meta(event_type, attribute_name, entity)
+                )
+                rows.append(
+                    (
+                        i,
+                        event_type,
+                        attribute_name,
+                        dumps(event_meta),
+                        *_link_cols(entity),
+                        *_link_cols(user),
+                        *_link_cols(project),
+                        session_uuid,
+                        found[0],
+                        description,
+                    )
+                )
             conn.executemany(_INSERT, rows)
             conn.executemany("DELETE FROM reserved WHERE id = ?", [(i,) for i in ids])
 
@@ -160,8 +196,14 @@ class EventLog:
         if n < 1:
             raise ApiError("append_events needs n >= 1")
         meta = dumps(synthetic_meta(event_type, attribute_name, entity))
-        tail = (*_link_cols(entity), *_link_cols(user), *_link_cols(project), None,
-                created_at or utc_now(), "synthetic event")
+        tail = (
+            *_link_cols(entity),
+            *_link_cols(user),
+            *_link_cols(project),
+            None,
+            created_at or utc_now(),
+            "synthetic event",
+        )
 
         def rows(first: int) -> Iterator[tuple[Any, ...]]:
             for i in range(first, first + n):
@@ -179,7 +221,8 @@ class EventLog:
         """The highest visible event id (0 for an empty log)."""
         with self.store.lock:
             row = self.store.conn.execute(
-                f"SELECT COALESCE(MAX(id), 0) FROM {q(EVENT_TABLE)}").fetchone()
+                f"SELECT COALESCE(MAX(id), 0) FROM {q(EVENT_TABLE)}"
+            ).fetchone()
         return int(row[0])
 
     def count(self) -> int:
@@ -189,16 +232,27 @@ class EventLog:
         return int(row[0])
 
 
-def synthetic_meta(event_type: str, attribute_name: str | None,
-                   entity: Link | None) -> dict[str, Any]:
+def synthetic_meta(
+    event_type: str, attribute_name: str | None, entity: Link | None
+) -> dict[str, Any]:
     """A believable meta for a control-made event (entity type taken from the event type)."""
     parts = event_type.split("_")
     entity_type = entity["type"] if entity else (parts[1] if len(parts) >= 3 else None)
-    kind = {"New": "new_entity", "Retirement": "entity_retirement",
-            "Revival": "entity_revival"}.get(parts[-1], "attribute_change")
-    meta: dict[str, Any] = {"type": kind, "entity_type": entity_type,
-                            "entity_id": entity["id"] if entity else None}
+    kind = {
+        "New": "new_entity",
+        "Retirement": "entity_retirement",
+        "Revival": "entity_revival",
+    }.get(parts[-1], "attribute_change")
+    meta: dict[str, Any] = {
+        "type": kind,
+        "entity_type": entity_type,
+        "entity_id": entity["id"] if entity else None,
+    }
     if kind == "attribute_change":
-        meta.update(attribute_name=attribute_name, field_data_type="status_list",
-                    old_value="ip", new_value="rev")
+        meta.update(
+            attribute_name=attribute_name,
+            field_data_type="status_list",
+            old_value="ip",
+            new_value="rev",
+        )
     return meta

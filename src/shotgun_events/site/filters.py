@@ -12,19 +12,44 @@ from .store import q
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
-_UNITS = {"HOUR": 3600, "DAY": 86400, "WEEK": 7 * 86400, "MONTH": 30 * 86400,
-          "YEAR": 365 * 86400}
+_UNITS = {"HOUR": 3600, "DAY": 86400, "WEEK": 7 * 86400, "MONTH": 30 * 86400, "YEAR": 365 * 86400}
 _TEXT_TYPES = frozenset({"text", "status_list", "list", "uuid"})
 _ORDERED_TYPES = frozenset({"number", "float", "date", "date_time", "text", "uuid"})
-_SCALAR_RELATIONS = frozenset({
-    "is", "is_not", "less_than", "greater_than", "in", "not_in", "between", "not_between",
-    "contains", "not_contains", "starts_with", "ends_with", "in_last", "in_next",
-    "not_in_last", "not_in_next",
-})
-_LINK_RELATIONS = frozenset({
-    "is", "is_not", "in", "not_in", "type_is", "type_is_not", "name_contains",
-    "name_not_contains", "name_is", "name_starts_with", "name_ends_with",
-})
+_SCALAR_RELATIONS = frozenset(
+    {
+        "is",
+        "is_not",
+        "less_than",
+        "greater_than",
+        "in",
+        "not_in",
+        "between",
+        "not_between",
+        "contains",
+        "not_contains",
+        "starts_with",
+        "ends_with",
+        "in_last",
+        "in_next",
+        "not_in_last",
+        "not_in_next",
+    }
+)
+_LINK_RELATIONS = frozenset(
+    {
+        "is",
+        "is_not",
+        "in",
+        "not_in",
+        "type_is",
+        "type_is_not",
+        "name_contains",
+        "name_not_contains",
+        "name_is",
+        "name_starts_with",
+        "name_ends_with",
+    }
+)
 
 
 def _like(text: str, where: str) -> str:
@@ -67,9 +92,13 @@ class FilterCompiler:
         if "filter_operator" in group:  # a dict passed straight through find()
             op = {"all": "and", "any": "or"}.get(group["filter_operator"], group["filter_operator"])
             conditions: Any = [
-                c if isinstance(c, dict)
-                else {"path": c[0], "relation": c[1],
-                      "values": c[2] if len(c) == 3 and isinstance(c[2], list) else c[2:]}
+                c
+                if isinstance(c, dict)
+                else {
+                    "path": c[0],
+                    "relation": c[1],
+                    "values": c[2] if len(c) == 3 and isinstance(c[2], list) else c[2:],
+                }
                 for c in group.get("filters", [])
             ]
         else:
@@ -110,8 +139,9 @@ class FilterCompiler:
         col = f"{alias}.id" if f.name == "id" else f"{alias}.{q(f.name)}"
         return self._scalar(type_name, f, col, relation, values)
 
-    def _deep(self, type_name: str, deep: tuple[str, str, str], cond: dict[str, Any],
-              alias: str) -> str:
+    def _deep(
+        self, type_name: str, deep: tuple[str, str, str], cond: dict[str, Any], alias: str
+    ) -> str:
         link_name, linked_type, rest = deep
         f = self.schema.field(type_name, link_name)
         if f is None or not (f.is_entity or f.is_multi):
@@ -122,17 +152,22 @@ class FilterCompiler:
         sub = self.condition(linked_type, {**cond, "path": rest}, inner)
         ids = f"SELECT {inner}.id FROM {q(linked_type)} {inner} WHERE {inner}.retired = 0 AND {sub}"
         if f.is_entity:
-            return (f"({alias}.{q(link_name + '__type')} = {lit(linked_type)}"
-                    f" AND {alias}.{q(link_name + '__id')} IN ({ids}))")
-        return (f"EXISTS (SELECT 1 FROM ({pairs_sql(type_name, f, alias)}) p"
-                f" WHERE p.lt = {lit(linked_type)} AND p.li IN ({ids}))")
+            return (
+                f"({alias}.{q(link_name + '__type')} = {lit(linked_type)}"
+                f" AND {alias}.{q(link_name + '__id')} IN ({ids}))"
+            )
+        return (
+            f"EXISTS (SELECT 1 FROM ({pairs_sql(type_name, f, alias)}) p"
+            f" WHERE p.lt = {lit(linked_type)} AND p.li IN ({ids}))"
+        )
 
     def _bind(self, *values: Any) -> str:
         self.params.extend(values)
         return ", ".join("?" for _ in values)
 
-    def _scalar(self, type_name: str, f: FieldSpec, col: str, relation: Any,
-                values: list[Any]) -> str:
+    def _scalar(
+        self, type_name: str, f: FieldSpec, col: str, relation: Any, values: list[Any]
+    ) -> str:
         if relation not in _SCALAR_RELATIONS:
             raise ApiError(f"relation '{relation}' is not valid for {type_name}.{f.name}")
         if relation in ("in_last", "in_next", "not_in_last", "not_in_next"):
@@ -165,20 +200,26 @@ class FilterCompiler:
         if f.data_type not in _TEXT_TYPES or not isinstance(value, str):
             raise ApiError(f"'{relation}' is not valid for {type_name}.{f.name}")
         if relation == "not_contains":
-            return f"({col} IS NULL OR {col} NOT LIKE {self._bind(_like(value, 'contains'))}" \
-                   " ESCAPE '\\')"
+            return (
+                f"({col} IS NULL OR {col} NOT LIKE {self._bind(_like(value, 'contains'))}"
+                " ESCAPE '\\')"
+            )
         return f"{col} LIKE {self._bind(_like(value, relation))} ESCAPE '\\'"
 
-    def _relative(self, type_name: str, f: FieldSpec, col: str, relation: str,
-                  values: list[Any]) -> str:
+    def _relative(
+        self, type_name: str, f: FieldSpec, col: str, relation: str, values: list[Any]
+    ) -> str:
         if f.data_type not in ("date", "date_time"):
             raise ApiError(f"'{relation}' is not valid for {type_name}.{f.name}")
-        ok = (len(values) == 2 and isinstance(values[0], int) and values[1] in _UNITS)
+        ok = len(values) == 2 and isinstance(values[0], int) and values[1] in _UNITS
         if not ok:
             raise ApiError(f"'{relation}' needs [count, unit], got {values!r}")
         span = values[0] * _UNITS[values[1]]
-        lo, hi = (utc_shift(-span), utc_shift(0)) if "last" in relation else \
-            (utc_shift(0), utc_shift(span))
+        lo, hi = (
+            (utc_shift(-span), utc_shift(0))
+            if "last" in relation
+            else (utc_shift(0), utc_shift(span))
+        )
         if f.data_type == "date":
             lo, hi = lo[:10], hi[:10]
         test = f"{col} BETWEEN {self._bind(lo)} AND {self._bind(hi)}"
@@ -187,24 +228,40 @@ class FilterCompiler:
     def _entity_value(self, type_name: str, f: FieldSpec, value: Any) -> tuple[str, int] | None:
         if value is None:
             return None
-        if (not isinstance(value, dict) or not isinstance(value.get("type"), str)
-                or not isinstance(value.get("id"), int)):
-            raise ApiError(f"{type_name}.{f.name} is a {f.data_type} field; {value!r} is"
-                            " not an entity ({'type': ..., 'id': ...})")
+        if (
+            not isinstance(value, dict)
+            or not isinstance(value.get("type"), str)
+            or not isinstance(value.get("id"), int)
+        ):
+            raise ApiError(
+                f"{type_name}.{f.name} is a {f.data_type} field; {value!r} is"
+                " not an entity ({'type': ..., 'id': ...})"
+            )
         return value["type"], value["id"]
 
-    def _entity(self, type_name: str, f: FieldSpec, relation: Any, values: list[Any],
-                alias: str) -> str:
+    def _entity(
+        self, type_name: str, f: FieldSpec, relation: Any, values: list[Any], alias: str
+    ) -> str:
         t, i = f"{alias}.{q(f.name + '__type')}", f"{alias}.{q(f.name + '__id')}"
         return self._link_test(type_name, f, relation, values, t, i, exists=None)
 
-    def _multi(self, type_name: str, f: FieldSpec, relation: Any, values: list[Any],
-               alias: str) -> str:
-        return self._link_test(type_name, f, relation, values, "p.lt", "p.li",
-                               exists=pairs_sql(type_name, f, alias))
+    def _multi(
+        self, type_name: str, f: FieldSpec, relation: Any, values: list[Any], alias: str
+    ) -> str:
+        return self._link_test(
+            type_name, f, relation, values, "p.lt", "p.li", exists=pairs_sql(type_name, f, alias)
+        )
 
-    def _link_test(self, type_name: str, f: FieldSpec, relation: Any, values: list[Any],
-                   t: str, i: str, exists: str | None) -> str:
+    def _link_test(
+        self,
+        type_name: str,
+        f: FieldSpec,
+        relation: Any,
+        values: list[Any],
+        t: str,
+        i: str,
+        exists: str | None,
+    ) -> str:
         """Entity tests on (t, i); for multi-entity fields, wrapped in EXISTS over the pairs."""
         if relation not in _LINK_RELATIONS:
             raise ApiError(f"relation '{relation}' is not valid for {type_name}.{f.name}")
@@ -230,13 +287,20 @@ class FilterCompiler:
         else:
             if len(values) != 1 or not isinstance(values[0], str):
                 raise ApiError(f"'{relation}' takes one string, got {values!r}")
-            kind = {"name_is": "", "name_contains": "contains", "name_not_contains": "contains",
-                    "name_starts_with": "starts_with", "name_ends_with": "ends_with"}[relation]
+            kind = {
+                "name_is": "",
+                "name_contains": "contains",
+                "name_not_contains": "contains",
+                "name_starts_with": "starts_with",
+                "name_ends_with": "ends_with",
+            }[relation]
             pattern = values[0] if not kind else _like(values[0], kind)
             op = "=" if not kind else "LIKE"
             esc = "" if not kind else " ESCAPE '\\'"
-            test = (f"EXISTS (SELECT 1 FROM names n WHERE n.type = {t} AND n.id = {i}"
-                    f" AND n.name {op} {self._bind(pattern)}{esc})")
+            test = (
+                f"EXISTS (SELECT 1 FROM names n WHERE n.type = {t} AND n.id = {i}"
+                f" AND n.name {op} {self._bind(pattern)}{esc})"
+            )
         if exists is not None:
             test = f"EXISTS (SELECT 1 FROM ({exists}) p WHERE {test})"
         return f"NOT COALESCE({test}, 0)" if negate else test

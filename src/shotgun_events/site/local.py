@@ -23,9 +23,20 @@ LOOPBACK = ("127.0.0.1", "localhost")
 DEFAULT_SCRIPTS: Mapping[str, str] = {"shotgun_events": "local"}
 #: The /_local/<action> endpoints: each takes the keyword arguments of the method.
 CONTROL_ACTIONS = (
-    "reserve_event_ids", "commit_reserved", "discard_reserved", "append_events",
-    "inject_fault", "clear_faults", "call_counts", "connection_count", "reset_counts",
-    "newest_event_id", "event_count", "start_activity", "stop_activity", "seed",
+    "reserve_event_ids",
+    "commit_reserved",
+    "discard_reserved",
+    "append_events",
+    "inject_fault",
+    "clear_faults",
+    "call_counts",
+    "connection_count",
+    "reset_counts",
+    "newest_event_id",
+    "event_count",
+    "start_activity",
+    "stop_activity",
+    "seed",
 )
 
 
@@ -108,9 +119,12 @@ class LocalSite:
             self._close_store()
             raise
         self._port = self.port
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05},
-                                        name=f"local-site:{self._port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"local-site:{self._port}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -142,8 +156,12 @@ class LocalSite:
         """Start the site."""
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         """Stop the site."""
         self.stop()
 
@@ -152,22 +170,36 @@ class LocalSite:
         system = Actor(None, log_events=False)
         with api.store.transaction() as conn:
             for name in self.scripts:
-                row = conn.execute('SELECT id FROM "ApiUser" WHERE firstname = ? AND retired = 0',
-                                   (name,)).fetchone()
+                row = conn.execute(
+                    'SELECT id FROM "ApiUser" WHERE firstname = ? AND retired = 0', (name,)
+                ).fetchone()
                 if row is None:
-                    api.writer.create(system, "ApiUser", [
-                        {"field_name": "firstname", "value": name},
-                        {"field_name": "generate_event_log_entries",
-                         "value": self._generate_events}], ["id"])
+                    api.writer.create(
+                        system,
+                        "ApiUser",
+                        [
+                            {"field_name": "firstname", "value": name},
+                            {
+                                "field_name": "generate_event_log_entries",
+                                "value": self._generate_events,
+                            },
+                        ],
+                        ["id"],
+                    )
                 else:
-                    conn.execute('UPDATE "ApiUser" SET generate_event_log_entries = ?'
-                                 " WHERE id = ?", (int(self._generate_events), row[0]))
+                    conn.execute(
+                        'UPDATE "ApiUser" SET generate_event_log_entries = ? WHERE id = ?',
+                        (int(self._generate_events), row[0]),
+                    )
 
     def script_user(self) -> Link:
         """The ApiUser of the first configured script (who seeds the site)."""
         name = next(iter(self.scripts), None)
-        user = self.api.authenticate({"script_name": name, "script_key": self.scripts[name]}
-                                     ).user if name else None
+        user = (
+            self.api.authenticate({"script_name": name, "script_key": self.scripts[name]}).user
+            if name
+            else None
+        )
         if user is None:
             raise RuntimeError("the local site has no script to act as")
         return user
@@ -183,8 +215,9 @@ class LocalSite:
         """Allocate ``n`` event ids that stay invisible until committed."""
         return self.api.events.reserve(n)
 
-    def commit_reserved(self, ids: Sequence[int], event_type: str = "Shotgun_Shot_Change",
-                        **fields: Any) -> None:
+    def commit_reserved(
+        self, ids: Sequence[int], event_type: str = "Shotgun_Shot_Change", **fields: Any
+    ) -> None:
         """Make reserved ids visible as events, dated when they were reserved.
 
         ``fields`` may give attribute_name, meta, entity, user, project, session_uuid and
@@ -196,16 +229,36 @@ class LocalSite:
         """Never commit these reserved ids: they become permanent gaps."""
         self.api.events.discard_reserved(ids)
 
-    def append_events(self, n: int, *, event_type: str = "Shotgun_Shot_Change",
-                      entity: Link | None = None, project: Link | None = None,
-                      created_at: str | None = None, **fields: Any) -> tuple[int, int]:
+    def append_events(
+        self,
+        n: int,
+        *,
+        event_type: str = "Shotgun_Shot_Change",
+        entity: Link | None = None,
+        project: Link | None = None,
+        created_at: str | None = None,
+        **fields: Any,
+    ) -> tuple[int, int]:
         """Bulk-append ``n`` synthetic events; returns (first id, last id)."""
-        first, last = self.api.events.append(n, event_type=event_type, entity=entity,
-                                             project=project, created_at=created_at, **fields)
+        first, last = self.api.events.append(
+            n,
+            event_type=event_type,
+            entity=entity,
+            project=project,
+            created_at=created_at,
+            **fields,
+        )
         return first, last
 
-    def inject_fault(self, kind: str, count: int = 1, *, status: int | None = None,
-                     seconds: float | None = None, method: str | None = None) -> None:
+    def inject_fault(
+        self,
+        kind: str,
+        count: int = 1,
+        *,
+        status: int | None = None,
+        seconds: float | None = None,
+        method: str | None = None,
+    ) -> None:
         """Misbehave on the next ``count`` API calls: status, hang, drop, reset or garbage."""
         self.faults.inject(kind, count, status=status, seconds=seconds, method=method)
 

@@ -60,21 +60,23 @@ class Reader:
         paging = params.get("paging") or {}
         per_page = paging.get("entities_per_page", MAX_PAGE)
         page = paging.get("current_page", 1)
-        if not (isinstance(per_page, int) and isinstance(page, int) and per_page > 0
-                and page > 0):
+        if not (isinstance(per_page, int) and isinstance(page, int) and per_page > 0 and page > 0):
             raise ApiError(f"API read() invalid paging {paging!r}")
         per_page = min(per_page, MAX_PAGE)
         where, args = self._where(spec.name, params.get("filters"), return_only == "retired")
         order = self._order(spec.name, params.get("sorts"))
-        sql = (f"SELECT {self.projection(spec.name, fields)} FROM {q(spec.name)} a0"
-               f" WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?")
+        sql = (
+            f"SELECT {self.projection(spec.name, fields)} FROM {q(spec.name)} a0"
+            f" WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"
+        )
         rows = self.store.conn.execute(sql, (*args, per_page + 1, (page - 1) * per_page))
         items = [r[0] for r in rows]
         more = len(items) > per_page
         paging_info = '"has_next_page": ' + ("true" if more else "false")
         if params.get("return_paging_info"):
             total = self.store.conn.execute(
-                f"SELECT COUNT(*) FROM {q(spec.name)} a0 WHERE {where}", args).fetchone()[0]
+                f"SELECT COUNT(*) FROM {q(spec.name)} a0 WHERE {where}", args
+            ).fetchone()[0]
             paging_info += f', "entity_count": {total}, "current_page": {page}'
         body = ",".join(items[:per_page])
         return RawJSON('{"entities": [' + body + '], "paging_info": {' + paging_info + "}}")
@@ -107,8 +109,10 @@ class Reader:
     def rows(self, type_name: str, filters: Any, fields: list[str]) -> list[dict[str, Any]]:
         """All active matching entities as Python dicts (for summarize)."""
         where, args = self._where(type_name, filters, False)
-        sql = (f"SELECT {self.projection(type_name, fields)} FROM {q(type_name)} a0"
-               f" WHERE {where} ORDER BY a0.id")
+        sql = (
+            f"SELECT {self.projection(type_name, fields)} FROM {q(type_name)} a0"
+            f" WHERE {where} ORDER BY a0.id"
+        )
         return [json.loads(r[0]) for r in self.store.conn.execute(sql, args)]
 
     def summarize(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -123,8 +127,10 @@ class Reader:
                 raise ApiError(f"API summarize() unknown field in {item!r}")
         names = [s["field"] for s in summaries] + [g["field"] for g in grouping]
         rows = self.rows(spec.name, params.get("filters"), names)
-        return {"summaries": _summaries(rows, summaries), "groups": _groups(rows, summaries,
-                                                                              grouping)}
+        return {
+            "summaries": _summaries(rows, summaries),
+            "groups": _groups(rows, summaries, grouping),
+        }
 
 
 def _summaries(rows: list[dict[str, Any]], summaries: list[dict[str, Any]]) -> dict[str, Any]:
@@ -157,8 +163,9 @@ _SUMMARY: dict[str, Callable[[list[Any], list[Any]], Any]] = {
 }
 
 
-def _groups(rows: list[dict[str, Any]], summaries: list[dict[str, Any]],
-            grouping: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _groups(
+    rows: list[dict[str, Any]], summaries: list[dict[str, Any]], grouping: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     if not grouping:
         return []
     head, rest = grouping[0], grouping[1:]
@@ -171,9 +178,11 @@ def _groups(rows: list[dict[str, Any]], summaries: list[dict[str, Any]],
     out = []
     for value, members in buckets.values():
         name = value.get("name") if isinstance(value, dict) else value
-        group: dict[str, Any] = {"group_name": "" if name is None else str(name),
-                                 "group_value": value,
-                                 "summaries": _summaries(members, summaries)}
+        group: dict[str, Any] = {
+            "group_name": "" if name is None else str(name),
+            "group_value": value,
+            "summaries": _summaries(members, summaries),
+        }
         if rest:
             group["groups"] = _groups(members, summaries, rest)
         out.append(group)

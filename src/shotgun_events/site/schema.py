@@ -7,8 +7,18 @@ from typing import Any
 
 #: Data types stored in one SQL column.
 SCALAR_TYPES = frozenset(
-    {"text", "number", "float", "checkbox", "date", "date_time", "status_list", "list",
-     "serializable", "uuid"}
+    {
+        "text",
+        "number",
+        "float",
+        "checkbox",
+        "date",
+        "date_time",
+        "status_list",
+        "list",
+        "serializable",
+        "uuid",
+    }
 )
 
 #: Fields every type gets, set by the server on create/update and never by the caller.
@@ -55,8 +65,18 @@ class EntitySpec:
 
 
 ENTITY_TYPES: tuple[str, ...] = (
-    "Project", "HumanUser", "ApiUser", "Step", "Sequence", "Shot", "Asset", "Task",
-    "Version", "Note", "PublishedFile", "EventLogEntry",
+    "Project",
+    "HumanUser",
+    "ApiUser",
+    "Step",
+    "Sequence",
+    "Shot",
+    "Asset",
+    "Task",
+    "Version",
+    "Note",
+    "PublishedFile",
+    "EventLogEntry",
 )
 USER_TYPES = ("HumanUser", "ApiUser")
 PRODUCTION_STATUSES = ("wtg", "rdy", "ip", "rev", "fin", "omt", "hld")
@@ -87,100 +107,194 @@ def _status(values: tuple[str, ...], default: str) -> FieldSpec:
 
 
 def _derived(name: str, display: str, src_type: str, src_field: str) -> FieldSpec:
-    return _f(name, "multi_entity", display, editable=False, valid_types=(src_type,),
-              link_kind="derived", source=(src_type, src_field))
+    return _f(
+        name,
+        "multi_entity",
+        display,
+        editable=False,
+        valid_types=(src_type,),
+        link_kind="derived",
+        source=(src_type, src_field),
+    )
 
 
 def _own_fields() -> dict[str, tuple[str, str, list[FieldSpec]]]:
     """Per type: display name, name field, and the fields beyond the common ones."""
     return {
-        "Project": ("Project", "name", [
-            _f("name", "text", "Project Name"),
-            _f("sg_status", "list", "Status", valid_values=("Active", "Bidding", "Archived"),
-               default="Active"),
-        ]),
-        "HumanUser": ("Person", "name", [
-            _f("name", "text", "Name"),
-            _f("login", "text", "Login"),
-            _f("firstname", "text", "First Name"),
-            _f("lastname", "text", "Last Name"),
-            _f("email", "text", "Email"),
-            _f("sg_status_list", "status_list", "Status", valid_values=("act", "dis"),
-               default="act"),
-        ]),
-        "ApiUser": ("Script", "firstname", [
-            _f("firstname", "text", "Script Name"),
-            _f("lastname", "text", "Version"),
-            _f("email", "text", "Email"),
-            _f("generate_event_log_entries", "checkbox", "Generate Event Log Entries",
-               default=False),
-        ]),
-        "Step": ("Pipeline Step", "code", [
-            _f("code", "text", "Step Name"),
-            _f("short_name", "text", "Short Name"),
-            _f("entity_type", "text", "Entity Type"),
-        ]),
-        "Sequence": ("Sequence", "code", [
-            _f("code", "text", "Sequence Name"),
-            _status(("wtg", "ip", "fin", "hld"), "wtg"),
-            _derived("shots", "Shots", "Shot", "sg_sequence"),
-        ]),
-        "Shot": ("Shot", "code", [
-            _f("code", "text", "Shot Code"),
-            _status(PRODUCTION_STATUSES, "wtg"),
-            _f("sg_sequence", "entity", "Sequence", valid_types=("Sequence",)),
-            _f("sg_cut_in", "number", "Cut In"),
-            _f("sg_cut_out", "number", "Cut Out"),
-            _f("assets", "multi_entity", "Assets", valid_types=("Asset",), link_kind="links"),
-            _derived("tasks", "Tasks", "Task", "entity"),
-        ]),
-        "Asset": ("Asset", "code", [
-            _f("code", "text", "Asset Name"),
-            _f("sg_asset_type", "list", "Type",
-               valid_values=("Character", "Environment", "Prop", "Vehicle", "FX")),
-            _status(PRODUCTION_STATUSES, "wtg"),
-            _f("shots", "multi_entity", "Shots", valid_types=("Shot",), link_kind="reverse",
-               source=("Shot", "assets")),
-            _derived("tasks", "Tasks", "Task", "entity"),
-        ]),
-        "Task": ("Task", "content", [
-            _f("content", "text", "Task Name"),
-            _f("entity", "entity", "Link", valid_types=("Shot", "Asset", "Sequence")),
-            _f("step", "entity", "Pipeline Step", valid_types=("Step",)),
-            _status(PRODUCTION_STATUSES, "wtg"),
-            _f("task_assignees", "multi_entity", "Assigned To", valid_types=("HumanUser",),
-               link_kind="links"),
-            _f("start_date", "date", "Start Date"),
-            _f("due_date", "date", "Due Date"),
-        ]),
-        "Version": ("Version", "code", [
-            _f("code", "text", "Version Name"),
-            _f("entity", "entity", "Link", valid_types=("Shot", "Asset", "Sequence")),
-            _f("sg_task", "entity", "Task", valid_types=("Task",)),
-            _f("sg_status_list", "status_list", "Status", valid_values=VERSION_STATUSES,
-               default="rev"),
-            _f("user", "entity", "Artist", valid_types=USER_TYPES),
-            _f("sg_path_to_movie", "text", "Path to Movie"),
-            _f("frame_count", "number", "Frame Count"),
-        ]),
-        "Note": ("Note", "subject", [
-            _f("subject", "text", "Subject"),
-            _f("content", "text", "Body"),
-            _f("note_links", "multi_entity", "Links",
-               valid_types=("Project", "Sequence", "Shot", "Asset", "Task", "Version"),
-               link_kind="links"),
-            _f("addressings_to", "multi_entity", "To", valid_types=USER_TYPES,
-               link_kind="links"),
-            _f("user", "entity", "Author", valid_types=USER_TYPES),
-        ]),
-        "PublishedFile": ("Published File", "code", [
-            _f("code", "text", "Published File Name"),
-            _f("entity", "entity", "Link", valid_types=("Shot", "Asset", "Sequence")),
-            _f("task", "entity", "Task", valid_types=("Task",)),
-            _f("version", "entity", "Version", valid_types=("Version",)),
-            _f("version_number", "number", "Version Number"),
-            _f("path", "text", "Path"),
-        ]),
+        "Project": (
+            "Project",
+            "name",
+            [
+                _f("name", "text", "Project Name"),
+                _f(
+                    "sg_status",
+                    "list",
+                    "Status",
+                    valid_values=("Active", "Bidding", "Archived"),
+                    default="Active",
+                ),
+            ],
+        ),
+        "HumanUser": (
+            "Person",
+            "name",
+            [
+                _f("name", "text", "Name"),
+                _f("login", "text", "Login"),
+                _f("firstname", "text", "First Name"),
+                _f("lastname", "text", "Last Name"),
+                _f("email", "text", "Email"),
+                _f(
+                    "sg_status_list",
+                    "status_list",
+                    "Status",
+                    valid_values=("act", "dis"),
+                    default="act",
+                ),
+            ],
+        ),
+        "ApiUser": (
+            "Script",
+            "firstname",
+            [
+                _f("firstname", "text", "Script Name"),
+                _f("lastname", "text", "Version"),
+                _f("email", "text", "Email"),
+                _f(
+                    "generate_event_log_entries",
+                    "checkbox",
+                    "Generate Event Log Entries",
+                    default=False,
+                ),
+            ],
+        ),
+        "Step": (
+            "Pipeline Step",
+            "code",
+            [
+                _f("code", "text", "Step Name"),
+                _f("short_name", "text", "Short Name"),
+                _f("entity_type", "text", "Entity Type"),
+            ],
+        ),
+        "Sequence": (
+            "Sequence",
+            "code",
+            [
+                _f("code", "text", "Sequence Name"),
+                _status(("wtg", "ip", "fin", "hld"), "wtg"),
+                _derived("shots", "Shots", "Shot", "sg_sequence"),
+            ],
+        ),
+        "Shot": (
+            "Shot",
+            "code",
+            [
+                _f("code", "text", "Shot Code"),
+                _status(PRODUCTION_STATUSES, "wtg"),
+                _f("sg_sequence", "entity", "Sequence", valid_types=("Sequence",)),
+                _f("sg_cut_in", "number", "Cut In"),
+                _f("sg_cut_out", "number", "Cut Out"),
+                _f("assets", "multi_entity", "Assets", valid_types=("Asset",), link_kind="links"),
+                _derived("tasks", "Tasks", "Task", "entity"),
+            ],
+        ),
+        "Asset": (
+            "Asset",
+            "code",
+            [
+                _f("code", "text", "Asset Name"),
+                _f(
+                    "sg_asset_type",
+                    "list",
+                    "Type",
+                    valid_values=("Character", "Environment", "Prop", "Vehicle", "FX"),
+                ),
+                _status(PRODUCTION_STATUSES, "wtg"),
+                _f(
+                    "shots",
+                    "multi_entity",
+                    "Shots",
+                    valid_types=("Shot",),
+                    link_kind="reverse",
+                    source=("Shot", "assets"),
+                ),
+                _derived("tasks", "Tasks", "Task", "entity"),
+            ],
+        ),
+        "Task": (
+            "Task",
+            "content",
+            [
+                _f("content", "text", "Task Name"),
+                _f("entity", "entity", "Link", valid_types=("Shot", "Asset", "Sequence")),
+                _f("step", "entity", "Pipeline Step", valid_types=("Step",)),
+                _status(PRODUCTION_STATUSES, "wtg"),
+                _f(
+                    "task_assignees",
+                    "multi_entity",
+                    "Assigned To",
+                    valid_types=("HumanUser",),
+                    link_kind="links",
+                ),
+                _f("start_date", "date", "Start Date"),
+                _f("due_date", "date", "Due Date"),
+            ],
+        ),
+        "Version": (
+            "Version",
+            "code",
+            [
+                _f("code", "text", "Version Name"),
+                _f("entity", "entity", "Link", valid_types=("Shot", "Asset", "Sequence")),
+                _f("sg_task", "entity", "Task", valid_types=("Task",)),
+                _f(
+                    "sg_status_list",
+                    "status_list",
+                    "Status",
+                    valid_values=VERSION_STATUSES,
+                    default="rev",
+                ),
+                _f("user", "entity", "Artist", valid_types=USER_TYPES),
+                _f("sg_path_to_movie", "text", "Path to Movie"),
+                _f("frame_count", "number", "Frame Count"),
+            ],
+        ),
+        "Note": (
+            "Note",
+            "subject",
+            [
+                _f("subject", "text", "Subject"),
+                _f("content", "text", "Body"),
+                _f(
+                    "note_links",
+                    "multi_entity",
+                    "Links",
+                    valid_types=("Project", "Sequence", "Shot", "Asset", "Task", "Version"),
+                    link_kind="links",
+                ),
+                _f(
+                    "addressings_to",
+                    "multi_entity",
+                    "To",
+                    valid_types=USER_TYPES,
+                    link_kind="links",
+                ),
+                _f("user", "entity", "Author", valid_types=USER_TYPES),
+            ],
+        ),
+        "PublishedFile": (
+            "Published File",
+            "code",
+            [
+                _f("code", "text", "Published File Name"),
+                _f("entity", "entity", "Link", valid_types=("Shot", "Asset", "Sequence")),
+                _f("task", "entity", "Task", valid_types=("Task",)),
+                _f("version", "entity", "Version", valid_types=("Version",)),
+                _f("version_number", "number", "Version Number"),
+                _f("path", "text", "Path"),
+            ],
+        ),
     }
 
 
@@ -239,8 +353,10 @@ class Schema:
     def schema_entity_read(self) -> dict[str, Any]:
         """The schema_entity_read reply: display names and visibility."""
         return {
-            t: {"name": {"value": s.display, "editable": False},
-                "visible": {"value": True, "editable": False}}
+            t: {
+                "name": {"value": s.display, "editable": False},
+                "visible": {"value": True, "editable": False},
+            }
             for t, s in self.entities.items()
         }
 
@@ -253,8 +369,7 @@ def field_reply(type_name: str, f: FieldSpec) -> dict[str, Any]:
     }
     if f.valid_values:
         properties["valid_values"] = {"value": list(f.valid_values), "editable": True}
-        properties["display_values"] = {"value": {v: v for v in f.valid_values},
-                                        "editable": False}
+        properties["display_values"] = {"value": {v: v for v in f.valid_values}, "editable": False}
     if f.valid_types:
         properties["valid_types"] = {"value": list(f.valid_types), "editable": True}
     return {

@@ -15,8 +15,12 @@ USERS = (
     ("Kenji", "Morita", "kmorita"),
 )
 STEPS = (("Layout", "LAY"), ("Anim", "ANM"), ("Light", "LGT"), ("Comp", "CMP"))
-ASSETS = (("hero", "Character"), ("robot", "Character"), ("street", "Environment"),
-          ("lamp", "Prop"))
+ASSETS = (
+    ("hero", "Character"),
+    ("robot", "Character"),
+    ("street", "Environment"),
+    ("lamp", "Prop"),
+)
 SHOT_COUNT = 6
 
 
@@ -32,44 +36,87 @@ def seed_production(api: Api, actor: Actor) -> bool:
     Returns False (and changes nothing) when the Demo project already exists.
     """
     exists = api.store.conn.execute(
-        'SELECT 1 FROM "Project" WHERE name = ? AND retired = 0', (PROJECT_NAME,)).fetchone()
+        'SELECT 1 FROM "Project" WHERE name = ? AND retired = 0', (PROJECT_NAME,)
+    ).fetchone()
     if exists:
         return False
     with api.store.transaction():
         project = _make(api, actor, "Project", name=PROJECT_NAME)
         users = [
-            _make(api, actor, "HumanUser", name=f"{first} {last}", firstname=first,
-                  lastname=last, login=login, email=f"{login}@example.com")
+            _make(
+                api,
+                actor,
+                "HumanUser",
+                name=f"{first} {last}",
+                firstname=first,
+                lastname=last,
+                login=login,
+                email=f"{login}@example.com",
+            )
             for first, last, login in USERS
         ]
-        steps = [_make(api, actor, "Step", code=code, short_name=short, entity_type="Shot")
-                 for code, short in STEPS]
-        sequence = _make(api, actor, "Sequence", code="SQ010", project=project,
-                         sg_status_list="ip")
-        assets = [_make(api, actor, "Asset", code=code, sg_asset_type=kind, project=project)
-                  for code, kind in ASSETS]
+        steps = [
+            _make(api, actor, "Step", code=code, short_name=short, entity_type="Shot")
+            for code, short in STEPS
+        ]
+        sequence = _make(api, actor, "Sequence", code="SQ010", project=project, sg_status_list="ip")
+        assets = [
+            _make(api, actor, "Asset", code=code, sg_asset_type=kind, project=project)
+            for code, kind in ASSETS
+        ]
         statuses = ("fin", "rev", "ip", "ip", "rdy", "wtg")
         for n in range(SHOT_COUNT):
             code = f"SQ010_{(n + 1) * 10:04d}"
-            shot = _make(api, actor, "Shot", code=code, project=project, sg_sequence=sequence,
-                         sg_cut_in=1001, sg_cut_out=1001 + 24 * (n + 2),
-                         assets=[assets[n % 2], assets[2 + n % 2]],
-                         sg_status_list=statuses[n])
+            shot = _make(
+                api,
+                actor,
+                "Shot",
+                code=code,
+                project=project,
+                sg_sequence=sequence,
+                sg_cut_in=1001,
+                sg_cut_out=1001 + 24 * (n + 2),
+                assets=[assets[n % 2], assets[2 + n % 2]],
+                sg_status_list=statuses[n],
+            )
             for s, (step_code, _short) in enumerate(STEPS):
                 task_status = "fin" if s < (SHOT_COUNT - n) // 2 else "wtg"
-                task = _make(api, actor, "Task", content=step_code, entity=shot, step=steps[s],
-                             project=project, sg_status_list=task_status,
-                             task_assignees=[users[(n + s) % len(users)]],
-                             start_date=f"2025-03-{3 + s * 5:02d}",
-                             due_date=f"2025-03-{7 + s * 5:02d}")
+                task = _make(
+                    api,
+                    actor,
+                    "Task",
+                    content=step_code,
+                    entity=shot,
+                    step=steps[s],
+                    project=project,
+                    sg_status_list=task_status,
+                    task_assignees=[users[(n + s) % len(users)]],
+                    start_date=f"2025-03-{3 + s * 5:02d}",
+                    due_date=f"2025-03-{7 + s * 5:02d}",
+                )
                 if task_status == "fin":
-                    version = _make(api, actor, "Version", code=f"{code}_{step_code.lower()}_v001",
-                                    entity=shot, sg_task=task, project=project,
-                                    user=users[(n + s) % len(users)], sg_status_list="apr",
-                                    description=f"{step_code} pass for {code}")
+                    version = _make(
+                        api,
+                        actor,
+                        "Version",
+                        code=f"{code}_{step_code.lower()}_v001",
+                        entity=shot,
+                        sg_task=task,
+                        project=project,
+                        user=users[(n + s) % len(users)],
+                        sg_status_list="apr",
+                        description=f"{step_code} pass for {code}",
+                    )
                     if s == 0:
-                        _make(api, actor, "Note", subject=f"{code} layout notes",
-                              content="Camera feels a touch late on the turn; pull it by 4 frames.",
-                              note_links=[shot, version], project=project,
-                              user=users[0], addressings_to=[users[(n + s) % len(users)]])
+                        _make(
+                            api,
+                            actor,
+                            "Note",
+                            subject=f"{code} layout notes",
+                            content="Camera feels a touch late on the turn; pull it by 4 frames.",
+                            note_links=[shot, version],
+                            project=project,
+                            user=users[0],
+                            addressings_to=[users[(n + s) % len(users)]],
+                        )
     return True

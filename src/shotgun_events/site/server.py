@@ -128,15 +128,17 @@ class SiteHandler(BaseHTTPRequestHandler):
         if path == API_PATH:
             self._api(body)
         elif path.startswith(CONTROL_PREFIX):
-            self._control(path[len(CONTROL_PREFIX):], body)
+            self._control(path[len(CONTROL_PREFIX) :], body)
         else:
-            self._send(200, fault_body(f"no API at path {path!r}; use POST {API_PATH}",
-                                       PROTOCOL_ERROR))
+            self._send(
+                200, fault_body(f"no API at path {path!r}; use POST {API_PATH}", PROTOCOL_ERROR)
+            )
 
     def _other_verb(self) -> None:
         self._body()
-        self._send(200, fault_body(f"{self.command} is not supported; use POST {API_PATH}",
-                                   PROTOCOL_ERROR))
+        self._send(
+            200, fault_body(f"{self.command} is not supported; use POST {API_PATH}", PROTOCOL_ERROR)
+        )
 
     do_GET = do_PUT = do_DELETE = do_PATCH = _other_verb
 
@@ -182,8 +184,7 @@ class SiteHandler(BaseHTTPRequestHandler):
         if fault.kind == "reset":
             # RST instead of FIN: the reader must not hold a ref that delays the close
             self.rfile.close()
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                       struct.pack("ii", 1, 0))
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()
         return True
 

@@ -53,13 +53,20 @@ class Writer:
     # -- values ------------------------------------------------------------------
 
     def _target(self, method: str, type_name: str, f: FieldSpec, value: Any) -> Link:
-        if (not isinstance(value, dict) or not isinstance(value.get("id"), int)
-                or value.get("type") not in f.valid_types):
-            raise ApiError(f"API {method}() {type_name}.{f.name} takes entities of type"
-                            f" {list(f.valid_types)}; got {value!r}")
+        if (
+            not isinstance(value, dict)
+            or not isinstance(value.get("id"), int)
+            or value.get("type") not in f.valid_types
+        ):
+            raise ApiError(
+                f"API {method}() {type_name}.{f.name} takes entities of type"
+                f" {list(f.valid_types)}; got {value!r}"
+            )
         if self.store.state_of(value["type"], value["id"]) != 0:
-            raise ApiError(f"API {method}() {value['type']} with id {value['id']} does not"
-                            f" exist (linked from {type_name}.{f.name})")
+            raise ApiError(
+                f"API {method}() {value['type']} with id {value['id']} does not"
+                f" exist (linked from {type_name}.{f.name})"
+            )
         link = self.store.link_of(value["type"], value["id"])
         assert link is not None
         return link
@@ -83,12 +90,13 @@ class Writer:
             return value
         checked = check_value(type_name, f, value)
         if f.valid_values and checked is not None and checked not in f.valid_values:
-            raise ApiError(f"API {method}() {type_name}.{f.name}: '{checked}' is not one of"
-                            f" the valid values {list(f.valid_values)}")
+            raise ApiError(
+                f"API {method}() {type_name}.{f.name}: '{checked}' is not one of"
+                f" the valid values {list(f.valid_values)}"
+            )
         return bool(checked) if f.data_type == "checkbox" and checked is not None else checked
 
-    def _parse(self, method: str, spec: EntitySpec,
-               fields: Any) -> dict[str, tuple[Any, str]]:
+    def _parse(self, method: str, spec: EntitySpec, fields: Any) -> dict[str, tuple[Any, str]]:
         if not isinstance(fields, list):
             raise ApiError(f"API {method}() fields must be a list of {{field_name, value}}")
         parsed: dict[str, tuple[Any, str]] = {}
@@ -108,8 +116,10 @@ class Writer:
     @staticmethod
     def _columns(f: FieldSpec, value: Any) -> dict[str, Any]:
         if f.is_entity:
-            cols = {f"{f.name}__type": value["type"] if value else None,
-                    f"{f.name}__id": value["id"] if value else None}
+            cols = {
+                f"{f.name}__type": value["type"] if value else None,
+                f"{f.name}__id": value["id"] if value else None,
+            }
             if f.prebuilt:
                 cols[f"{f.name}__json"] = dumps(value) if value else None
             return cols
@@ -121,29 +131,36 @@ class Writer:
 
     # -- links -------------------------------------------------------------------
 
-    def _link_rows(self, type_name: str, f: FieldSpec, entity_id: int,
-                   target: Link) -> tuple[str, str, int, str, int]:
+    def _link_rows(
+        self, type_name: str, f: FieldSpec, entity_id: int, target: Link
+    ) -> tuple[str, str, int, str, int]:
         if f.link_kind == "links":
             return type_name, f.name, entity_id, target["type"], target["id"]
         owner_type, owner_field = f.source
         return owner_type, owner_field, target["id"], type_name, entity_id
 
-    def _relink(self, type_name: str, f: FieldSpec, entity_id: int, added: list[Link],
-                removed: list[Link]) -> None:
+    def _relink(
+        self, type_name: str, f: FieldSpec, entity_id: int, added: list[Link], removed: list[Link]
+    ) -> None:
         conn = self.store.conn
         for t in removed:
-            conn.execute("DELETE FROM links WHERE src_type = ? AND field = ? AND src_id = ?"
-                         " AND dst_type = ? AND dst_id = ?",
-                         self._link_rows(type_name, f, entity_id, t))
+            conn.execute(
+                "DELETE FROM links WHERE src_type = ? AND field = ? AND src_id = ?"
+                " AND dst_type = ? AND dst_id = ?",
+                self._link_rows(type_name, f, entity_id, t),
+            )
         for t in added:
             row = self._link_rows(type_name, f, entity_id, t)
             conn.execute(
                 "INSERT OR IGNORE INTO links (src_type, field, src_id, dst_type, dst_id, pos)"
                 " SELECT ?, ?, ?, ?, ?, COALESCE(MAX(pos) + 1, 0) FROM links"
-                " WHERE src_type = ? AND field = ? AND src_id = ?", (*row, *row[:3]))
+                " WHERE src_type = ? AND field = ? AND src_id = ?",
+                (*row, *row[:3]),
+            )
 
-    def _partner_values(self, type_name: str, f: FieldSpec,
-                        targets: list[Link]) -> dict[int, dict[str, Any]]:
+    def _partner_values(
+        self, type_name: str, f: FieldSpec, targets: list[Link]
+    ) -> dict[int, dict[str, Any]]:
         partner = self.partners.get((type_name, f.name))
         if partner is None:
             return {}
@@ -152,12 +169,25 @@ class Writer:
 
     # -- events ------------------------------------------------------------------
 
-    def _log_change(self, actor: Actor, type_name: str, f: FieldSpec, link: Link,
-                    project: Link | None, old: Any, new: Any, in_create: bool = False) -> None:
+    def _log_change(
+        self,
+        actor: Actor,
+        type_name: str,
+        f: FieldSpec,
+        link: Link,
+        project: Link | None,
+        old: Any,
+        new: Any,
+        in_create: bool = False,
+    ) -> None:
         meta: dict[str, Any] = {
-            "type": "attribute_change", "attribute_name": f.name, "entity_type": type_name,
-            "entity_id": link["id"], "field_data_type": f.data_type,
-            "old_value": old, "new_value": new,
+            "type": "attribute_change",
+            "attribute_name": f.name,
+            "entity_type": type_name,
+            "entity_id": link["id"],
+            "field_data_type": f.data_type,
+            "old_value": old,
+            "new_value": new,
         }
         if f.is_entity or f.is_multi:
             olds = old if f.is_multi else [old] if old else []
@@ -167,14 +197,19 @@ class Writer:
         if in_create:
             meta["in_create"] = True
         self.events.record(
-            actor, f"Shotgun_{type_name}_Change", meta, entity=link, project=project,
+            actor,
+            f"Shotgun_{type_name}_Change",
+            meta,
+            entity=link,
+            project=project,
             attribute_name=f.name,
             description=f'{actor.who} changed "{f.display}" from "{_text(old)}" to'
-                        f' "{_text(new)}" on {type_name} {link["name"]}',
+            f' "{_text(new)}" on {type_name} {link["name"]}',
         )
 
-    def _log_partners(self, actor: Actor, type_name: str, f: FieldSpec,
-                      before: dict[int, dict[str, Any]]) -> None:
+    def _log_partners(
+        self, actor: Actor, type_name: str, f: FieldSpec, before: dict[int, dict[str, Any]]
+    ) -> None:
         partner = self.partners.get((type_name, f.name))
         if partner is None or not actor.log_events:
             return
@@ -185,16 +220,24 @@ class Writer:
             new = after[target_id]
             if not _same(pspec.fields[pfield], old.get(pfield), new.get(pfield)):
                 link = {"type": ptype, "id": target_id, "name": new.get(pspec.name_field)}
-                self._log_change(actor, ptype, pspec.fields[pfield], link, new.get("project"),
-                                 old.get(pfield), new.get(pfield))
+                self._log_change(
+                    actor,
+                    ptype,
+                    pspec.fields[pfield],
+                    link,
+                    new.get("project"),
+                    old.get(pfield),
+                    new.get(pfield),
+                )
 
     def _project_of(self, type_name: str, link: Link, values: dict[str, Any]) -> Link | None:
         return link if type_name == "Project" else values.get("project")
 
     # -- methods -----------------------------------------------------------------
 
-    def create(self, actor: Actor, type_name: Any, fields: Any,
-               return_fields: list[str]) -> dict[str, Any]:
+    def create(
+        self, actor: Actor, type_name: Any, fields: Any, return_fields: list[str]
+    ) -> dict[str, Any]:
         """Create an entity; returns the fields set plus ``return_fields``."""
         spec = self.reader.entity_spec(type_name, "create")
         if spec.name == "EventLogEntry":
@@ -213,7 +256,9 @@ class Writer:
                 cols.update(self._columns(spec.fields[fname], v))
         cur = self.store.conn.execute(
             f"INSERT INTO {q(spec.name)} ({', '.join(q(c) for c in cols)})"
-            f" VALUES ({', '.join('?' for _ in cols)})", list(cols.values()))
+            f" VALUES ({', '.join('?' for _ in cols)})",
+            list(cols.values()),
+        )
         entity_id = int(cur.lastrowid or 0)
         name = values.get(spec.name_field)
         self.store.set_name(spec.name, entity_id, name)
@@ -225,15 +270,25 @@ class Writer:
             self._relink(spec.name, f, entity_id, values[f.name], [])
         if actor.log_events:
             self.events.record(
-                actor, f"Shotgun_{spec.name}_New",
+                actor,
+                f"Shotgun_{spec.name}_New",
                 {"type": "new_entity", "entity_type": spec.name, "entity_id": entity_id},
-                entity=link, project=project,
-                description=f"{actor.who} created new {spec.name} {name}")
+                entity=link,
+                project=project,
+                description=f"{actor.who} created new {spec.name} {name}",
+            )
             for fname, v in values.items():
                 if v not in (None, [], ""):
-                    self._log_change(actor, spec.name, spec.fields[fname], link, project,
-                                     [] if spec.fields[fname].is_multi else None, v,
-                                     in_create=True)
+                    self._log_change(
+                        actor,
+                        spec.name,
+                        spec.fields[fname],
+                        link,
+                        project,
+                        [] if spec.fields[fname].is_multi else None,
+                        v,
+                        in_create=True,
+                    )
         for f in multis:
             self._log_partners(actor, spec.name, f, befores[f.name])
         wanted = list(dict.fromkeys([*values, *return_fields]))
@@ -244,12 +299,18 @@ class Writer:
         values = {n: v for n, (v, _m) in self._parse("create", spec, fields).items()}
         if not isinstance(values.get("event_type"), str):
             raise ApiError("API create() EventLogEntry needs an event_type")
-        who = Actor(values.get("user") or actor.user, values.get("session_uuid")
-                    or actor.session_uuid)
+        who = Actor(
+            values.get("user") or actor.user, values.get("session_uuid") or actor.session_uuid
+        )
         event_id = self.events.record(
-            who, values["event_type"], values.get("meta") or {}, entity=values.get("entity"),
-            project=values.get("project"), attribute_name=values.get("attribute_name"),
-            description=values.get("description") or "")
+            who,
+            values["event_type"],
+            values.get("meta") or {},
+            entity=values.get("entity"),
+            project=values.get("project"),
+            attribute_name=values.get("attribute_name"),
+            description=values.get("description") or "",
+        )
         wanted = list(dict.fromkeys([*values, *return_fields]))
         return self.reader.fetch("EventLogEntry", event_id, wanted) or {}
 
@@ -260,15 +321,13 @@ class Writer:
             raise ApiError(f"API {method}() EventLogEntry entities cannot be changed")
         return self.store.state_of(spec.name, entity_id)
 
-    def update(self, actor: Actor, type_name: Any, entity_id: Any,
-               fields: Any) -> dict[str, Any]:
+    def update(self, actor: Actor, type_name: Any, entity_id: Any, fields: Any) -> dict[str, Any]:
         """Update fields (multi-entity fields honour set/add/remove); returns them."""
         spec = self.reader.entity_spec(type_name, "update")
         if self._existing("update", spec, entity_id) != 0:
             raise ApiError(f"API update() {spec.name} with id {entity_id} does not exist")
         parsed = self._parse("update", spec, fields)
-        old = self.reader.fetch(spec.name, entity_id,
-                                [*parsed, spec.name_field, "project"]) or {}
+        old = self.reader.fetch(spec.name, entity_id, [*parsed, spec.name_field, "project"]) or {}
         changed: dict[str, tuple[Any, Any]] = {}
         for name, (value, mode) in parsed.items():
             f = spec.fields[name]
@@ -286,8 +345,14 @@ class Writer:
             self._apply(actor, spec, entity_id, old, changed)
         return self.reader.fetch(spec.name, entity_id, list(parsed)) or {}
 
-    def _apply(self, actor: Actor, spec: EntitySpec, entity_id: int, old: dict[str, Any],
-               changed: dict[str, tuple[Any, Any]]) -> None:
+    def _apply(
+        self,
+        actor: Actor,
+        spec: EntitySpec,
+        entity_id: int,
+        old: dict[str, Any],
+        changed: dict[str, tuple[Any, Any]],
+    ) -> None:
         cols: dict[str, Any] = {"updated_at": utc_now()}
         cols.update(self._columns(spec.fields["updated_by"], actor.user))
         for name, (_before, new) in changed.items():
@@ -295,7 +360,8 @@ class Writer:
                 cols.update(self._columns(spec.fields[name], new))
         self.store.conn.execute(
             f"UPDATE {q(spec.name)} SET {', '.join(q(c) + ' = ?' for c in cols)} WHERE id = ?",
-            [*cols.values(), entity_id])
+            [*cols.values(), entity_id],
+        )
         befores: dict[str, dict[int, dict[str, Any]]] = {}
         for name, (before, new) in changed.items():
             f = spec.fields[name]
@@ -341,12 +407,20 @@ class Writer:
             kind, word = ("Revival", "revived") if revive else ("Retirement", "retired")
             meta: dict[str, Any] = {
                 "type": "entity_revival" if revive else "entity_retirement",
-                "entity_type": spec.name, "entity_id": entity_id, "class_name": spec.name,
+                "entity_type": spec.name,
+                "entity_id": entity_id,
+                "class_name": spec.name,
                 "display_name": link["name"],
             }
             if not revive:
                 meta["retirement_date"] = utc_now()
-            self.events.record(actor, f"Shotgun_{spec.name}_{kind}", meta, entity=link,
-                               project=project, entity_visible=revive,
-                               description=f"{actor.who} {word} {spec.name} {link['name']}")
+            self.events.record(
+                actor,
+                f"Shotgun_{spec.name}_{kind}",
+                meta,
+                entity=link,
+                project=project,
+                entity_visible=revive,
+                description=f"{actor.who} {word} {spec.name} {link['name']}",
+            )
         return True

@@ -1,0 +1,68 @@
+"""Smoke test of the benchmark suite: the harness runs on tiny sizes and fills every row.
+
+Nothing here looks at how fast anything is: the figures of a tiny run mean
+nothing, and timing assertions would make the suite flaky. It checks that
+``bench/run.py`` (the one command of docs/benchmarks.md) runs end to end
+against a real local site and reports every row with a value and a target
+where the issue sets one.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: Rows per section of a full table (section 4 is filled by two benchmarks).
+EXPECTED_ROWS = {1: 9, 2: 4, 3: 4, 4: 7, 5: 8, 6: 4, 7: 4}
+#: Measures that must carry a target, by a piece of their name.
+WITH_TARGET = (
+    "daemon / ceiling, parallel",
+    "daemon / ceiling, serial",
+    "miss, per (event, callback)",
+    "call, per (event, callback)",
+    "ratio beside / alone",
+    "reads per 1,000 events, catch-up, parallel",
+    "reads per idle minute",
+    "connections, daemon process, parallel",
+    "record() in a serial catch-up",
+    "RSS growth between the two",
+    "plugin reloads",
+    "callback start p99",
+)
+
+
+@pytest.mark.slow
+def test_bench_harness_runs_in_tiny_mode_and_produces_every_row(tmp_path: Path) -> None:
+    """Given the suite at tiny sizes, when run.py runs, then every row has a value."""
+    out = tmp_path / "rows.json"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--tiny", "--json", str(out)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+
+    failed = [row for row in rows if row["name"] == "FAILED"]
+    assert not failed, f"benchmarks failed: {failed}\n{result.stderr[-3000:]}"
+    counts: dict[int, int] = {}
+    for row in rows:
+        number = int(row["section"].split()[0])
+        counts[number] = counts.get(number, 0) + 1
+    assert counts == EXPECTED_ROWS
+    missing = [row["name"] for row in rows if row["value"] is None]
+    assert not missing, f"rows without a value: {missing}"
+    for piece in WITH_TARGET:
+        matching = [row for row in rows if piece in row["name"]]
+        assert matching, f"no row named like {piece!r}"
+        assert all(row["target"] and row["met"] is not None for row in matching), matching
+    # The printed table is the product: every row appears in it.
+    assert result.stdout.count("\n| ") >= len(rows)
