@@ -184,7 +184,7 @@ def test_replay_stops_at_the_plugins_position(rig: Rig) -> None:
 
 
 def test_pending_replay_leaves_the_state_only_after_it_ran(rig: Rig) -> None:
-    engine, source, store, plugins = rig
+    engine, _, store, plugins = rig
     store.set_extra("pending_replays", [{"plugin": "b", "from_id": 9, "to_id": 10}])
     operations.queue_pending_replays(engine)
     # Queued, not run yet: still in the state (a crash now keeps it)
