@@ -21,7 +21,7 @@ from pathlib import Path
 
 from . import operations
 from .config import Config, load_config_with_warnings, permission_warnings, validate_paths
-from .connections import ConnectionFactory, ConnectionPool
+from .connections import ConnectionPool, factory_for
 from .control import ControlServer
 from .dispatch import Dispatcher
 from .engine import Engine, Exit, Hooks, Settings
@@ -35,7 +35,7 @@ from .retry import SiteRetry
 from .sdnotify import Notifier
 from .service import ReadyReporter, Run
 from .signals import StopFlag
-from .source import ShotgunEventSource
+from .source import ShotgunEventSource, daemon_source
 from .state import StateStore, read_positions
 from .watcher import PluginWatcher
 
@@ -156,16 +156,10 @@ class Daemon:
         )
         mailer = _mailer(config, logs)
         store = StateStore(config.event_id_file, fsync=config.state_fsync, config_path=config.path)
-        factory = ConnectionFactory(
-            server=config.server,
-            timeout=config.request_timeout,
-            proxy=config.proxy_server,
-            ca_certs=config.ca_certs,
-        )
-        pool = ConnectionPool(factory)
+        pool = ConnectionPool(factory_for(config))
 
         def new_source() -> ShotgunEventSource:
-            return ShotgunEventSource(lambda: factory.create(config.script_name, config.script_key))
+            return daemon_source(config)
 
         source = new_source()
         loader = PluginLoader(

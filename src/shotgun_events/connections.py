@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 from shotgun_api3.shotgun import Shotgun
 
+from .config import Config
+
 
 class ConnectionFactory:
     """Build ``Shotgun`` objects for one site with the configured timeout, proxy and CA bundle."""
@@ -49,6 +51,16 @@ class ConnectionFactory:
         if self._on_create is not None:
             self._on_create(script_name)
         return sg
+
+
+def factory_for(config: Config) -> ConnectionFactory:
+    """The connection factory for the configured site (timeout, proxy, CA bundle)."""
+    return ConnectionFactory(
+        server=config.server,
+        timeout=config.request_timeout,
+        proxy=config.proxy_server,
+        ca_certs=config.ca_certs,
+    )
 
 
 class ConnectionPool:

@@ -15,12 +15,8 @@ if TYPE_CHECKING:
     from .loader import Plugin, ScanResult
 
 
-class StateStoreLike(Protocol):
-    """The part of the state store the engine uses."""
-
-    def load(self) -> dict[PluginKey, Cursor] | None:
-        """Return saved positions, or None when there is no state at all."""
-        ...
+class PositionRecorder(Protocol):
+    """Where cursors are persisted."""
 
     def record(
         self,
@@ -29,6 +25,14 @@ class StateStoreLike(Protocol):
         change: tuple[dict[int, datetime], set[int]] | None = None,
     ) -> None:
         """Persist one plugin's cursor (``change``: backlog ids added/removed since last)."""
+        ...
+
+
+class StateStoreLike(PositionRecorder, Protocol):
+    """The part of the state store the engine uses."""
+
+    def load(self) -> dict[PluginKey, Cursor] | None:
+        """Return saved positions, or None when there is no state at all."""
         ...
 
     def set_extra(self, name: str, value: object) -> None:

@@ -22,7 +22,6 @@ from typing import Any, TextIO
 
 from . import audit
 from .config import Config
-from .connections import ConnectionFactory
 from .control import int_arg, optional_int_arg, reason_arg, text_arg
 from .cursor import Cursor
 from .errors import ControlError
@@ -30,7 +29,7 @@ from .events import Event, PluginKey
 from .failures import DeadLetters
 from .legacy_state import ANY_PLUGIN
 from .pidfile import status_process
-from .source import ShotgunEventSource
+from .source import daemon_source
 from .state import StateStore
 
 STOPPED = "stopped"
@@ -384,13 +383,7 @@ def _advance_past(config: Config, cursor: Cursor, plugin: str, event_id: int) ->
 
 
 def _next_event(config: Config, after: int) -> Event | None:
-    factory = ConnectionFactory(
-        server=config.server,
-        timeout=config.request_timeout,
-        proxy=config.proxy_server,
-        ca_certs=config.ca_certs,
-    )
-    source = ShotgunEventSource(lambda: factory.create(config.script_name, config.script_key))
+    source = daemon_source(config)
     try:
         found = source.fetch_after(after, 1)
     except Exception as exc:

@@ -16,13 +16,12 @@ from typing import TextIO
 
 from . import audit
 from .config import Config
-from .connections import ConnectionFactory
 from .cursor import Cursor
 from .errors import ControlError, StateError
 from .events import PluginKey
 from .legacy_state import ANY_PLUGIN
 from .pidfile import status_process
-from .source import ShotgunEventSource
+from .source import daemon_source
 from .state import StateStore
 
 log = logging.getLogger("engine.control")
@@ -87,13 +86,7 @@ def _target_id(config: Config, to: str) -> int:
         if event_id < 1:
             raise ControlError("--to takes an event id of 1 or more")
         return event_id - 1
-    factory = ConnectionFactory(
-        server=config.server,
-        timeout=config.request_timeout,
-        proxy=config.proxy_server,
-        ca_certs=config.ca_certs,
-    )
-    source = ShotgunEventSource(lambda: factory.create(config.script_name, config.script_key))
+    source = daemon_source(config)
     try:
         return source.newest_id()
     except Exception as exc:

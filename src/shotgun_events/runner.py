@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from .cursor import Cursor, GapReport
 from .dispatch import Dispatcher, Outcome
 from .errors import StateWriteError
 from .events import Event, PluginKey
+from .interfaces import PositionRecorder
 
 if TYPE_CHECKING:
     from .loader import Plugin
@@ -25,19 +26,6 @@ log = logging.getLogger("engine.runner")
 
 #: Outcomes after which the event counts as handled and the cursor moves.
 _HANDLED = (Outcome.DONE, Outcome.SKIPPED)
-
-
-class PositionRecorder(Protocol):
-    """Where cursors are persisted."""
-
-    def record(
-        self,
-        key: PluginKey,
-        cursor: Cursor,
-        change: tuple[dict[int, datetime], set[int]] | None = None,
-    ) -> None:
-        """Persist this plugin's cursor (``change``: backlog ids added/removed since last)."""
-        ...
 
 
 class PluginRunner:

@@ -18,6 +18,8 @@ from typing import Protocol, cast
 from shotgun_api3.lib import httplib2
 from shotgun_api3.shotgun import AuthenticationFault, Fault, Shotgun, ShotgunError
 
+from .config import Config
+from .connections import factory_for
 from .errors import SiteAuthError, SiteError
 from .events import EVENT_FIELDS, Event
 
@@ -126,6 +128,12 @@ class ShotgunEventSource:
             # A hung or half-closed connection is not worth reusing: start afresh.
             self.close()
             raise SiteError(f"{type(exc).__name__}: {_one_line(exc)}") from exc
+
+
+def daemon_source(config: Config) -> ShotgunEventSource:
+    """An event source connected with the daemon's own script credentials."""
+    factory = factory_for(config)
+    return ShotgunEventSource(lambda: factory.create(config.script_name, config.script_key))
 
 
 def _one_line(exc: BaseException) -> str:
