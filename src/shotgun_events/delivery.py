@@ -203,12 +203,13 @@ class ParallelDelivery:
     """One worker thread per plugin, fed from one shared read of the site.
 
     Workers that keep up are *attached*: the engine's batches go into their
-    inboxes. A worker whose inbox is full (it fell ``max_pending`` batches
-    behind), or whose plugin was switched off and came back, is *detached*: it
-    reads from the site on its own, from its own cursor, until it has caught
-    up with the engine, then attaches again. The engine reads only as fast as
-    the fastest attached worker takes batches, so it never races ahead and
-    forces everyone into reading on their own.
+    inboxes, and the engine reads the next batch once every attached worker has
+    room for it, so plugins of similar speed share one read per batch. A worker
+    that stays full for ``detach_after`` seconds (a slow plugin), or whose
+    plugin was switched off and came back, is *detached*: it reads from the
+    site on its own, from its own cursor, until it has caught up with the
+    engine, then attaches again. The others are held up by a slow plugin for
+    at most ``detach_after`` seconds, once.
     """
 
     def __init__(
@@ -221,6 +222,8 @@ class ParallelDelivery:
         batch_size: int,
         max_pending: int = 4,
         state_retry_interval: float = 5.0,
+        detach_after: float = 0.5,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._hooks = hooks
         self._stop = stop
@@ -229,6 +232,10 @@ class ParallelDelivery:
         self._batch_size = batch_size
         self._max_pending = max(1, max_pending)
         self._state_retry_interval = state_retry_interval
+        self._detach_after = detach_after
+        self._monotonic = monotonic
+        #: id(worker) -> when it was first seen full while the engine waited for it.
+        self._full_since: dict[int, float] = {}
         self._workers: dict[int, Worker] = {}
         # Guards `head` and attachment, so a worker attaches exactly between batches.
         self._lock = threading.Lock()
@@ -280,7 +287,7 @@ class ParallelDelivery:
             return self._head is not None
 
     def wait_for_room(self, stop: threading.Event, serve: Callable[[], None]) -> None:
-        """Wait until some attached worker can take a batch (or none is attached).
+        """Wait until every attached worker can take a batch; detach one that stays full.
 
         ``serve`` runs operator requests between waits, outside the lock: a
         `status` or `disable` must get through while every plugin is busy.
@@ -289,14 +296,33 @@ class ParallelDelivery:
             with self._room:
                 if self._has_room():
                     return
-                self._room.wait(timeout=0.5)
+                self._room.wait(timeout=min(0.5, self._detach_after))
                 if self._has_room():
                     return
             serve()
 
     def _has_room(self) -> bool:
-        attached = [w for w in self._workers.values() if w.attached and w.runner.active]
-        return not attached or any(w.pending < self._max_pending for w in attached)
+        """True when no attached worker is full (after detaching those full for too long)."""
+        now = self._monotonic()
+        room = True
+        for worker in self._workers.values():
+            if not (worker.attached and worker.runner.active) or worker.pending < self._max_pending:
+                self._full_since.pop(id(worker), None)
+                continue
+            since = self._full_since.setdefault(id(worker), now)
+            if now - since >= self._detach_after:
+                worker.attached = False
+                self._full_since.pop(id(worker), None)
+                log.info(
+                    "plugin %s has been %d batches behind for %.1f s; it catches up on its own "
+                    "so the other plugins are not held up",
+                    worker.runner.plugin.name,
+                    worker.pending,
+                    now - since,
+                )
+            else:
+                room = False
+        return room
 
     def deliver(self, batch: list[Event]) -> bool:
         """Queue the batch for every attached worker; detach those that are full."""
@@ -311,14 +337,6 @@ class ParallelDelivery:
                     worker.attached = False
                     continue
                 if not worker.attached:
-                    continue
-                if worker.pending >= self._max_pending:
-                    worker.attached = False
-                    log.info(
-                        "plugin %s is %d batches behind; it catches up on its own",
-                        worker.runner.plugin.name,
-                        worker.pending,
-                    )
                     continue
                 worker.put_fresh(batch)
         return True

@@ -61,8 +61,10 @@ class Settings:
     state_retry_interval: float = 5.0
     #: "parallel": one worker per plugin; "serial": the original's single thread.
     dispatch: str = "serial"
-    #: Batches a parallel worker may have queued before it catches up on its own.
+    #: Batches a parallel worker may have queued; the engine waits for room in each.
     max_pending_batches: int = 4
+    #: Seconds a worker may stay full before it is left to catch up on its own.
+    detach_after: float = 0.5
     #: Seconds a worker may take to finish its current event when the daemon stops.
     stop_grace: float = 30.0
     #: Seconds one callback may run before its stack is logged (0 = never).
@@ -158,6 +160,7 @@ class Engine:
                 retry=self._retry,
                 batch_size=self._settings.batch_size,
                 max_pending=self._settings.max_pending_batches,
+                detach_after=self._settings.detach_after,
                 state_retry_interval=self._settings.state_retry_interval,
             )
         return SerialDelivery(hooks, self._stop)

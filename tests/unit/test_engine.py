@@ -429,3 +429,51 @@ def test_prefilter_is_off_when_a_callback_wants_everything() -> None:
     everything = recording_plugin("all")
     engine, _, _ = build(source, [everything], prefilter=True)
     assert engine.event_type_filter() is None
+
+
+def test_a_blocked_plugin_does_not_hold_up_the_others_and_catches_up_alone() -> None:
+    # Given three plugins, one of which blocks inside its callback (parallel mode)
+    if DISPATCH != "parallel":
+        pytest.skip("isolation between plugins is what parallel dispatch is for")
+    release = threading.Event()
+    source = FakeSource()
+    source.add(1)
+    fast = [recording_plugin("fast1"), recording_plugin("fast2")]
+    slow = recording_plugin("slow")
+    inner = slow.callbacks[0].func
+    slow.callbacks[0].func = lambda *a: (release.wait(10), inner(*a))
+    stop = threading.Event()
+    clock = Clock()
+    engine = Engine(
+        source=source,
+        retry=SiteRetry(max_attempts=1, burst_sleep=0, wait=lambda s: stop.is_set()),
+        loader=FakeLoader([*fast, slow]),
+        store=FakeStore(),
+        dispatcher=Dispatcher(connections=FakeConnections(), use_session_uuid=False),
+        settings=Settings(
+            batch_size=5, dispatch="parallel", max_pending_batches=1, detach_after=0.05
+        ),
+        stop=stop,
+        clock=clock,
+        monotonic=clock.monotonic,
+    )
+    ENGINES.append(engine)
+    engine.start()
+    source.add(*range(2, 42))
+    # When the engine runs while the slow plugin is stuck on its first event
+    for _ in range(40):
+        if all(p.received[-1:] == [41] for p in fast):
+            break
+        engine.run_once()
+        engine.drain(0.2)
+    # Then the fast plugins got every event, in order, and the slow one nothing yet
+    assert all(p.received == list(range(2, 42)) for p in fast)
+    assert slow.received == []
+    # When it is released, it catches up by itself, in order, each event once
+    release.set()
+    for _ in range(100):
+        if slow.received[-1:] == [41]:
+            break
+        engine.run_once()
+        engine.drain(0.2)
+    assert slow.received == list(range(2, 42))
