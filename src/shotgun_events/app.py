@@ -190,7 +190,8 @@ class Daemon:
                     max_delay=config.callback_retry_max_delay,
                 ),
                 dead_letters=DeadLetters(store, scrub=logs.secret_filter.scrub),
-                wait=flag.wait,
+                # A retry's wait keeps pinging systemd's watchdog: waiting is not hanging.
+                wait=heartbeat.wait,
             ),
             settings=Settings(
                 batch_size=config.max_event_batch_size,

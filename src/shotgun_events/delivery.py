@@ -104,6 +104,8 @@ class SerialDelivery:
         self._hooks = hooks
         self._stop = stop
         self._runners: list[PluginRunner] = []
+        # (runner, monotonic start, thread id) of the event in hand, for the callback watch.
+        self._current: tuple[PluginRunner, float, int] | None = None
 
     def add(self, runner: PluginRunner) -> None:
         """Start delivering to a new plugin."""
@@ -150,8 +152,13 @@ class SerialDelivery:
             self._hooks.on_state_trouble(exc)
 
     def _one(self, event: Event, now: datetime) -> None:
+        thread = threading.get_ident()
         for runner in self._runners:
-            outcome = runner.handle(event, now)
+            self._current = (runner, time.monotonic(), thread)
+            try:
+                outcome = runner.handle(event, now)
+            finally:
+                self._current = None
             if outcome is Outcome.FAILED:
                 self._hooks.on_failed(runner.plugin)
             elif outcome is Outcome.INTERRUPTED:
@@ -179,8 +186,12 @@ class SerialDelivery:
         return True
 
     def busy(self) -> list[tuple[PluginRunner, float, int | None]]:
-        """Serial delivery runs callbacks in the engine's thread: nothing to watch."""
-        return []
+        """The plugin handling an event in the engine's thread, if any, and for how long."""
+        current = self._current
+        if current is None:
+            return []
+        runner, since, thread = current
+        return [(runner, time.monotonic() - since, thread)]
 
     def in_flight(self) -> set[int]:
         """Late events are handled before ``deliver_late`` returns."""

@@ -34,7 +34,7 @@ from .runner import PluginRunner
 from .siteclock import SiteClock
 from .source import EventSource
 from .switches import PluginSwitches
-from .watch import CallbackWatch
+from .watch import CallbackWatch, WatchThread
 
 if TYPE_CHECKING:
     from .loader import Plugin
@@ -137,7 +137,10 @@ class Engine:
         self._next_backlog_poll = 0.0
         self.stats = Stats()
         self._delivery = self._make_delivery(source_factory or (lambda: source))
-        self._watchdog = CallbackWatch(settings.callback_timeout)
+        self._watch = WatchThread(
+            CallbackWatch(settings.callback_timeout, serial=settings.dispatch != "parallel"),
+            lambda: self._delivery.busy(),
+        )
         self._requests: queue.SimpleQueue[tuple[Callable[[Engine], Any], Future[Any]]] = (
             queue.SimpleQueue()
         )
@@ -272,12 +275,14 @@ class Engine:
         """Repeat ``run_once`` until a stop or reload is requested."""
         if not self._started and not self.start():
             return Exit.STOP
+        self._watch.start()
         try:
             while not self._stop.is_set() and not self._reload.is_set():
                 full = self.run_once()
                 if not full and self._idle_wait():
                     break
         finally:
+            self._watch.stop()
             self._delivery.close(self._settings.stop_grace)
         return Exit.RELOAD if self._reload.is_set() and not self._stop.is_set() else Exit.STOP
 
@@ -295,7 +300,6 @@ class Engine:
         delivered = self._delivery.deliver(batch)
         self._poll_backlog()
         self._delivery.expire(self.site_clock.now())
-        self._watchdog.check(self._delivery.busy())
         self._hooks.heartbeat()
         return delivered and len(batch) >= self._settings.batch_size
 

@@ -19,7 +19,7 @@ from .events import PluginKey
 from .logs import MASK
 from .offline import request
 from .pidfile import ProcessStatus, status_process
-from .state import read_state
+from .state import ANY_PLUGIN, read_state
 
 #: Seconds to wait for the running daemon's answer before reading the state file instead.
 LIVE_TIMEOUT = 20.0
@@ -85,7 +85,10 @@ def _offline(positions: dict[PluginKey, Cursor], extras: dict[str, Any]) -> dict
     disabled: dict[str, str] = extras.get("disabled") or {}
     letters: list[dict[str, Any]] = list(extras.get("dead_letters") or [])
     plugins = []
+    start_all = positions.get(ANY_PLUGIN)
     for (collection, name), cursor in sorted(positions.items()):
+        if (collection, name) == ANY_PLUGIN:
+            continue  # not a plugin: the start of every plugin without a position
         info = plugin_states.get(f"{collection}::{name}", {})
         active = info.get("active")
         if name in disabled:
@@ -106,7 +109,14 @@ def _offline(positions: dict[PluginKey, Cursor], extras: dict[str, Any]) -> dict
                 "dead_letters": sum(1 for letter in letters if letter.get("plugin") == name),
             }
         )
-    return {"source": "state file", "plugins": plugins, "dead_letters": letters[-RECENT:]}
+    report: dict[str, Any] = {
+        "source": "state file",
+        "plugins": plugins,
+        "dead_letters": letters[-RECENT:],
+    }
+    if start_all is not None:
+        report["all_plugins_start_after"] = start_all.last_id
+    return report
 
 
 def print_status(config: Config, *, as_json: bool = False, out: TextIO = sys.stdout) -> int:
@@ -122,6 +132,11 @@ def print_status(config: Config, *, as_json: bool = False, out: TextIO = sys.std
     out.write(f"state file: {report['state_file']}\n")
     if report.get("head") is not None:
         out.write(f"newest event seen: {report['head']}\n")
+    if report.get("all_plugins_start_after") is not None:
+        out.write(
+            "plugins without a position of their own start after event "
+            f"{report['all_plugins_start_after']} (set by reset --all or a legacy state file)\n"
+        )
     if not report["plugins"]:
         out.write("no plugin positions saved yet\n")
     for plugin in report["plugins"]:

@@ -139,5 +139,6 @@ def deliver(callbacks: list[Callback], event: Event, *, sg: object = None) -> li
     """
     called = [cb for cb in callbacks if cb.matches(event)]
     for cb in called:
-        cb.func(sg, cb.logger, event, cb.args)
+        # A shallow copy per call, as the daemon passes it.
+        cb.func(sg, cb.logger, dict(event), cb.args)
     return called

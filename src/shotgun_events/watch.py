@@ -10,24 +10,63 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .runner import PluginRunner
 
+#: (runner, seconds in its current event, thread id)
+Busy = tuple["PluginRunner", float, int | None]
+
 log = logging.getLogger("engine.watch")
+
+
+class WatchThread:
+    """Check for stuck callbacks every second, from a thread of its own.
+
+    A thread of its own, because in serial mode the stuck callback holds the
+    engine's thread, which therefore cannot notice it.
+    """
+
+    def __init__(self, watch: CallbackWatch, busy: Callable[[], Iterable[Busy]]) -> None:
+        self._watch = watch
+        self._busy = busy
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="callback-watch", daemon=True)
+
+    def start(self) -> None:
+        """Start checking (nothing to do when no limit is set)."""
+        if self._watch.enabled:
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop checking."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            self._watch.check(self._busy())
 
 
 class CallbackWatch:
     """Log the stack of any plugin whose current event takes longer than the limit."""
 
-    def __init__(self, limit: float) -> None:
+    def __init__(self, limit: float, *, serial: bool = False) -> None:
         self._limit = limit
+        self._serial = serial
         self._reported: dict[int, float] = {}
 
-    def check(self, busy: Iterable[tuple[PluginRunner, float, int | None]]) -> list[str]:
+    @property
+    def enabled(self) -> bool:
+        """Whether a time limit is set."""
+        return self._limit > 0
+
+    def check(self, busy: Iterable[Busy]) -> list[str]:
         """Report plugins over the limit (once per stuck event); return their names."""
         if self._limit <= 0:
             return []
@@ -40,12 +79,18 @@ class CallbackWatch:
                 continue
             frame = sys._current_frames().get(thread_id) if thread_id is not None else None
             stack = "".join(traceback.format_stack(frame)) if frame is not None else "(unknown)"
+            others = (
+                "every other plugin waits for it (dispatch = serial)"
+                if self._serial
+                else "the other plugins are not held up"
+            )
             log.error(
                 "plugin %s has been handling one event for %.0f s (callback_timeout %.0f s); "
-                "it keeps running, other plugins are not held up. Its stack:\n%s",
+                "it keeps running and %s. Its stack:\n%s",
                 runner.plugin.name,
                 seconds,
                 self._limit,
+                others,
                 stack,
             )
             reported.append(runner.plugin.name)
