@@ -1,0 +1,121 @@
+"""Run the benchmark suite of issue 7 and print one table, with the target next to each figure.
+
+Usage::
+
+    python bench/run.py              # full sizes, medians of 3 runs (about 10-15 min on 2 cores)
+    python bench/run.py --quick      # small sizes, one run: a smoke run (under a minute)
+    python bench/run.py --only 1 4   # some sections only
+    python bench/run.py --json out.json
+
+Sections: 1 catch-up, 2 dispatch, 3 isolation, 4 site load, 5 state,
+6 memory, 7 latency. Every figure is printed, none is asserted: a target
+that is missed shows ``NO`` in the ``met`` column. A section that fails
+prints one row saying why, and the others still run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+# The modules sit next to this file; running ``python bench/run.py`` puts it on sys.path.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_catchup
+import bench_dispatch
+import bench_isolation
+import bench_latency
+import bench_load
+import bench_memory
+import bench_persistence
+from common import PROFILES, Profile, Row, format_table
+
+#: (section number, title, what runs it), in the order of the issue.
+SECTIONS: tuple[tuple[int, str, Callable[[Profile], list[Row]]], ...] = (
+    (1, "catch-up (and 4: reads, connections during catch-up)", bench_catchup.run),
+    (2, "dispatch", bench_dispatch.run),
+    (3, "isolation", bench_isolation.run),
+    (4, "site load (daemon process)", bench_load.run),
+    (5, "state", bench_persistence.run),
+    (6, "memory", bench_memory.run),
+    (7, "latency", bench_latency.run),
+)
+
+
+def run_suite(profile: Profile, only: set[int] | None = None) -> list[Row]:
+    """Run the chosen sections; a failing section becomes one row naming the error."""
+    rows: list[Row] = []
+    for number, title, measure in SECTIONS:
+        if only and number not in only:
+            continue
+        print(f"[{time.strftime('%H:%M:%S')}] {number} {title} ...", file=sys.stderr, flush=True)
+        started = time.monotonic()
+        try:
+            rows.extend(measure(profile))
+        except Exception as exc:  # a benchmark that breaks must not hide the others
+            traceback.print_exc()
+            rows.append(
+                Row(
+                    f"{number} {title.split(' (')[0]}",
+                    "FAILED",
+                    None,
+                    "",
+                    note=f"{type(exc).__name__}: {exc}"[:200],
+                )
+            )
+        print(f"    done in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+    # Section 4 rows come from two benchmarks: keep the table in section order.
+    rows.sort(key=lambda row: int(row.section.split()[0]))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, run, print the table (and write JSON when asked)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="small sizes, one run")
+    size.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # the smoke test
+    parser.add_argument("--only", type=int, nargs="+", metavar="N", help="sections to run")
+    parser.add_argument("--runs", type=int, help="runs per figure (median), default 3 / 1")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the rows as JSON")
+    args = parser.parse_args(argv)
+    profile = PROFILES["tiny" if args.tiny else "quick" if args.quick else "full"]
+    if args.runs:
+        profile = Profile(**{**profile.__dict__, "runs": args.runs})
+    started = time.monotonic()
+    rows = run_suite(profile, set(args.only) if args.only else None)
+    elapsed = time.monotonic() - started
+    print(
+        f"shotgun_events benchmarks, profile {profile.name} ({profile.runs} run(s), median); "
+        f"Python {platform.python_version()}, {platform.machine()}, "
+        f"{_cpus()} CPU(s); {elapsed:.0f} s"
+    )
+    print(format_table(rows))
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "profile": profile.name,
+                    "seconds": elapsed,
+                    "rows": [row.as_dict() for row in rows],
+                },
+                indent=2,
+            )
+        )
+    return 0
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
