@@ -15,6 +15,7 @@ from collections.abc import Callable
 from shotgun_api3.shotgun import Shotgun
 
 from .config import Config
+from .fastdecode import FastDecodeShotgun
 
 
 class ConnectionFactory:
@@ -35,9 +36,14 @@ class ConnectionFactory:
         self._ca_certs = ca_certs
         self._on_create = on_create
 
-    def create(self, script_name: str, script_key: str) -> Shotgun:
-        """Return a new, not yet connected ``Shotgun`` for these credentials."""
-        sg = Shotgun(
+    def create(self, script_name: str, script_key: str, *, fast_decode: bool = False) -> Shotgun:
+        """Return a new, not yet connected ``Shotgun`` for these credentials.
+
+        ``fast_decode``: the engine's own event reads use a client with a faster,
+        equivalent decoding of replies (see fastdecode.py).
+        """
+        kind = FastDecodeShotgun if fast_decode else Shotgun
+        sg = kind(
             self._server,
             script_name,
             script_key,

@@ -21,6 +21,10 @@ class GapReport:
     abandoned: tuple[int, ...] = ()
 
 
+#: The report of an advance that skipped nothing (the common case; shared, immutable).
+NO_GAP = GapReport()
+
+
 @dataclass
 class Cursor:
     """Where one plugin stands: the highest id delivered and the ids still awaited."""
@@ -48,12 +52,13 @@ class Cursor:
         The wait for a skipped id is measured from the creation time of the
         event that revealed the gap: the missing row was allocated before it.
         """
+        if event_id == self.last_id + 1:
+            self.last_id = event_id
+            return NO_GAP
         if event_id <= self.last_id:
-            return GapReport()
+            return NO_GAP
         skipped = range(self.last_id + 1, event_id)
         self.last_id = event_id
-        if not skipped:
-            return GapReport()
         expiry = _aware(created_at or now) + timeout
         if expiry <= _aware(now):
             return GapReport(abandoned=tuple(skipped))

@@ -13,7 +13,7 @@ import threading
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from .cursor import Cursor, GapReport
+from .cursor import NO_GAP, Cursor, GapReport
 from .dispatch import Dispatcher, Outcome
 from .errors import StateWriteError
 from .events import Event, PluginKey
@@ -75,7 +75,9 @@ class PluginRunner:
 
     def lag_seconds(self, head_created_at: datetime | None) -> float:
         """How far behind the newest fetched event this plugin is, in event time."""
-        if head_created_at is None or self.last_created_at is None:
+        if not isinstance(head_created_at, datetime) or not isinstance(
+            self.last_created_at, datetime
+        ):
             return 0.0
         return max(0.0, (head_created_at - self.last_created_at).total_seconds())
 
@@ -102,9 +104,9 @@ class PluginRunner:
                     report = self.cursor.advance(event_id, created_at, now, self._timeout)
                     for waiting in report.waiting:
                         self._added[waiting] = self.cursor.backlog[waiting]
-                if isinstance(created_at, datetime):
-                    self.last_created_at = created_at
-                self._report(report)
+                self.last_created_at = created_at
+                if report is not NO_GAP:
+                    self._report(report)
                 self._after(outcome)
             return outcome
         if self.cursor.is_awaited(event_id):

@@ -133,7 +133,9 @@ class ShotgunEventSource:
 def daemon_source(config: Config) -> ShotgunEventSource:
     """An event source connected with the daemon's own script credentials."""
     factory = factory_for(config)
-    return ShotgunEventSource(lambda: factory.create(config.script_name, config.script_key))
+    return ShotgunEventSource(
+        lambda: factory.create(config.script_name, config.script_key, fast_decode=True)
+    )
 
 
 def _one_line(exc: BaseException) -> str:
