@@ -1,10 +1,11 @@
-"""Lazy, shared ``shotgun_api3`` connections: one per (script name, key, thread).
+"""Lazy, shared ``shotgun_api3`` connections: one HTTP connection per script credential.
 
-A ``Shotgun`` object holds one HTTP connection and is not thread-safe, so
-plugins that run in different worker threads get their own; within a thread,
-every callback registered with the same credentials shares one. Objects are
-created with ``connect=False`` so nothing touches the network until a callback
-really uses its connection (the original opened one per callback, eagerly).
+Each thread gets its own ``Shotgun`` object per credential (the session uuid
+is set on it before each callback), and the objects of one credential share
+one HTTP connection and one ``info`` call (see shared.py). Objects are
+created with ``connect=False`` so nothing touches the network until a
+callback really uses its connection (the original opened one per callback,
+eagerly, each sending ``info``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from shotgun_api3.shotgun import Shotgun
 
 from .config import Config
 from .fastdecode import FastDecodeShotgun
+from .shared import SharedLink, SharedShotgun
 
 
 class ConnectionFactory:
@@ -36,21 +38,32 @@ class ConnectionFactory:
         self._ca_certs = ca_certs
         self._on_create = on_create
 
-    def create(self, script_name: str, script_key: str, *, fast_decode: bool = False) -> Shotgun:
+    def create(
+        self,
+        script_name: str,
+        script_key: str,
+        *,
+        fast_decode: bool = False,
+        link: SharedLink | None = None,
+    ) -> Shotgun:
         """Return a new, not yet connected ``Shotgun`` for these credentials.
 
         ``fast_decode``: the engine's own event reads use a client with a faster,
-        equivalent decoding of replies (see fastdecode.py).
+        equivalent decoding of replies (see fastdecode.py). ``link``: share the
+        HTTP connection with the other objects of this link (plugins' ``sg``).
         """
-        kind = FastDecodeShotgun if fast_decode else Shotgun
-        sg = kind(
-            self._server,
-            script_name,
-            script_key,
-            connect=False,
-            http_proxy=self._proxy,
-            ca_certs=self._ca_certs,
-        )
+        options: dict[str, object] = {
+            "connect": False,
+            "http_proxy": self._proxy,
+            "ca_certs": self._ca_certs,
+        }
+        sg: Shotgun
+        if link is not None:
+            sg = SharedShotgun(self._server, script_name, script_key, link=link, **options)
+        elif fast_decode:
+            sg = FastDecodeShotgun(self._server, script_name, script_key, **options)  # type: ignore[arg-type]
+        else:
+            sg = Shotgun(self._server, script_name, script_key, **options)  # type: ignore[arg-type]
         # The client reads timeout_secs when it opens its HTTP connection, which
         # connect=False has not done yet; without it a hung site blocks forever.
         sg.config.timeout_secs = self._timeout
@@ -70,12 +83,13 @@ def factory_for(config: Config) -> ConnectionFactory:
 
 
 class ConnectionPool:
-    """Hand out one lazily created connection per (script name, key, thread)."""
+    """Hand out one ``Shotgun`` per (script name, key, thread), one HTTP link per credential."""
 
     def __init__(self, factory: ConnectionFactory) -> None:
         self._factory = factory
         self._lock = threading.Lock()
         self._connections: dict[tuple[str, str, int], Shotgun] = {}
+        self._links: dict[tuple[str, str], SharedLink] = {}
 
     def get(self, script_name: str, script_key: str) -> Shotgun:
         """Return the calling thread's connection for these credentials, creating it once."""
@@ -85,14 +99,15 @@ class ConnectionPool:
             with self._lock:
                 sg = self._connections.get(key)
                 if sg is None:
-                    sg = self._factory.create(script_name, script_key)
+                    link = self._links.setdefault((script_name, script_key), SharedLink())
+                    sg = self._factory.create(script_name, script_key, link=link)
                     self._connections[key] = sg
         return sg
 
     @property
     def opened(self) -> int:
-        """Number of connections created so far."""
-        return len(self._connections)
+        """Number of HTTP connections opened so far (one per credential that was used)."""
+        return sum(link.opened for link in self._links.values())
 
     def close(self) -> None:
         """Close every connection (they reconnect by themselves if used again)."""
