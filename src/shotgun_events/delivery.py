@@ -233,7 +233,7 @@ class ParallelDelivery:
         batch_size: int,
         max_pending: int = 4,
         state_retry_interval: float = 5.0,
-        detach_after: float = 0.5,
+        detach_after: float = 0.25,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._hooks = hooks

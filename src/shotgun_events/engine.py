@@ -64,7 +64,7 @@ class Settings:
     #: Batches a parallel worker may have queued; the engine waits for room in each.
     max_pending_batches: int = 4
     #: Seconds a worker may stay full before it is left to catch up on its own.
-    detach_after: float = 0.5
+    detach_after: float = 0.25
     #: Seconds a worker may take to finish its current event when the daemon stops.
     stop_grace: float = 30.0
     #: Seconds one callback may run before its stack is logged (0 = never).
