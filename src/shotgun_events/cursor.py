@@ -7,7 +7,6 @@ and, for each id it skipped over, until when it is still worth waiting for.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -82,14 +81,6 @@ class Cursor:
         """Place the cursor at an id chosen by an operator, dropping the backlog."""
         self.last_id = event_id
         self.backlog.clear()
-
-
-def awaited_ids(cursors: Iterable[Cursor]) -> list[int]:
-    """Return every id some cursor still waits for, ascending."""
-    ids: set[int] = set()
-    for cursor in cursors:
-        ids.update(cursor.backlog)
-    return sorted(ids)
 
 
 def _aware(moment: datetime) -> datetime:

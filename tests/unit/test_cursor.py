@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from shotgun_events.cursor import Cursor, awaited_ids
+from shotgun_events.cursor import Cursor
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 WAIT = timedelta(seconds=300)
@@ -121,12 +121,6 @@ def test_jump_to_resets_backlog() -> None:
     cursor = Cursor(10, {5: T0})
     cursor.jump_to(100)
     assert cursor.last_id == 100 and cursor.backlog == {}
-
-
-def test_awaited_ids_is_sorted_union() -> None:
-    a = Cursor(10, {3: T0, 7: T0})
-    b = Cursor(10, {7: T0, 1: T0})
-    assert awaited_ids([a, b]) == [1, 3, 7]
 
 
 def test_copy_is_independent() -> None:
