@@ -193,18 +193,18 @@ def _dispatch(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
             raise
-        start_options = {
-            "pid_file": config.pid_file,
-            "prepare": lambda: prepare(config_path, options),
-            "config_path": config_path,
-            "working_directory": config.path.parent,
-        }
+        launch = service.LaunchOptions(
+            pid_file=config.pid_file,
+            working_directory=config.path.parent,
+            config_path=config_path,
+        )
         if command == "start":
-            return service.start(**start_options)  # type: ignore[arg-type]
+            return service.start(prepare=lambda: prepare(config_path, options), launch=launch)
         return service.restart(
+            prepare=lambda: prepare(config_path, options),
+            launch=launch,
             stop_timeout=args.timeout if args.timeout is not None else config.stop_timeout,
             force=args.force,
-            **start_options,  # type: ignore[arg-type]
         )
     config = load_config(config_path)
     if command == "stop":

@@ -10,6 +10,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -28,6 +29,7 @@ from .sdnotify import Notifier, NullReporter, ReadinessPipe, ReadyReporter, Repo
 log = logging.getLogger("engine.service")
 
 __all__ = [
+    "LaunchOptions",
     "NullReporter",
     "ProcessStatus",
     "ReadinessPipe",
@@ -95,15 +97,22 @@ def _prepare(prepare: Prepare, err: TextIO) -> Run | int:
         return exc.exit_code
 
 
+@dataclass(frozen=True)
+class LaunchOptions:
+    """How ``start`` and ``restart`` detach the daemon."""
+
+    pid_file: Path
+    working_directory: Path = Path("/")
+    preserve_fds: Sequence[int] = ()
+    umask: int = 0o027
+    ready_timeout: float = 30.0
+    config_path: Path | None = None
+
+
 def start(
     *,
-    pid_file: Path,
     prepare: Prepare,
-    working_directory: Path = Path("/"),
-    preserve_fds: Sequence[int] = (),
-    umask: int = 0o027,
-    ready_timeout: float = 30.0,
-    config_path: Path | None = None,
+    launch: LaunchOptions,
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
 ) -> int:
@@ -113,37 +122,22 @@ def start(
     terminal with their exit code. It must not start threads or open sockets
     (they do not survive the fork); the returned ``run`` does that in the daemon.
     """
-    pid = PidFile(pid_file, config_path=config_path).running_pid()
+    pid = PidFile(launch.pid_file, config_path=launch.config_path).running_pid()
     if pid is not None:
-        print(f"{NAME}: {AlreadyRunning(pid, pid_file, config_path)}", file=err)
+        print(f"{NAME}: {AlreadyRunning(pid, launch.pid_file, launch.config_path)}", file=err)
         return AlreadyRunning.exit_code
     run = _prepare(prepare, err)
     if isinstance(run, int):
         return run
-    return _launch(
-        run,
-        pid_file=pid_file,
-        working_directory=working_directory,
-        preserve_fds=preserve_fds,
-        umask=umask,
-        ready_timeout=ready_timeout,
-        config_path=config_path,
-        out=out,
-        err=err,
-    )
+    return _launch(run, launch, out=out, err=err)
 
 
 def restart(
     *,
-    pid_file: Path,
     prepare: Prepare,
+    launch: LaunchOptions,
     stop_timeout: float = 30.0,
     force: bool = False,
-    working_directory: Path = Path("/"),
-    preserve_fds: Sequence[int] = (),
-    umask: int = 0o027,
-    ready_timeout: float = 30.0,
-    config_path: Path | None = None,
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
 ) -> int:
@@ -155,34 +149,13 @@ def restart(
     if isinstance(run, int):
         print(f"{NAME}: not restarted; the running daemon (if any) was left alone", file=err)
         return run
-    code = stop(pid_file=pid_file, timeout=stop_timeout, force=force, out=out)
+    code = stop(pid_file=launch.pid_file, timeout=stop_timeout, force=force, out=out)
     if code != 0:
         return code
-    return _launch(
-        run,
-        pid_file=pid_file,
-        working_directory=working_directory,
-        preserve_fds=preserve_fds,
-        umask=umask,
-        ready_timeout=ready_timeout,
-        config_path=config_path,
-        out=out,
-        err=err,
-    )
+    return _launch(run, launch, out=out, err=err)
 
 
-def _launch(
-    run: Run,
-    *,
-    pid_file: Path,
-    working_directory: Path = Path("/"),
-    preserve_fds: Sequence[int] = (),
-    umask: int = 0o027,
-    ready_timeout: float = 30.0,
-    config_path: Path | None = None,
-    out: TextIO = sys.stdout,
-    err: TextIO = sys.stderr,
-) -> int:
+def _launch(run: Run, launch: LaunchOptions, *, out: TextIO, err: TextIO) -> int:
     if not hasattr(os, "fork"):
         print(
             f"{NAME}: start needs a POSIX system; on Windows run "
@@ -203,17 +176,19 @@ def _launch(
             code = _daemon_main(
                 run,
                 ReadinessPipe(write_fd),
-                pid_file=pid_file,
-                working_directory=working_directory,
-                preserve_fds=[write_fd, *preserve_fds],
-                umask=umask,
-                config_path=config_path,
+                pid_file=launch.pid_file,
+                working_directory=launch.working_directory,
+                preserve_fds=[write_fd, *launch.preserve_fds],
+                umask=launch.umask,
+                config_path=launch.config_path,
             )
         finally:
             os._exit(code)  # never return into the caller's stack in the daemon
     os.close(write_fd)
     try:
-        return _await_readiness(read_fd, ready_timeout, pid_file=pid_file, out=out, err=err)
+        return _await_readiness(
+            read_fd, launch.ready_timeout, pid_file=launch.pid_file, out=out, err=err
+        )
     finally:
         os.close(read_fd)
         # The first child exits as soon as it has forked the daemon; collect it.

@@ -63,8 +63,10 @@ def prepare():
     return run
 
 command = getattr(service, command)
-sys.exit(command(pid_file=Path(pid_file), prepare=prepare, working_directory=workdir,
-                 ready_timeout=float(ready_timeout), config_path=Path("/etc/sg.conf")))
+launch = service.LaunchOptions(pid_file=Path(pid_file), working_directory=workdir,
+                               ready_timeout=float(ready_timeout),
+                               config_path=Path("/etc/sg.conf"))
+sys.exit(command(prepare=prepare, launch=launch))
 """
 
 Launch = Callable[..., subprocess.CompletedProcess[str]]
