@@ -28,12 +28,12 @@ from typing import Any
 
 from common import PROFILES, Profile, Row, at_most, format_table, median, scratch
 
-from shotgun_events.connections import ConnectionFactory, ConnectionPool
+from shotgun_events.client.connections import ConnectionFactory, ConnectionPool
 from shotgun_events.cursor import Cursor
-from shotgun_events.dispatch import Dispatcher
-from shotgun_events.loader import Plugin, PluginLoader
-from shotgun_events.runner import PluginRunner
-from shotgun_events.state import StateStore
+from shotgun_events.delivery.dispatch import Dispatcher
+from shotgun_events.delivery.runner import PluginRunner
+from shotgun_events.plugins.loader import Plugin, PluginLoader
+from shotgun_events.state.store import StateStore
 
 #: Ten matchEvents shapes, one of each compiled form (type set, attribute set, '*', substring).
 MATCHES: tuple[object, ...] = (

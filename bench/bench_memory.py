@@ -86,7 +86,7 @@ def events_growth(profile: Profile) -> tuple[float, float]:
 
 def reload_child(folder: Path, reloads: int) -> None:
     """In this (child) process: reload one plugin file, print RSS before and after as JSON."""
-    from shotgun_events.loader import PluginLoader
+    from shotgun_events.plugins.loader import PluginLoader
 
     plugins = folder / "plugins"
     plugins.mkdir(parents=True)

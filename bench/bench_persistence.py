@@ -40,8 +40,8 @@ from common import (
     write_plugins,
 )
 
-import shotgun_events.state as state_module
-from shotgun_events.state import StateStore
+import shotgun_events.state.store as state_module
+from shotgun_events.state.store import StateStore
 
 PLUGINS = 10
 

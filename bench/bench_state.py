@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from shotgun_events.cursor import Cursor
-from shotgun_events.state import SavedState, StateStore, _write_atomic
-from shotgun_events.state_format import snapshot_bytes
+from shotgun_events.state.format import snapshot_bytes
+from shotgun_events.state.store import SavedState, StateStore, _write_atomic
 
 EXPIRY = datetime(2030, 1, 1, tzinfo=UTC)
 

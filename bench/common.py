@@ -30,10 +30,10 @@ from types import TracebackType
 from typing import Any
 
 from shotgun_events.app import Daemon, Options
-from shotgun_events.config import load_config
-from shotgun_events.sdnotify import Notifier, NullReporter
-from shotgun_events.signals import StopFlag
-from shotgun_events.state import read_positions
+from shotgun_events.config.load import load_config
+from shotgun_events.service.sdnotify import Notifier, NullReporter
+from shotgun_events.service.signals import StopFlag
+from shotgun_events.state.store import read_positions
 
 #: Credentials every benchmark site accepts: the daemon's, then three plugin scripts.
 SCRIPTS: dict[str, str] = {

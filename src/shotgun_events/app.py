@@ -19,25 +19,27 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from . import operations
-from .config import Config, load_config_with_warnings, permission_warnings, validate_paths
-from .connections import ConnectionPool, factory_for
-from .control import ControlServer
-from .dispatch import Dispatcher
-from .engine import Engine, Exit, Hooks, Settings
-from .errors import ConfigError, ShotgunEventsError
-from .failures import DeadLetters, RetryPolicy
-from .loader import Plugin, PluginLoader
-from .logs import LogSetup, configure_logging
-from .mailer import EmailNotifier
-from .pidfile import PidFile
-from .retry import SiteRetry
-from .sdnotify import Notifier
-from .service import ReadyReporter, Run
-from .signals import StopFlag
-from .source import ShotgunEventSource, daemon_source
-from .state import StateStore, read_positions
-from .watcher import PluginWatcher
+from shotgun_events.client.connections import ConnectionPool, factory_for
+from shotgun_events.client.retry import SiteRetry
+from shotgun_events.client.source import ShotgunEventSource, daemon_source
+from shotgun_events.config.checks import permission_warnings, validate_paths
+from shotgun_events.config.load import load_config_with_warnings
+from shotgun_events.config.model import Config
+from shotgun_events.delivery.dispatch import Dispatcher
+from shotgun_events.delivery.failures import DeadLetters, RetryPolicy
+from shotgun_events.engine.loop import Engine, Exit, Hooks, Settings
+from shotgun_events.errors import ConfigError, ShotgunEventsError
+from shotgun_events.notify.logs import LogSetup, configure_logging
+from shotgun_events.notify.mailer import EmailNotifier
+from shotgun_events.operator import operations
+from shotgun_events.operator.channel import ControlServer
+from shotgun_events.plugins.loader import Plugin, PluginLoader
+from shotgun_events.plugins.watcher import PluginWatcher
+from shotgun_events.service.lifecycle import ReadyReporter, Run
+from shotgun_events.service.pidfile import PidFile
+from shotgun_events.service.sdnotify import Notifier
+from shotgun_events.service.signals import StopFlag
+from shotgun_events.state.store import StateStore, read_positions
 
 log = logging.getLogger("engine")
 

@@ -11,11 +11,11 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from . import __version__
-from .errors import ConfigError, ShotgunEventsError
+from shotgun_events import __version__
+from shotgun_events.errors import ConfigError, ShotgunEventsError
 
 if TYPE_CHECKING:
-    from .config import Config
+    from shotgun_events.config.model import Config
 
 PROG = "shotgunEventDaemon"
 
@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     site = commands.add_parser(
         "site", help="run the local site (an embedded stand-in for a real site)"
     )
-    from .site.cli import add_site_arguments
+    from shotgun_events.site.cli import add_site_arguments
 
     add_site_arguments(site)
     return parser
@@ -161,17 +161,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     command: str = args.command
     if command == "site":
-        from .site.cli import run_site
+        from shotgun_events.site.cli import run_site
 
         return int(run_site(args))
     if command == "demo":
-        from .demo import run_demo
+        from shotgun_events.demo import run_demo
 
         return run_demo(duration=args.duration, rate=args.rate)
 
-    from . import service
-    from .app import Options, prepare
-    from .config import find_config_path, load_config
+    from shotgun_events.app import Options, prepare
+    from shotgun_events.config.load import find_config_path, load_config
+    from shotgun_events.service import lifecycle as service
 
     config_path = find_config_path(args.config, os.environ)
     if command == "foreground":
@@ -211,13 +211,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         timeout = args.timeout if args.timeout is not None else config.stop_timeout
         return service.stop(pid_file=config.pid_file, timeout=timeout, force=args.force)
     if command == "status":
-        from .status import print_status
+        from shotgun_events.operator.status import print_status
 
         return print_status(config, as_json=args.json)
     if command == "reset":
         return _reset(config, args)
     if command in OPERATOR_COMMANDS:
-        from .offline import run_command
+        from shotgun_events.operator.offline import run_command
 
         return run_command(config, command, _operator_args(args), sys.stdout)
     raise AssertionError(f"unhandled command {command}")
@@ -238,14 +238,14 @@ def _operator_args(args: argparse.Namespace) -> dict[str, object]:
 
 def _reset(config: Config, args: argparse.Namespace) -> int:
     """Reset through the running daemon, or in the state file when it is stopped."""
-    from .pidfile import status_process
+    from shotgun_events.service.pidfile import status_process
 
     if status_process(pid_file=config.pid_file).running:
-        from .offline import run_command
+        from shotgun_events.operator.offline import run_command
 
         request = {"plugins": list(args.plugins), "all": args.all, "to": args.to}
         return run_command(config, "reset", {**request, "reason": args.reason}, sys.stdout)
-    from .reset import ResetRequest, run_reset
+    from shotgun_events.operator.reset import ResetRequest, run_reset
 
     reason = args.reason or "no reason given"
     return run_reset(

@@ -14,10 +14,10 @@ import tempfile
 import threading
 from pathlib import Path
 
-from .app import Options, prepare
-from .service import foreground
-from .site import LocalSite
-from .state import read_positions
+from shotgun_events.app import Options, prepare
+from shotgun_events.service.lifecycle import foreground
+from shotgun_events.site import LocalSite
+from shotgun_events.state.store import read_positions
 
 DEMO_CONFIG = """\
 # Written by `shotgunEventDaemon demo`; a real config is documented in

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from shotgun_events.pidfile import is_alive
+from shotgun_events.service.pidfile import is_alive
 from shotgun_events.site import LocalSite
 
 from .conftest import DaemonRig, daemon_cli, daemon_command, pids_running_with, wait_for

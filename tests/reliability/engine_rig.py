@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
-from shotgun_events.dispatch import Dispatcher
-from shotgun_events.engine import Engine, Settings
-from shotgun_events.retry import SiteRetry
+from shotgun_events.client.retry import SiteRetry
+from shotgun_events.delivery.dispatch import Dispatcher
+from shotgun_events.engine.loop import Engine, Settings
 from tests.unit.fakes import Clock, FakeConnections, FakeLoader, FakePlugin, FakeSource, FakeStore
 
 TIMEOUT = timedelta(seconds=300)

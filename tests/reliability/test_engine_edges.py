@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from shotgun_events.engine import Engine
+from shotgun_events.engine.loop import Engine
 from tests.unit.fakes import FakeCallback, FakePlugin, FakeSource, make_event
 
 from .engine_rig import POLL, build

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from shotgun_events.state import read_state
+from shotgun_events.state.store import read_state
 from tests.integration.conftest import wait_for
 
 from .conftest import Rig, Scale

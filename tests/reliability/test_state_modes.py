@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from shotgun_events.cursor import Cursor
-from shotgun_events.state import StateStore
+from shotgun_events.state.store import StateStore
 
 
 @pytest.fixture
@@ -70,6 +70,6 @@ def test_legacy_backup_is_owner_only(tmp_path: Path, open_umask: None) -> None:
 )
 def test_only_pickles_are_taken_for_legacy_state(data: bytes, is_pickle: bool) -> None:
     # Given state bytes, When classified, Then only real pickles go to the legacy importer
-    from shotgun_events.legacy_state import looks_like_pickle
+    from shotgun_events.state.legacy import looks_like_pickle
 
     assert looks_like_pickle(data) is is_pickle

@@ -10,17 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from shotgun_events.config import (
+from shotgun_events.config.checks import permission_warnings, validate_paths
+from shotgun_events.config.load import (
     CONFIG_ENV,
-    DEFAULTS,
-    REQUIRED,
-    Config,
     find_config_path,
     load_config,
     load_config_with_warnings,
-    permission_warnings,
-    validate_paths,
 )
+from shotgun_events.config.model import DEFAULTS, REQUIRED, Config
 from shotgun_events.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ import threading
 
 import shotgun_api3
 
-from shotgun_events.connections import ConnectionFactory, ConnectionPool
+from shotgun_events.client.connections import ConnectionFactory, ConnectionPool
 from shotgun_events.site import LocalSite
 
 

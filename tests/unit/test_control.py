@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from shotgun_events import offline, operations
-from shotgun_events.config import load_config
-from shotgun_events.control import ControlServer
+from shotgun_events.config.load import load_config
 from shotgun_events.errors import ConfigError, ControlError
-from shotgun_events.offline import ControlUnavailable, Reply, request
+from shotgun_events.operator import offline, operations
+from shotgun_events.operator.channel import ControlServer
+from shotgun_events.operator.offline import ControlUnavailable, Reply, request
 
 ENGINE = object()  # the fake engine the actions run against
 

@@ -8,10 +8,10 @@ from datetime import timedelta
 
 import pytest
 
+from shotgun_events.client.retry import SiteRetry
 from shotgun_events.cursor import Cursor
-from shotgun_events.dispatch import Dispatcher
-from shotgun_events.engine import Engine, Settings
-from shotgun_events.retry import SiteRetry
+from shotgun_events.delivery.dispatch import Dispatcher
+from shotgun_events.engine.loop import Engine, Settings
 
 from .fakes import (
     T0,
@@ -365,7 +365,7 @@ def test_events_created_in_the_past_do_not_wait_for_gaps() -> None:
 
 def test_legacy_single_id_applies_to_plugins_present_at_first_start_only() -> None:
     # Given the original's oldest state: one last id for every plugin
-    from shotgun_events.legacy_state import ANY_PLUGIN
+    from shotgun_events.state.legacy import ANY_PLUGIN
 
     source = FakeSource()
     source.add(*range(1, 11))
@@ -399,7 +399,7 @@ def test_new_plugin_start_position_is_saved_at_once() -> None:
 
 def test_prefilter_reads_only_wanted_types_and_settles_other_ids_without_waiting() -> None:
     # Given a plugin that only wants task changes, with the prefilter on
-    from shotgun_events.registrar import compile_match
+    from shotgun_events.plugins.registrar import compile_match
 
     wanted = {"Shotgun_Task_Change": None}
     source = FakeSource()

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from shotgun_events.dispatch import Dispatcher, Outcome
-from shotgun_events.engine import Engine, Settings
-from shotgun_events.failures import DeadLetters, RetryPolicy
-from shotgun_events.retry import SiteRetry
+from shotgun_events.client.retry import SiteRetry
+from shotgun_events.delivery.dispatch import Dispatcher, Outcome
+from shotgun_events.delivery.failures import DeadLetters, RetryPolicy
+from shotgun_events.engine.loop import Engine, Settings
 
 from .fakes import (
     Clock,
@@ -177,7 +177,9 @@ def test_cooled_down_plugin_is_switched_on_and_resumes_at_the_failed_event(
         # When it has passed
         assert plugin.failed_at is not None
         failed_at = plugin.failed_at
-        monkeypatch.setattr("shotgun_events.switches.time.monotonic", lambda: failed_at + 61)
+        monkeypatch.setattr(
+            "shotgun_events.plugins.switches.time.monotonic", lambda: failed_at + 61
+        )
         engine.run_once()
         engine.drain(5)
         # Then it is on again and got 3 (the failed event) and 4, each once

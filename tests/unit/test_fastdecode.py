@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from shotgun_api3.shotgun import Shotgun
 
-from shotgun_events.fastdecode import FastDecodeShotgun
+from shotgun_events.client.fastdecode import FastDecodeShotgun
 
 
 def reply() -> dict[str, Any]:

@@ -15,8 +15,8 @@ import pytest
 
 from shotgun_events.cursor import Cursor
 from shotgun_events.errors import StateError
-from shotgun_events.legacy_state import ANY_PLUGIN, parse_legacy
-from shotgun_events.state import StateStore, read_positions
+from shotgun_events.state.legacy import ANY_PLUGIN, parse_legacy
+from shotgun_events.state.store import StateStore, read_positions
 
 # 2024-01-02 03:04:05 as Python's datetime pickles its state (10 bytes).
 _DT_STATE = b"\x07\xe8\x01\x02\x03\x04\x05\x00\x00\x00"

@@ -14,7 +14,7 @@ import pytest
 
 from shotgun_events.errors import PluginError
 from shotgun_events.events import EVENT_FIELDS
-from shotgun_events.loader import Plugin, PluginLoader
+from shotgun_events.plugins.loader import Plugin, PluginLoader
 from shotgun_events.testing import deliver, load_plugin, make_event
 
 GOOD = """

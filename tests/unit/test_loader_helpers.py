@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from shotgun_events.loader import Plugin, PluginLoader
+from shotgun_events.plugins.loader import Plugin, PluginLoader
+from shotgun_events.plugins.watcher import PluginWatcher
 from shotgun_events.testing import make_event
-from shotgun_events.watcher import PluginWatcher
 
 # A plugin whose callback args carry what it saw at load time.
 USES = """

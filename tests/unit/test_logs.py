@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from shotgun_events.logs import LOG_FORMAT, LogSetup, configure_logging
+from shotgun_events.notify.logs import LOG_FORMAT, LogSetup, configure_logging
 
 SECRET = "s3cr3t-api-key-0042"
 PASSWORD = "mail-password-77"

@@ -19,7 +19,7 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from shotgun_events.mailer import EmailNotifier
+from shotgun_events.notify.mailer import EmailNotifier
 
 HOST = "127.0.0.1"
 USER = "daemon@studio.test"

@@ -8,12 +8,12 @@ from datetime import timedelta
 
 import pytest
 
-from shotgun_events import operations
-from shotgun_events.dispatch import Dispatcher
-from shotgun_events.engine import Engine, Settings
+from shotgun_events.client.retry import SiteRetry
+from shotgun_events.delivery.dispatch import Dispatcher
+from shotgun_events.delivery.failures import DeadLetters
+from shotgun_events.engine.loop import Engine, Settings
 from shotgun_events.errors import ControlError
-from shotgun_events.failures import DeadLetters
-from shotgun_events.retry import SiteRetry
+from shotgun_events.operator import operations
 
 from .fakes import (
     Clock,

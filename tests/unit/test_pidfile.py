@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from shotgun_events.errors import ControlError
-from shotgun_events.pidfile import (
+from shotgun_events.service.pidfile import (
     AlreadyRunning,
     PidFile,
     is_alive,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from shotgun_events.errors import PluginError
-from shotgun_events.registrar import Callback, Registrar
+from shotgun_events.plugins.registrar import Callback, Registrar
 from shotgun_events.testing import make_event
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from shotgun_events.sdnotify import Notifier, NullReporter, ReadinessPipe, Reporters
+from shotgun_events.service.sdnotify import Notifier, NullReporter, ReadinessPipe, Reporters
 
 needs_unix = pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="AF_UNIX sockets")
 

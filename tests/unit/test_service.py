@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from shotgun_events.errors import ConfigError
-from shotgun_events.pidfile import PidFile, is_alive, is_daemon_process
-from shotgun_events.service import ReadyReporter, foreground, status_process, stop
+from shotgun_events.service.lifecycle import ReadyReporter, foreground, status_process, stop
+from shotgun_events.service.pidfile import PidFile, is_alive, is_daemon_process
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX daemons")
 

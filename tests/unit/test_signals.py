@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from shotgun_events.signals import StopFlag
+from shotgun_events.service.signals import StopFlag
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 

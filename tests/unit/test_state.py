@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from shotgun_events import state as state_module
 from shotgun_events.cursor import Cursor
 from shotgun_events.errors import StateError, StateWriteError
-from shotgun_events.state import StateStore, read_positions, read_state
+from shotgun_events.state import store as state_module
+from shotgun_events.state.store import StateStore, read_positions, read_state
 
 A = ("/plugins", "alpha")
 B = ("/plugins", "beta")

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from shotgun_events.dispatch import Dispatcher
-from shotgun_events.engine import Engine, Settings
-from shotgun_events.retry import SiteRetry
-from shotgun_events.watch import CallbackWatch
+from shotgun_events.client.retry import SiteRetry
+from shotgun_events.delivery.dispatch import Dispatcher
+from shotgun_events.delivery.watch import CallbackWatch
+from shotgun_events.engine.loop import Engine, Settings
 
 from .fakes import Clock, FakeConnections, FakeLoader, FakeSource, FakeStore, recording_plugin
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from shotgun_events import watcher as watcher_module
-from shotgun_events.loader import PluginLoader
-from shotgun_events.watcher import PluginWatcher
+from shotgun_events.plugins import watcher as watcher_module
+from shotgun_events.plugins.loader import PluginLoader
+from shotgun_events.plugins.watcher import PluginWatcher
 
 BOUND = 10.0  # generous: only a broken watcher takes this long
 

@@ -1,0 +1,118 @@
+"""Lazy, shared ``shotgun_api3`` connections: one HTTP connection per script credential.
+
+Each thread gets its own ``Shotgun`` object per credential (the session uuid
+is set on it before each callback), and the objects of one credential share
+one HTTP connection and one ``info`` call (see shared.py). Objects are
+created with ``connect=False`` so nothing touches the network until a
+callback really uses its connection (the original opened one per callback,
+eagerly, each sending ``info``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from shotgun_api3.shotgun import Shotgun
+
+from shotgun_events.client.fastdecode import FastDecodeShotgun
+from shotgun_events.client.shared import SharedLink, SharedShotgun
+from shotgun_events.config.model import Config
+
+
+class ConnectionFactory:
+    """Build ``Shotgun`` objects for one site with the configured timeout, proxy and CA bundle."""
+
+    def __init__(
+        self,
+        *,
+        server: str,
+        timeout: float,
+        proxy: str | None = None,
+        ca_certs: str | None = None,
+        on_create: Callable[[str], None] | None = None,
+    ) -> None:
+        self._server = server
+        self._timeout = timeout
+        self._proxy = proxy
+        self._ca_certs = ca_certs
+        self._on_create = on_create
+
+    def create(
+        self,
+        script_name: str,
+        script_key: str,
+        *,
+        fast_decode: bool = False,
+        link: SharedLink | None = None,
+    ) -> Shotgun:
+        """Return a new, not yet connected ``Shotgun`` for these credentials.
+
+        ``fast_decode``: the engine's own event reads use a client with a faster,
+        equivalent decoding of replies (see fastdecode.py). ``link``: share the
+        HTTP connection with the other objects of this link (plugins' ``sg``).
+        """
+        options: dict[str, object] = {
+            "connect": False,
+            "http_proxy": self._proxy,
+            "ca_certs": self._ca_certs,
+        }
+        sg: Shotgun
+        if link is not None:
+            sg = SharedShotgun(self._server, script_name, script_key, link=link, **options)
+        elif fast_decode:
+            sg = FastDecodeShotgun(self._server, script_name, script_key, **options)  # type: ignore[arg-type]
+        else:
+            sg = Shotgun(self._server, script_name, script_key, **options)  # type: ignore[arg-type]
+        # The client reads timeout_secs when it opens its HTTP connection, which
+        # connect=False has not done yet; without it a hung site blocks forever.
+        sg.config.timeout_secs = self._timeout
+        if self._on_create is not None:
+            self._on_create(script_name)
+        return sg
+
+
+def factory_for(config: Config) -> ConnectionFactory:
+    """The connection factory for the configured site (timeout, proxy, CA bundle)."""
+    return ConnectionFactory(
+        server=config.server,
+        timeout=config.request_timeout,
+        proxy=config.proxy_server,
+        ca_certs=config.ca_certs,
+    )
+
+
+class ConnectionPool:
+    """Hand out one ``Shotgun`` per (script name, key, thread), one HTTP link per credential."""
+
+    def __init__(self, factory: ConnectionFactory) -> None:
+        self._factory = factory
+        self._lock = threading.Lock()
+        self._connections: dict[tuple[str, str, int], Shotgun] = {}
+        self._links: dict[tuple[str, str], SharedLink] = {}
+
+    def get(self, script_name: str, script_key: str) -> Shotgun:
+        """Return the calling thread's connection for these credentials, creating it once."""
+        key = (script_name, script_key, threading.get_ident())
+        sg = self._connections.get(key)
+        if sg is None:
+            with self._lock:
+                sg = self._connections.get(key)
+                if sg is None:
+                    link = self._links.setdefault((script_name, script_key), SharedLink())
+                    sg = self._factory.create(script_name, script_key, link=link)
+                    self._connections[key] = sg
+        return sg
+
+    @property
+    def opened(self) -> int:
+        """Number of HTTP connections opened so far (one per credential that was used)."""
+        return sum(link.opened for link in self._links.values())
+
+    def close(self) -> None:
+        """Close every connection (they reconnect by themselves if used again)."""
+        with self._lock:
+            connections = list(self._connections.values())
+            self._connections.clear()
+        for sg in connections:
+            sg.close()

@@ -1,0 +1,172 @@
+"""The configuration model: the defaults table, the known keys and the frozen ``Config``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from urllib.parse import unquote
+
+__all__ = ["DEFAULTS", "KNOWN_KEYS", "REQUIRED", "SECRET_KEYS", "Config", "EmailConfig"]
+
+#: The one defaults table: every optional key and its default, as written in a file.
+DEFAULTS: Mapping[tuple[str, str], str] = MappingProxyType(
+    {
+        ("daemon", "logMode"): "1",
+        ("daemon", "logPath"): "",
+        ("daemon", "logging"): "20",
+        ("daemon", "timing_log"): "off",
+        ("daemon", "conn_retry_sleep"): "60",
+        ("daemon", "max_conn_retries"): "5",
+        ("daemon", "fetch_interval"): "5",
+        ("daemon", "max_event_batch_size"): "500",
+        ("daemon", "backlog_timeout"): "300",
+        ("daemon", "backlog_poll_interval"): "5",
+        ("daemon", "start_from_id"): "",
+        ("daemon", "dispatch"): "parallel",
+        ("daemon", "stop_timeout"): "30",
+        ("daemon", "callback_timeout"): "0",
+        ("daemon", "state_fsync"): "interval",
+        ("daemon", "strict_permissions"): "False",
+        ("daemon", "callback_retries"): "0",
+        ("daemon", "callback_retry_delay"): "5",
+        ("daemon", "callback_retry_max_delay"): "300",
+        ("daemon", "disabled_cooldown"): "0",
+        ("daemon", "prefilter"): "False",
+        ("daemon", "control_socket"): "",
+        ("shotgun", "proxy_server"): "",
+        ("shotgun", "use_session_uuid"): "True",
+        ("shotgun", "timeout_secs"): "60",
+        ("shotgun", "ca_certs"): "",
+        ("emails", "enabled"): "False",
+        ("emails", "server"): "",
+        ("emails", "port"): "25",
+        ("emails", "useTLS"): "False",
+        ("emails", "useSSL"): "False",
+        ("emails", "username"): "",
+        ("emails", "password"): "",
+        ("emails", "from"): "",
+        ("emails", "to"): "",
+        ("emails", "subject"): "[shotgunEvents]",
+        ("emails", "digest_interval"): "300",
+        ("emails", "timeout"): "30",
+        ("emails", "ca_certs"): "",
+        ("plugins", "watch"): "auto",
+        ("plugins", "helper_paths"): "",
+        ("plugins", "reload_debounce"): "0.3",
+        ("plugins", "poll_interval"): "1",
+    }
+)
+#: Keys without a default; the daemon cannot start without them.
+REQUIRED: tuple[tuple[str, str], ...] = (
+    ("daemon", "pidFile"),
+    ("daemon", "eventIdFile"),
+    ("daemon", "logFile"),
+    ("shotgun", "server"),
+    ("shotgun", "name"),
+    ("shotgun", "key"),
+    ("plugins", "paths"),
+)
+KNOWN_KEYS = frozenset(DEFAULTS) | frozenset(REQUIRED)
+SECRET_KEYS = frozenset({"key", "password", "proxy_server"})
+SMTPS_PORT = 465
+#: Longest path a Unix domain socket can be bound to (sun_path is 108 bytes on Linux, with NUL).
+SOCKET_PATH_LIMIT = 107
+
+
+@dataclass(frozen=True)
+class EmailConfig:
+    """The [emails] section: where ERROR records are mailed."""
+
+    enabled: bool
+    server: str
+    port: int
+    use_tls: bool
+    use_ssl: bool
+    username: str | None
+    password: str | None = field(repr=False)
+    sender: str
+    to: tuple[str, ...]
+    subject: str
+    digest_seconds: float
+    timeout: float
+    ca_certs: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting of the daemon, parsed and checked once; paths are absolute."""
+
+    path: Path
+    pid_file: Path
+    event_id_file: Path
+    log_mode: int
+    log_path: Path | None
+    log_file: str
+    log_level: int
+    timing_log: bool
+    conn_retry_sleep: float
+    max_conn_retries: int
+    fetch_interval: float
+    max_event_batch_size: int
+    backlog_timeout: float
+    backlog_poll_interval: float
+    request_timeout: float
+    start_from_id: int | None
+    dispatch: str
+    stop_timeout: float
+    callback_timeout: float
+    state_fsync: str
+    server: str
+    script_name: str
+    script_key: str = field(repr=False)
+    proxy_server: str | None = field(repr=False)
+    ca_certs: str | None
+    use_session_uuid: bool
+    plugin_paths: tuple[Path, ...]
+    email: EmailConfig
+    strict_permissions: bool
+    callback_retries: int = 0
+    callback_retry_delay: float = 5.0
+    callback_retry_max_delay: float = 300.0
+    disabled_cooldown: float = 0.0
+    prefilter: bool = False
+    plugin_watch: str = "auto"
+    plugin_helper_paths: tuple[Path, ...] = ()
+    reload_debounce: float = 0.3
+    plugin_poll_interval: float = 1.0
+    #: The operator control socket; None means ``<pidFile>.sock``.
+    control_socket: Path | None = None
+
+    @property
+    def control_socket_path(self) -> Path:
+        """Where the running daemon listens for operator commands."""
+        return self.control_socket or self.pid_file.with_name(f"{self.pid_file.name}.sock")
+
+    @property
+    def log_file_path(self) -> Path:
+        """The main log file: ``logPath/logFile``, or ``logFile`` alone (relative to the config)."""
+        return (self.log_path or self.path.parent) / self.log_file
+
+    @property
+    def log_dir(self) -> Path:
+        """The folder of the main log file, where per-plugin and timing logs go too."""
+        return self.log_file_path.parent
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never reach a log line: script key, SMTP password, proxy credentials."""
+        found = [self.script_key, self.email.password or ""]
+        found.extend(_proxy_credentials(self.proxy_server or ""))
+        return tuple(dict.fromkeys(s for s in found if s))
+
+
+def _proxy_credentials(proxy: str) -> list[str]:
+    """Return the ``user:password`` part of a proxy address and the password alone."""
+    rest = proxy.split("://", 1)[-1]
+    userinfo = rest.rpartition("@")[0]
+    if not userinfo:
+        return []
+    password = userinfo.partition(":")[2]
+    return [userinfo, password, unquote(password)]

@@ -1,0 +1,402 @@
+"""The operator's side of the commands: sent to the running daemon, or done on the state file.
+
+``run_command`` looks at the pid file: while the daemon runs, the command goes
+through its control socket (``request``; the daemon's side is control.py);
+while it is stopped, the functions below edit the state file. The state file
+has one writer at a time: they refuse to run while the daemon does and write
+through ``StateStore``, so every change is a journal line or an atomic
+snapshot. ``reset`` lives in reset.py (it also recovers a corrupt state file).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+from shotgun_events.client.source import daemon_source
+from shotgun_events.config.model import Config
+from shotgun_events.cursor import Cursor
+from shotgun_events.delivery.failures import DeadLetters
+from shotgun_events.errors import ControlError
+from shotgun_events.events import Event, PluginKey
+from shotgun_events.operator import audit
+from shotgun_events.operator.channel import int_arg, optional_int_arg, reason_arg, text_arg
+from shotgun_events.service.pidfile import status_process
+from shotgun_events.state.legacy import ANY_PLUGIN
+from shotgun_events.state.store import StateStore
+
+STOPPED = "stopped"
+
+
+class ControlUnavailable(ControlError):  # noqa: N818 - reads as a state, like the others
+    """The daemon's control socket cannot be reached (missing, refused, not allowed)."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the daemon answered: the result, or ``done=False`` and a note while it still runs."""
+
+    done: bool
+    result: Any = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Done:
+    """What an offline command did: one line for the operator, and the details."""
+
+    message: str
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+def skip(config: Config, plugin: str, event_id: int, reason: str) -> Done:
+    """Move a plugin past the event it is stuck on and record it as a dead letter."""
+    _ensure_stopped(config)
+    store = _store(config)
+    try:
+        positions = store.load() or {}
+        key = _saved_key(positions, plugin, config)
+        cursor = positions[key]
+        if cursor.is_awaited(event_id):
+            cursor.settle_late(event_id)
+        else:
+            _advance_past(config, cursor, plugin, event_id)
+        store.record(key, cursor)
+        error = _last_error(store.extras(), key)
+        DeadLetters(store).record(
+            plugin, event_id, error, reason=f"skipped by an operator: {reason}"
+        )
+        audit.record(store, "skip", plugin, reason, event_id=event_id, daemon=STOPPED)
+    finally:
+        store.close()
+    return Done(
+        f"skipped event {event_id} for {plugin} (recorded as a dead letter); it resumes after "
+        f"event {cursor.last_id} at the next start",
+        {"plugin": plugin, "skipped": event_id, "last_event_id": cursor.last_id},
+    )
+
+
+def disable(config: Config, plugin: str, reason: str) -> Done:
+    """Keep a plugin switched off from the next start on, until it is enabled."""
+    _ensure_stopped(config)
+    store = _store(config)
+    try:
+        positions = store.load() or {}
+        _known(positions, plugin, config)
+        disabled = dict(store.extras().get("disabled") or {})
+        disabled[plugin] = reason
+        store.set_extra("disabled", disabled)
+        audit.record(store, "disable", plugin, reason, daemon=STOPPED)
+    finally:
+        store.close()
+    return Done(
+        f"disabled {plugin}: it stays off from the next start until "
+        f"'shotgunEventDaemon enable {plugin}'",
+        {"plugin": plugin, "disabled": True},
+    )
+
+
+def enable(config: Config, plugin: str, reason: str) -> Done:
+    """Let a plugin an operator disabled run again from the next start."""
+    _ensure_stopped(config)
+    store = _store(config)
+    try:
+        store.load()
+        disabled = dict(store.extras().get("disabled") or {})
+        if plugin not in disabled:
+            return Done(
+                f"{plugin} was not disabled by an operator; nothing to change (a plugin "
+                "switched off by a failing callback is tried again at the next start)",
+                {"plugin": plugin, "disabled": False},
+            )
+        del disabled[plugin]
+        store.set_extra("disabled", disabled)
+        audit.record(store, "enable", plugin, reason, daemon=STOPPED)
+    finally:
+        store.close()
+    return Done(
+        f"enabled {plugin}: it runs from the next start, from its saved position",
+        {"plugin": plugin, "disabled": False},
+    )
+
+
+def replay(config: Config, plugin: str, from_id: int, to_id: int | None, reason: str) -> Done:
+    """Queue a replay that the daemon carries out when it next starts."""
+    _ensure_stopped(config)
+    if from_id < 1:
+        raise ControlError("--from-id takes an event id of 1 or more")
+    store = _store(config)
+    try:
+        positions = store.load() or {}
+        key = _known(positions, plugin, config)
+        if to_id is None:
+            if key is None:
+                raise ControlError(
+                    f"{plugin} has no saved position yet; give the last event with --to-id"
+                )
+            to_id = positions[key].last_id
+        if to_id < from_id:
+            raise ControlError(f"nothing to replay between {from_id} and {to_id}")
+        pending = list(store.extras().get("pending_replays") or [])
+        item = {
+            "plugin": plugin,
+            "from_id": from_id,
+            "to_id": to_id,
+            "reason": reason,
+            "operator": audit.operator_name(),
+        }
+        pending.append(item)
+        store.set_extra("pending_replays", pending)
+        audit.record(store, "replay", plugin, reason, from_id=from_id, to_id=to_id, daemon=STOPPED)
+    finally:
+        store.close()
+    return Done(
+        f"replay of events {from_id}..{to_id} to {plugin} is queued: the daemon runs it when "
+        "it next starts (the plugin's position does not move)",
+        {"plugin": plugin, "from_id": from_id, "to_id": to_id, "queued": True},
+    )
+
+
+def reload(config: Config, plugin: str | None) -> Done:
+    """Nothing to do while stopped: plugins are loaded from their files at start."""
+    _ensure_stopped(config)
+    which = plugin or "plugins"
+    return Done(
+        f"the daemon is not running: {which} load from their files when it starts; nothing to do",
+        {"reloaded": []},
+    )
+
+
+# -- the client --------------------------------------------------------------------------
+
+
+def request(
+    path: Path, command: str, args: Mapping[str, Any] | None = None, *, timeout: float = 60.0
+) -> Reply:
+    """Send one command to the daemon listening on ``path``; raise ControlError on refusal."""
+    payload = {"command": command, "args": {**(args or {}), "operator": _operator()}}
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(os.fspath(path))
+        except FileNotFoundError:
+            raise ControlUnavailable(f"no control socket at {path}") from None
+        except PermissionError:
+            raise ControlUnavailable(
+                f"may not use the control socket {path}; run the command as the daemon's user"
+            ) from None
+        except OSError as exc:
+            raise ControlUnavailable(
+                f"cannot reach the daemon at {path}: {exc.strerror or exc}"
+            ) from None
+        try:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                # A refusing server may close early; its reply is still there to read.
+                sock.sendall(json.dumps(payload).encode() + b"\n")
+            data = _read_reply(sock)
+        except TimeoutError:
+            raise ControlError(
+                f"no answer from the daemon within {timeout:g} s; see its log"
+            ) from None
+    try:
+        reply = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ControlError(f"the daemon sent an unreadable reply: {data[:200]!r}") from None
+    if not isinstance(reply, dict):
+        raise ControlError(f"the daemon sent an unexpected reply: {reply!r}")
+    if not reply.get("ok"):
+        raise ControlError(str(reply.get("error") or "the daemon refused the command"))
+    return Reply(bool(reply.get("done", True)), reply.get("result"), str(reply.get("message", "")))
+
+
+def _read_reply(sock: socket.socket) -> bytes:
+    chunks = []
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    if not chunks:
+        raise ControlError("the daemon closed the connection without answering; see its log")
+    return b"".join(chunks)
+
+
+def _operator() -> str:
+    from shotgun_events.operator.audit import operator_name
+
+    return operator_name()
+
+
+# -- the command line's entry: live when the daemon runs, else on the state file ---------
+
+
+def run_command(config: Config, command: str, args: Mapping[str, Any], out: TextIO) -> int:
+    """Carry out an operator command on the running daemon, or offline; return the exit code."""
+    reason = reason_arg(args)
+    process = status_process(pid_file=config.pid_file)
+    if process.running:
+        path = config.control_socket_path
+        try:
+            reply = request(path, command, {**args, "reason": reason}, timeout=LIVE_TIMEOUT)
+        except ControlUnavailable as exc:
+            raise ControlError(
+                f"the daemon runs (pid {process.pid}) but does not answer: {exc}; check "
+                f"[daemon] control_socket in {config.path}, or stop the daemon and run the "
+                "command again to edit its state file"
+            ) from None
+        out.write(f"{describe(command, reply)}\n")
+        return 0
+    out.write(f"{_offline(config, command, args, reason).message}\n")
+    return 0
+
+
+#: Seconds the command line waits for the daemon (the server answers within ~30 s).
+LIVE_TIMEOUT = 60.0
+
+
+def _offline(config: Config, command: str, args: Mapping[str, Any], reason: str) -> Done:
+    plugin = args.get("plugin")
+    if command == "replay":
+        return replay(
+            config,
+            text_arg(args, "plugin"),
+            int_arg(args, "from_id"),
+            optional_int_arg(args, "to_id"),
+            reason,
+        )
+    if command == "skip":
+        return skip(config, text_arg(args, "plugin"), int_arg(args, "event_id"), reason)
+    if command == "disable":
+        return disable(config, text_arg(args, "plugin"), reason)
+    if command == "enable":
+        return enable(config, text_arg(args, "plugin"), reason)
+    if command == "reload":
+        return reload(config, plugin if isinstance(plugin, str) else None)
+    raise ControlError(f"unknown command {command!r}")
+
+
+def describe(command: str, reply: Reply) -> str:
+    """One or a few lines for the operator about what the daemon did."""
+    if not reply.done:
+        return reply.message
+    result: Any = reply.result
+    if command == "replay":
+        return (
+            f"replayed {result['delivered']} event(s) of {result['from_id']}..{result['to_id']} "
+            f"to {result['plugin']}; its position did not move"
+        )
+    if command == "skip":
+        state = "active again" if result.get("active") else "still inactive"
+        return (
+            f"skipped event {result['skipped']} for {result['plugin']} (recorded as a dead "
+            f"letter); the plugin is {state}"
+        )
+    if command == "reset":
+        return (
+            "\n".join(
+                f"reset {item['plugin']}: it continues after event {item['starts_after']}"
+                for item in result
+            )
+            or "no plugins loaded; nothing reset"
+        )
+    if command == "disable":
+        return f"disabled {result['plugin']}; it stays off until enabled, also across restarts"
+    if command == "enable":
+        if result.get("active"):
+            return f"enabled {result['plugin']}; it continues from its saved position"
+        return f"enabled {result['plugin']}, but it is inactive: {result.get('reason')}"
+    if command == "reload":
+        lines = [f"reloaded {', '.join(result['reloaded']) or 'nothing'}"]
+        lines += [f"  {name} is inactive: {why}" for name, why in result["inactive"].items()]
+        return "\n".join(lines)
+    return json.dumps(result, default=str)
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def _ensure_stopped(config: Config) -> None:
+    process = status_process(pid_file=config.pid_file)
+    if process.running:
+        raise ControlError(
+            f"the daemon is running (pid {process.pid}); the command must go through its "
+            f"control socket {config.control_socket_path}"
+        )
+
+
+def _store(config: Config) -> StateStore:
+    return StateStore(config.event_id_file, fsync="always", config_path=config.path)
+
+
+def _known(positions: dict[PluginKey, Cursor], plugin: str, config: Config) -> PluginKey | None:
+    """Return the plugin's saved key, None if it only exists as a file; else ControlError."""
+    keys = [k for k in positions if k != ANY_PLUGIN and k[1] == plugin]
+    if len(keys) > 1:
+        folders = ", ".join(k[0] for k in sorted(keys))
+        raise ControlError(f"{plugin} has positions in several folders ({folders}); rename one")
+    if keys:
+        return keys[0]
+    if any((folder / f"{plugin}.py").is_file() for folder in config.plugin_paths):
+        return None
+    known = sorted({k[1] for k in positions if k != ANY_PLUGIN})
+    raise ControlError(
+        f"no plugin named {plugin!r} (no saved position, no {plugin}.py in the plugin "
+        f"folders); known: {', '.join(known) or 'none'}"
+    )
+
+
+def _saved_key(positions: dict[PluginKey, Cursor], plugin: str, config: Config) -> PluginKey:
+    key = _known(positions, plugin, config)
+    if key is None:
+        raise ControlError(f"{plugin} has no saved position yet; there is nothing to skip")
+    return key
+
+
+def _advance_past(config: Config, cursor: Cursor, plugin: str, event_id: int) -> None:
+    """Advance the cursor over ``event_id`` if it is the plugin's next event on the site."""
+    if event_id <= cursor.last_id:
+        raise ControlError(
+            f"{plugin} is already past event {event_id} (it stands after {cursor.last_id})"
+        )
+    following = _next_event(config, cursor.last_id)
+    if following is None or int(following["id"]) != event_id:
+        next_id = None if following is None else int(following["id"])
+        raise ControlError(
+            f"{plugin} is not stuck on event {event_id}: its next event is {next_id} "
+            f"(it stands after {cursor.last_id})"
+        )
+    created = following.get("created_at")
+    now = datetime.now(UTC)
+    cursor.advance(
+        event_id,
+        created if isinstance(created, datetime) else None,
+        now,
+        timedelta(seconds=config.backlog_timeout),
+    )
+
+
+def _next_event(config: Config, after: int) -> Event | None:
+    source = daemon_source(config)
+    try:
+        found = source.fetch_after(after, 1)
+    except Exception as exc:
+        raise ControlError(
+            f"cannot read the event log from {config.server} ({exc}); skip needs the site "
+            "to check which event the plugin is stuck on"
+        ) from exc
+    finally:
+        source.close()
+    return found[0] if found else None
+
+
+def _last_error(extras: dict[str, Any], key: PluginKey) -> str:
+    """The reason the daemon last gave for the plugin being off, for the dead letter."""
+    info = (extras.get("plugins") or {}).get(f"{key[0]}::{key[1]}") or {}
+    return str(info.get("reason") or "")

@@ -1,0 +1,6 @@
+"""The plugin system: finding, importing and reloading plugin files, and the plugin-facing API.
+
+Owns the loader, helper-module imports, the ``Registrar`` and matchEvents,
+the folder watcher and the on/off switches. May import: the core, ``config``,
+``notify`` and ``client``.
+"""

@@ -1,0 +1,42 @@
+"""What the engine and the runners need of the state store, as protocols."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+from shotgun_events.cursor import Cursor
+from shotgun_events.events import PluginKey
+
+
+class PositionRecorder(Protocol):
+    """Where cursors are persisted."""
+
+    def record(
+        self,
+        key: PluginKey,
+        cursor: Cursor,
+        change: tuple[dict[int, datetime], set[int]] | None = None,
+    ) -> None:
+        """Persist one plugin's cursor (``change``: backlog ids added/removed since last)."""
+        ...
+
+
+class StateStoreLike(PositionRecorder, Protocol):
+    """The part of the state store the engine uses."""
+
+    def load(self) -> dict[PluginKey, Cursor] | None:
+        """Return saved positions, or None when there is no state at all."""
+        ...
+
+    def set_extra(self, name: str, value: object) -> None:
+        """Persist a small named section next to the positions."""
+        ...
+
+    def forget(self, key: PluginKey) -> None:
+        """Drop a saved position."""
+        ...
+
+    def extras(self) -> dict[str, Any]:
+        """Return the extra sections (dead letters, disabled plugins, audit)."""
+        ...

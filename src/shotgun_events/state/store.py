@@ -1,0 +1,460 @@
+"""Durable per-plugin positions: an atomic JSON snapshot plus an append-only journal.
+
+Files, for the configured ``eventIdFile`` ``P``::
+
+    P                 snapshot, only ever replaced atomically
+    P.journal         one JSON line per change made since the snapshot
+    P.legacy.pickle   the original daemon's pickle, kept after the one-time import
+
+Snapshot (indented JSON, grouped like the original's pickle)::
+
+    {"format": "shotgun_events.state", "version": 1, "journal_generation": 7,
+     "plugins": {"/opt/plugins": {"myPlugin": {"last_id": 1240,
+                 "backlog": {"1238": "2024-05-01T10:00:00+00:00"}}}},
+     "extras": {"dead_letters": []}}
+
+Journal: a header line ``{"format": "shotgun_events.journal", "generation": G}``,
+then one compact line per change::
+
+    {"k":["/opt/plugins","myPlugin"],"l":1235}              position, backlog unchanged
+    {"k":[...],"l":1240,"a":{"1238":"<expiry>"},"r":[1230]}  backlog delta: added, removed
+    {"k":[...],"l":1240,"b":{"1238":"<expiry>"}}             whole backlog, when shorter
+    {"forget":["/opt/plugins","myPlugin"]}
+    {"extra":"dead_letters","value":[...]}
+
+The usual record (backlog unchanged) is ~50 bytes and one write() call.
+
+Compaction writes snapshot G+1, then atomically replaces the journal with an
+empty journal G+1. After a crash between the two, the old journal (G) is
+skipped on load: all it holds is already in snapshot G+1, so nothing is
+replayed over a newer snapshot. The writer compacts when it opens, which also
+drops a torn last line, every ``compact_every`` records, and on close.
+
+Durability: each record reaches the kernel (one ``os.write``) before
+``record()`` returns, so killing the process, even with kill -9, loses
+nothing. ``fsync`` only matters for a power cut or kernel crash: "always"
+syncs every record, "interval" at most every ``fsync_interval`` seconds (so
+a power cut loses at most about that much), "never" leaves it to the kernel.
+Snapshots are always synced (file, then folder): renaming unsynced data can
+leave an empty file after a power cut.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from shotgun_events.cursor import Cursor
+from shotgun_events.errors import StateError, StateWriteError
+from shotgun_events.events import PluginKey
+from shotgun_events.state.format import (
+    JOURNAL_FORMAT,
+    BacklogChange,
+    SavedState,
+    apply_entry,
+    as_int,
+    delta_line,
+    parse_snapshot,
+    record_line,
+    snapshot_bytes,
+)
+from shotgun_events.state.legacy import (
+    ANY_PLUGIN,
+    backup_path,
+    corrupt_error,
+    looks_like_pickle,
+    parse_legacy,
+)
+
+__all__ = [
+    "ANY_PLUGIN",
+    "FSYNC_POLICIES",
+    "SavedState",
+    "StateStore",
+    "read_positions",
+    "read_state",
+]
+
+log = logging.getLogger("engine.state")
+
+FSYNC_POLICIES = ("always", "interval", "never")
+
+
+class StateStore:
+    """The daemon's persistent positions, one writer per state file; thread-safe."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        fsync: str = "interval",
+        fsync_interval: float = 1.0,
+        compact_every: int = 20000,
+        clock: Callable[[], float] = time.monotonic,
+        config_path: Path | None = None,
+    ) -> None:
+        if fsync not in FSYNC_POLICIES:
+            raise ValueError(f"fsync must be one of {', '.join(FSYNC_POLICIES)}, not {fsync!r}")
+        self._path = Path(path)
+        self._journal_path = _journal_of(self._path)
+        self._fsync = fsync
+        self._fsync_interval = fsync_interval
+        self._compact_every = max(1, compact_every)
+        self._clock = clock
+        self._config_path = config_path
+        self._lock = threading.Lock()
+        self._state: SavedState | None = None  # None until loaded
+        self._fd: int | None = None  # None: the next change compacts first
+        self._since_compact = 0
+        self._synced_at = clock()
+        self._key_json: dict[PluginKey, str] = {}
+
+    @property
+    def path(self) -> Path:
+        """The snapshot file (the configured eventIdFile)."""
+        return self._path
+
+    @property
+    def journal_path(self) -> Path:
+        """The journal next to the snapshot."""
+        return self._journal_path
+
+    def load(self) -> dict[PluginKey, Cursor] | None:
+        """Read the state (importing a legacy pickle once); None when there is none at all."""
+        with self._lock:
+            self._close_fd()
+            state = _read_state(self._path, self._config_path, writer=self)
+            self._state = state or SavedState()
+            if state is None:
+                return None
+            return {key: cursor.copy() for key, cursor in state.positions.items()}
+
+    def record(self, key: PluginKey, cursor: Cursor, change: BacklogChange | None = None) -> None:
+        """Persist one plugin's position: one journal line; raise StateWriteError if not saved.
+
+        ``change`` (ids added to and removed from the backlog since the last record
+        of this key) lets a large backlog be recorded without comparing it whole.
+        """
+        with self._lock:
+            state = self._writable()
+            old = state.positions.get(key)
+            if change is not None and old is not None and (change[0] or change[1]):
+                self._append(delta_line(key, cursor.last_id, change))
+                old.last_id = cursor.last_id
+                old.backlog.update(change[0])
+                for event_id in change[1]:
+                    old.backlog.pop(event_id, None)
+            elif old is not None and (change is not None or old.backlog == cursor.backlog):
+                if old.last_id == cursor.last_id:
+                    return  # nothing changed: keep the journal short
+                key_json = self._key_json.get(key) or self._cache_key(key)
+                self._append(f'{{"k":{key_json},"l":{int(cursor.last_id)}}}\n')
+                old.last_id = cursor.last_id
+            else:
+                self._append(record_line(key, cursor, old))
+                state.positions[key] = cursor.copy()
+            self._after_change()
+
+    def forget(self, key: PluginKey) -> None:
+        """Drop a plugin's position (operator reset only; removed plugins keep theirs)."""
+        with self._lock:
+            state = self._writable()
+            if key not in state.positions:
+                return
+            self._append(json.dumps({"forget": list(key)}, separators=(",", ":")) + "\n")
+            del state.positions[key]
+            self._after_change()
+
+    def extras(self) -> dict[str, Any]:
+        """Return a copy of the extra sections (dead letters, disabled plugins, audit...)."""
+        with self._lock:
+            if self._state is None:
+                self._load_quietly()
+            assert self._state is not None
+            return copy.deepcopy(self._state.extras)
+
+    def set_extra(self, name: str, value: Any) -> None:
+        """Store one small JSON-serializable section; TypeError if it is not JSON."""
+        text = json.dumps(value, separators=(",", ":"))
+        with self._lock:
+            state = self._writable()
+            self._append(f'{{"extra":{json.dumps(name)},"value":{text}}}\n')
+            state.extras[name] = json.loads(text)  # a private copy, as it will read back
+            self._after_change()
+
+    def compact(self) -> None:
+        """Write the whole state as a new snapshot and start an empty journal."""
+        with self._lock:
+            self._writable(compact=False)
+            self._compact_locked()
+
+    def flush(self) -> None:
+        """Force what was recorded onto the disk (fsync)."""
+        with self._lock:
+            if self._fd is not None:
+                self._sync()
+
+    def close(self) -> None:
+        """Compact (if anything changed) and close the journal."""
+        with self._lock:
+            if self._state is not None and (self._fd is not None and self._since_compact):
+                self._compact_locked()
+            self._close_fd()
+
+    # -- internals (called with the lock held) ---------------------------------------------
+
+    def _load_quietly(self) -> None:
+        """Load on first use when the engine did not call load() itself."""
+        self._state = _read_state(self._path, self._config_path, writer=self) or SavedState()
+
+    def _writable(self, *, compact: bool = True) -> SavedState:
+        """Return the in-memory state, opening the journal (by compacting) when needed."""
+        if self._state is None:
+            self._load_quietly()
+        assert self._state is not None
+        if self._fd is None and compact:
+            # A fresh snapshot + empty journal: drops a torn tail, and after a
+            # failed write it is the only safe place to append again.
+            self._compact_locked()
+        return self._state
+
+    def _cache_key(self, key: PluginKey) -> str:
+        text = json.dumps(list(key))
+        self._key_json[key] = text
+        return text
+
+    def _append(self, line: str) -> None:
+        """Write one journal line in one call; on failure, stop using this journal."""
+        assert self._fd is not None
+        data = line.encode()
+        try:
+            written = os.write(self._fd, data)
+            while written < len(data):  # short writes: regular files rarely, but never lose a byte
+                written += os.write(self._fd, data[written:])
+        except OSError as exc:
+            # The line may be half written: append nothing after it, so it
+            # stays a torn *last* line until the next compaction replaces it.
+            self._close_fd()
+            raise self._write_error(exc, self._journal_path) from exc
+
+    def _after_change(self) -> None:
+        """Sync by policy and compact every N changes."""
+        self._since_compact += 1
+        if self._fsync == "always":
+            self._sync()
+        elif self._fsync == "interval":
+            now = self._clock()
+            if now - self._synced_at >= self._fsync_interval:
+                self._sync()
+                self._synced_at = now
+        if self._since_compact >= self._compact_every:
+            try:
+                self._compact_locked()
+            except StateWriteError as exc:
+                # The change itself is safe in the journal; compaction is retried later.
+                self._since_compact = 0
+                log.warning("state compaction failed, retrying later: %s", exc)
+
+    def _sync(self) -> None:
+        assert self._fd is not None
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            self._close_fd()
+            raise self._write_error(exc, self._journal_path) from exc
+
+    def _compact_locked(self) -> None:
+        """Snapshot G+1 atomically, then replace the journal by an empty journal G+1."""
+        assert self._state is not None
+        generation = self._state.generation + 1
+        try:
+            _write_atomic(self._path, snapshot_bytes(self._state, generation))
+        except OSError as exc:
+            raise self._write_error(exc, self._path) from exc
+        self._state.generation = generation
+        # From here the old journal is stale (load skips it): never append to it again.
+        self._close_fd()
+        header = json.dumps({"format": JOURNAL_FORMAT, "generation": generation}) + "\n"
+        try:
+            _write_atomic(self._journal_path, header.encode())
+            self._fd = os.open(self._journal_path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        except OSError as exc:
+            raise self._write_error(exc, self._journal_path) from exc
+        self._since_compact = 0
+        self._synced_at = self._clock()
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            try:
+                os.close(fd)
+            except OSError as exc:
+                log.warning("closing state journal %s failed: %s", self._journal_path, exc)
+
+    def _write_error(self, exc: OSError, path: Path) -> StateWriteError:
+        return StateWriteError(
+            f"cannot write state file {path}: {exc.strerror or exc}; positions are not "
+            f"advanced until it succeeds (free space or fix permissions in {path.parent})"
+        )
+
+    def _import_legacy(self, data: bytes, positions: dict[PluginKey, Cursor]) -> SavedState:
+        """Keep the pickle as a backup, then replace it by JSON state and a fresh journal."""
+        backup = backup_path(self._path, data)
+        state = SavedState(positions=positions)
+        try:
+            if not backup.exists():
+                _write_atomic(backup, data)
+        except OSError as exc:
+            raise self._write_error(exc, backup) from exc
+        self._state = state
+        self._compact_locked()
+        default = positions.get(ANY_PLUGIN)
+        log.info(
+            "imported legacy state from %s: %d plugin positions%s; original kept as %s",
+            self._path,
+            len(positions) - (default is not None),
+            f", last id {default.last_id} for every plugin" if default else "",
+            backup,
+        )
+        return state
+
+
+def read_positions(path: Path, config_path: Path | None = None) -> dict[PluginKey, Cursor] | None:
+    """Read positions without writing anything (for ``status`` while the daemon runs)."""
+    state = read_state(path, config_path)
+    return None if state is None else state.positions
+
+
+def read_state(path: Path, config_path: Path | None = None) -> SavedState | None:
+    """Read positions and extras without writing anything; None when there is no state."""
+    return _read_state(Path(path), config_path, writer=None)
+
+
+def _read_state(
+    path: Path, config_path: Path | None, writer: StateStore | None
+) -> SavedState | None:
+    """Read snapshot + journal; with a writer, a legacy pickle is imported, else only decoded."""
+    journal = _journal_of(path)
+    # A live writer may compact between our two reads; the generation check
+    # below notices it and we read again (only the read-only view can race).
+    for _attempt in range(20):
+        data = _read_bytes(path)
+        if data is None:
+            if _read_bytes(journal) is not None:
+                raise corrupt_error(path, f"missing, but its journal {journal} exists", config_path)
+            return None
+        if looks_like_pickle(data):
+            positions = parse_legacy(data, path, config_path)
+            if writer is None:
+                return SavedState(positions=positions)
+            return writer._import_legacy(data, positions)
+        state = parse_snapshot(path, data, config_path)
+        journal_data = _read_bytes(journal)
+        if journal_data is None or _replay(journal, journal_data, state, config_path, writer):
+            return state
+        if writer is not None:
+            break
+        time.sleep(0.01)
+    raise corrupt_error(
+        journal,
+        "its generation is newer than the snapshot's: the snapshot was replaced by an older "
+        "copy? move the journal away to use the snapshot as it is",
+        config_path,
+        kind="state journal",
+    )
+
+
+def _replay(
+    journal: Path,
+    data: bytes,
+    state: SavedState,
+    config_path: Path | None,
+    writer: StateStore | None,
+) -> bool:
+    """Apply journal lines onto the snapshot; False if the journal is newer than it."""
+    lines = data.split(b"\n")
+    tail = lines.pop()  # bytes after the last newline: empty unless the last write was torn
+    if not lines:
+        if tail.strip(b"\0 \t\r"):
+            _warn_torn(journal, 1, writer)
+        return True  # empty journal, or a header cut short while being created
+    try:
+        header = json.loads(lines[0])
+        generation = as_int(header.get("generation"), "generation")
+        if header.get("format") != JOURNAL_FORMAT:
+            raise ValueError("no journal format marker")
+    except (ValueError, AttributeError) as exc:
+        raise corrupt_error(
+            journal, f"line 1 is not a journal header: {exc}", config_path, kind="state journal"
+        ) from None
+    if generation < state.generation:
+        return True  # compaction finished its snapshot; these lines are already in it
+    if generation > state.generation:
+        return False
+    for number, line in enumerate(lines[1:], start=2):
+        try:
+            apply_entry(json.loads(line), state)
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            if number == len(lines) and not tail:
+                _warn_torn(journal, number, writer)  # last line garbled by a power cut
+                return True
+            raise corrupt_error(
+                journal, f"line {number} is unreadable: {exc}", config_path, kind="state journal"
+            ) from None
+    if tail:
+        _warn_torn(journal, len(lines) + 1, writer)
+    return True
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Replace a file so that readers and crashes see the old or the new bytes, never a mix."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        # Owner-only whatever the umask: positions and plugin paths are the daemon's business.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):  # never created, or the folder is read-only
+            os.unlink(tmp)
+        raise
+    # The rename lives in the folder: sync it too, or a power cut may undo it.
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _journal_of(path: Path) -> Path:
+    return path.with_name(path.name + ".journal")
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StateError(f"cannot read state file {path}: {exc.strerror or exc}") from None
+
+
+def _warn_torn(journal: Path, line: int, writer: StateStore | None) -> None:
+    # Only a writer's load means a crash; a reader merely caught a write in progress.
+    level = logging.WARNING if writer is not None else logging.DEBUG
+    log.log(level, "ignoring torn last line %d of %s (interrupted write)", line, journal)
