@@ -20,6 +20,7 @@ from shotgun_events.config.model import (
     Config,
     EmailConfig,
 )
+from shotgun_events.config.plugin_sections import known_plugin_keys, read_plugin_sections
 from shotgun_events.errors import ConfigError
 
 __all__ = ["CONFIG_ENV", "find_config_path", "load_config", "load_config_with_warnings"]
@@ -79,7 +80,8 @@ def load_config_with_warnings(
     """Like ``load_config``, plus one-line warnings (unknown keys, ignored settings) to log."""
     path = Path(path).absolute()
     parser = parse_file(path, os.environ if environ is None else environ, SECRET_KEYS)
-    ini = IniReader(path, parser, DEFAULTS, KNOWN_KEYS, SECRET_KEYS)
+    known = KNOWN_KEYS | known_plugin_keys(parser.sections())
+    ini = IniReader(path, parser, DEFAULTS, known, SECRET_KEYS)
     return _build(ini), ini.warnings
 
 
@@ -136,6 +138,7 @@ def _build(ini: IniReader) -> Config:
         reload_debounce=ini.seconds("plugins", "reload_debounce"),
         plugin_poll_interval=ini.seconds("plugins", "poll_interval", positive=True),
         control_socket=_control_socket(ini),
+        plugin_settings=read_plugin_sections(ini),
     )
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 from types import MappingProxyType
 from urllib.parse import unquote
 
+from shotgun_events.config.plugin_sections import PluginSettings
+
 __all__ = ["DEFAULTS", "KNOWN_KEYS", "REQUIRED", "SECRET_KEYS", "Config", "EmailConfig"]
 
 #: The one defaults table: every optional key and its default, as written in a file.
@@ -138,6 +140,10 @@ class Config:
     plugin_poll_interval: float = 1.0
     #: The operator control socket; None means ``<pidFile>.sock``.
     control_socket: Path | None = None
+    #: ``[plugin:NAME]`` sections by plugin name (scope, concurrency, executor).
+    plugin_settings: Mapping[str, PluginSettings] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
     @property
     def control_socket_path(self) -> Path:
