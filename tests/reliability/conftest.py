@@ -298,6 +298,9 @@ class SiteProcess:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=30)
 
+    def clear_faults(self) -> None:
+        self.control("clear_faults")
+
     def control(self, action: str, **kwargs: Any) -> Any:
         request = urllib.request.Request(
             f"{self.url}/_local/{action}",

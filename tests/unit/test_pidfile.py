@@ -164,7 +164,7 @@ def test_garbage_pid_file_is_replaced(pid_path: Path) -> None:
 _RACER = """
 import sys, time
 from pathlib import Path
-from shotgun_events.pidfile import AlreadyRunning, PidFile
+from shotgun_events.service.pidfile import AlreadyRunning, PidFile
 try:
     PidFile(Path(sys.argv[1])).acquire()
 except AlreadyRunning:

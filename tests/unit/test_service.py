@@ -25,9 +25,9 @@ UNIT = Path(__file__).resolve().parents[2] / "conf" / "shotgunEventDaemon.servic
 _LAUNCHER = """
 import os, signal, sys, time
 from pathlib import Path
-from shotgun_events import service
+from shotgun_events.service import lifecycle as service
 from shotgun_events.errors import ConfigError, SiteAuthError
-from shotgun_events.signals import StopFlag
+from shotgun_events.service.signals import StopFlag
 
 command, mode, pid_file, workdir, ready_timeout = sys.argv[1:6]
 workdir = Path(workdir)

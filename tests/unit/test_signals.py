@@ -20,7 +20,7 @@ Loop = Callable[[str], "subprocess.Popen[str]"]
 # A stand-in for the engine loop: flags only, acted on at the top of each pass.
 _LOOP = """
 import sys, time
-from shotgun_events.signals import StopFlag
+from shotgun_events.service.signals import StopFlag
 
 flag = StopFlag()
 flag.install()
