@@ -31,11 +31,16 @@ from shotgun_events.engine.loop import Engine, Exit, Hooks, Settings
 from shotgun_events.errors import ConfigError, ShotgunEventsError
 from shotgun_events.notify.logs import LogSetup, configure_logging
 from shotgun_events.notify.mailer import EmailNotifier
+from shotgun_events.observe.recent import RecentLog
+from shotgun_events.observe.server import ObserveServer
+from shotgun_events.observe.sink import MetricsSink
+from shotgun_events.observe.view import DaemonView
 from shotgun_events.operator import operations
 from shotgun_events.operator.channel import ControlServer
 from shotgun_events.plugins.loader import Plugin, PluginLoader
 from shotgun_events.plugins.watcher import PluginWatcher
 from shotgun_events.service.lifecycle import ReadyReporter, Run
+from shotgun_events.service.liveness import Liveness, live_timeout
 from shotgun_events.service.pidfile import PidFile
 from shotgun_events.service.sdnotify import Notifier
 from shotgun_events.service.signals import StopFlag
@@ -136,6 +141,7 @@ class Daemon:
     mailer: EmailNotifier | None = None
     watcher: PluginWatcher | None = None
     control: ControlServer | None = None
+    observer: ObserveServer | None = None
 
     @classmethod
     def build(
@@ -160,8 +166,14 @@ class Daemon:
         store = StateStore(config.event_id_file, fsync=config.state_fsync, config_path=config.path)
         pool = ConnectionPool(factory_for(config))
 
+        # [http] on: the parts report to a sink that /metrics reads; off: to nothing.
+        sink = MetricsSink() if config.http.enabled else None
+
         def new_source() -> ShotgunEventSource:
-            return daemon_source(config)
+            made = daemon_source(config)
+            if sink is not None:
+                made.telemetry = sink
+            return made
 
         source = new_source()
         loader = PluginLoader(
@@ -170,7 +182,15 @@ class Daemon:
             logger_factory=logs.plugin_logger,
         )
         watcher = _watcher(config)
-        heartbeat = _Heartbeat(config, flag, systemd)
+        liveness = Liveness(
+            live_timeout(
+                config.http.live_timeout,
+                fetch_interval=config.fetch_interval,
+                request_timeout=config.request_timeout,
+                watchdog_interval=systemd.watchdog_interval(),
+            )
+        )
+        heartbeat = _Heartbeat(config, flag, systemd, liveness)
         engine = Engine(
             source=source,
             retry=SiteRetry(
@@ -227,7 +247,18 @@ class Daemon:
             config.event_id_file,
         )
         control = ControlServer(config.control_socket_path, engine.submit)
-        return cls(config, logs, store, pool, source, loader, engine, mailer, watcher, control)
+        observer = None
+        if sink is not None:
+            for part in (store, loader, engine.dispatcher, mailer):
+                if part is not None:
+                    part.telemetry = sink
+            recent = RecentLog()
+            logs.attach(recent, "")
+            view = DaemonView(config, engine, pool, sink, liveness, recent)
+            observer = ObserveServer(config.http, view)
+        return cls(
+            config, logs, store, pool, source, loader, engine, mailer, watcher, control, observer
+        )
 
     def run(self) -> Exit:
         """Run the engine until a stop or reload request."""
@@ -241,6 +272,12 @@ class Daemon:
                 # Events matter more than operator commands: keep delivering without them.
                 log.error("%s; operator commands work only while the daemon is stopped", exc)
                 self.control = None
+        if self.observer is not None:
+            try:
+                self.observer.start()
+            except ShotgunEventsError as exc:
+                log.error("%s; delivering events without metrics and status page", exc)
+                self.observer = None
         outcome = self.engine.run()
         log.info(
             "engine %s after %d events in %d batches",
@@ -252,6 +289,8 @@ class Daemon:
 
     def close(self) -> None:
         """Persist state and release connections, mail and log files."""
+        if self.observer is not None:
+            self.observer.close()
         if self.control is not None:
             self.control.close()
         if self.watcher is not None:
@@ -270,11 +309,14 @@ class Daemon:
 class _Heartbeat:
     """Once per loop: ping the systemd watchdog and stop when the pid file was taken away."""
 
-    def __init__(self, config: Config, flag: StopFlag, systemd: Notifier) -> None:
+    def __init__(
+        self, config: Config, flag: StopFlag, systemd: Notifier, liveness: Liveness
+    ) -> None:
         self._pidfile = PidFile(config.pid_file, config_path=config.path)
         self._watch_pidfile = self._pidfile.read() is not None
         self._flag = flag
         self._systemd = systemd
+        self._liveness = liveness
         interval = systemd.watchdog_interval()
         self._watchdog_every = interval
         self._next_ping = 0.0
@@ -286,12 +328,14 @@ class _Heartbeat:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return self._flag.stop_requested.is_set()
-            step = min(remaining, self._watchdog_every or remaining)
+            # Beat at least every second while waiting: an outage is not a hang (/livez).
+            step = min(remaining, self._watchdog_every or 1.0)
             if self._flag.wait(step):
                 return True
             self()
 
     def __call__(self) -> None:
+        self._liveness.beat()
         if self._watchdog_every is not None and time.monotonic() >= self._next_ping:
             self._systemd.watchdog()
             self._next_ping = time.monotonic() + self._watchdog_every

@@ -21,7 +21,7 @@ PACKAGE = "shotgun_events"
 LAYERS: tuple[frozenset[str], ...] = tuple(
     frozenset(names.split())
     for names in (
-        "__init__ errors events cursor",
+        "__init__ errors events cursor telemetry",
         "config",
         "notify",
         "state",
@@ -31,6 +31,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         "engine",
         "service",
         "operator",
+        "observe",
         "app",
         "testing",
         "demo",

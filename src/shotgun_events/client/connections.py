@@ -109,6 +109,11 @@ class ConnectionPool:
         """Number of HTTP connections opened so far (one per credential that was used)."""
         return sum(link.opened for link in self._links.values())
 
+    @property
+    def open_links(self) -> int:
+        """HTTP connections of plugins' ``sg`` open right now (one per credential in use)."""
+        return sum(1 for link in list(self._links.values()) if link.http is not None)
+
     def close(self) -> None:
         """Close every connection (they reconnect by themselves if used again)."""
         with self._lock:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import time
 import xmlrpc.client
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from shotgun_events.client.connections import factory_for
 from shotgun_events.config.model import Config
 from shotgun_events.errors import SiteAuthError, SiteError
 from shotgun_events.events import EVENT_FIELDS, Event
+from shotgun_events.telemetry import NULL, Telemetry
 
 log = logging.getLogger("engine.source")
 
@@ -50,6 +52,8 @@ class EventSource(Protocol):
 class ShotgunEventSource:
     """Read EventLogEntry rows through one ``shotgun_api3`` connection."""
 
+    telemetry: Telemetry = NULL
+
     def __init__(self, connect: Callable[[], Shotgun]) -> None:
         self._connect = connect
         self._sg: Shotgun | None = None
@@ -62,7 +66,7 @@ class ShotgunEventSource:
         filters: list[list[object]] = [["id", "greater_than", last_id]]
         if event_types is not None:
             filters.append(["event_type", "in", sorted(event_types)])
-        return self._find(filters, limit)
+        return self._find(filters, limit, "after")
 
     def fetch_ids(self, ids: Sequence[int]) -> list[Event]:
         """Return the events among ``ids`` that exist now, ascending."""
@@ -70,12 +74,12 @@ class ShotgunEventSource:
         wanted = sorted(set(ids))
         for start in range(0, len(wanted), MAX_IDS_PER_READ):
             chunk = wanted[start : start + MAX_IDS_PER_READ]
-            found.extend(self._find([["id", "in", chunk]], len(chunk)))
+            found.extend(self._find([["id", "in", chunk]], len(chunk), "ids"))
         return found
 
     def newest_id(self) -> int:
         """Return the id of the newest event, 0 when the log is empty."""
-        with self._translated():
+        with self._translated("newest"):
             newest = self._connection().find_one(
                 "EventLogEntry", [], ["id"], order=[{"field_name": "id", "direction": "desc"}]
             )
@@ -87,9 +91,10 @@ class ShotgunEventSource:
         if self._sg is not None:
             self._sg.close()
             self._sg = None
+            self.telemetry.connection_opened(-1)
 
-    def _find(self, filters: list[list[object]], limit: int) -> list[Event]:
-        with self._translated():
+    def _find(self, filters: list[list[object]], limit: int, kind: str) -> list[Event]:
+        with self._translated(kind) as counted:
             # A fresh order list each call: the client rewrites the dicts in place.
             events = self._connection().find(
                 "EventLogEntry",
@@ -99,19 +104,27 @@ class ShotgunEventSource:
                 limit=limit,
             )
         self.reads += 1
+        counted.append(len(events))
         return cast(list[Event], events)
 
     def _connection(self) -> Shotgun:
         if self._sg is None:
             self._sg = self._connect()
+            self.telemetry.connection_opened(1)
         return self._sg
 
     @contextmanager
-    def _translated(self) -> Iterator[None]:
-        """Turn every way a site call can fail into SiteError or SiteAuthError."""
+    def _translated(self, kind: str) -> Iterator[list[int]]:
+        """Turn every way a site call can fail into SiteError or SiteAuthError; report the read.
+
+        The caller appends the number of events read to the yielded list.
+        """
+        started = time.perf_counter()
+        counted: list[int] = []
         try:
-            yield
+            yield counted
         except AuthenticationFault as exc:
+            self.telemetry.site_read(kind, time.perf_counter() - started, 0, "auth")
             raise SiteAuthError(f"the site rejected the script credentials: {exc}") from exc
         except (
             xmlrpc.client.ProtocolError,
@@ -125,9 +138,11 @@ class ShotgunEventSource:
             KeyError,
             TypeError,
         ) as exc:
+            self.telemetry.site_read(kind, time.perf_counter() - started, 0, _error_kind(exc))
             # A hung or half-closed connection is not worth reusing: start afresh.
             self.close()
             raise SiteError(f"{type(exc).__name__}: {_one_line(exc)}") from exc
+        self.telemetry.site_read(kind, time.perf_counter() - started, sum(counted), None)
 
 
 def daemon_source(config: Config) -> ShotgunEventSource:
@@ -136,6 +151,19 @@ def daemon_source(config: Config) -> ShotgunEventSource:
     return ShotgunEventSource(
         lambda: factory.create(config.script_name, config.script_key, fast_decode=True)
     )
+
+
+def _error_kind(exc: BaseException) -> str:
+    """A short, bounded label for a failed read (timeout, connection, protocol, ...)."""
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, OSError):
+        return "connection"
+    if isinstance(exc, xmlrpc.client.ProtocolError | http.client.HTTPException):
+        return "protocol"
+    if isinstance(exc, Fault | ShotgunError):
+        return "site"
+    return "reply"
 
 
 def _one_line(exc: BaseException) -> str:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from shotgun_events.config.http_section import read_http
 from shotgun_events.config.ini import IniReader, parse_file
 from shotgun_events.config.model import (
     DEFAULTS,
@@ -139,6 +140,7 @@ def _build(ini: IniReader) -> Config:
         plugin_poll_interval=ini.seconds("plugins", "poll_interval", positive=True),
         control_socket=_control_socket(ini),
         plugin_settings=read_plugin_sections(ini),
+        http=read_http(ini),
     )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from types import MappingProxyType
 from urllib.parse import unquote
 
+from shotgun_events.config.http_section import HTTP_DEFAULTS, HttpSettings
 from shotgun_events.config.plugin_sections import PluginSettings
 
 __all__ = ["DEFAULTS", "KNOWN_KEYS", "REQUIRED", "SECRET_KEYS", "Config", "EmailConfig"]
@@ -58,6 +59,7 @@ DEFAULTS: Mapping[tuple[str, str], str] = MappingProxyType(
         ("plugins", "helper_paths"): "",
         ("plugins", "reload_debounce"): "0.3",
         ("plugins", "poll_interval"): "1",
+        **HTTP_DEFAULTS,
     }
 )
 #: Keys without a default; the daemon cannot start without them.
@@ -71,7 +73,7 @@ REQUIRED: tuple[tuple[str, str], ...] = (
     ("plugins", "paths"),
 )
 KNOWN_KEYS = frozenset(DEFAULTS) | frozenset(REQUIRED)
-SECRET_KEYS = frozenset({"key", "password", "proxy_server"})
+SECRET_KEYS = frozenset({"key", "password", "proxy_server", "token"})
 SMTPS_PORT = 465
 #: Longest path a Unix domain socket can be bound to (sun_path is 108 bytes on Linux, with NUL).
 SOCKET_PATH_LIMIT = 107
@@ -144,6 +146,8 @@ class Config:
     plugin_settings: Mapping[str, PluginSettings] = field(
         default_factory=lambda: MappingProxyType({})
     )
+    #: The ``[http]`` section: metrics, health probes, status page (off by default).
+    http: HttpSettings = field(default_factory=HttpSettings)
 
     @property
     def control_socket_path(self) -> Path:
@@ -163,7 +167,7 @@ class Config:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never reach a log line: script key, SMTP password, proxy credentials."""
-        found = [self.script_key, self.email.password or ""]
+        found = [self.script_key, self.email.password or "", self.http.token or ""]
         found.extend(_proxy_credentials(self.proxy_server or ""))
         return tuple(dict.fromkeys(s for s in found if s))
 

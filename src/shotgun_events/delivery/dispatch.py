@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from shotgun_events.delivery.failures import DeadLetters, RetryPolicy
 from shotgun_events.events import Event
 from shotgun_events.plugins.registrar import Callback
+from shotgun_events.telemetry import NULL, Telemetry
 
 if TYPE_CHECKING:
     from shotgun_events.plugins.loader import Plugin
@@ -64,6 +65,8 @@ class Connections(Protocol):
 
 class Dispatcher:
     """Call a plugin's matching callbacks for one event, in registration order."""
+
+    telemetry: Telemetry = NULL
 
     def __init__(
         self,
@@ -133,6 +136,7 @@ class Dispatcher:
                 event_id,
                 exc_info=error,
             )
+            self.telemetry.dead_lettered(plugin.name)
             if self._dead_letters is not None:
                 self._dead_letters.record(
                     plugin.name,
@@ -153,6 +157,7 @@ class Dispatcher:
             if attempt >= retries:
                 return error
             attempt += 1
+            self.telemetry.callback_retried(plugin.name)
             delay = self._policy.wait_before(callback, attempt)
             callback.logger.warning(
                 "%s failed on event %s (%s: %s); retry %d of %d in %.1f s",
@@ -195,6 +200,7 @@ class Dispatcher:
                 end=self._clock(),
                 error=error is not None,
             )
+        self.telemetry.callback_ran(plugin.name, error is None, self._clock() - start)
         return error
 
 

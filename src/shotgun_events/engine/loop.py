@@ -30,6 +30,7 @@ from shotgun_events.delivery.runner import PluginRunner
 from shotgun_events.delivery.serial import SerialDelivery
 from shotgun_events.delivery.watch import CallbackWatch, WatchThread
 from shotgun_events.engine.positions import SavedPositions
+from shotgun_events.engine.progress import CatchUp
 from shotgun_events.engine.siteclock import SiteClock
 from shotgun_events.errors import StateWriteError
 from shotgun_events.events import Event, PluginKey
@@ -150,6 +151,7 @@ class Engine:
         self.switches = PluginSwitches({}, cooldown=settings.disabled_cooldown)
         self.site_clock = SiteClock(clock, monotonic)
         self._positions = SavedPositions(None)
+        self.progress = CatchUp(batch_size=settings.batch_size, monotonic=monotonic)
 
     def _make_delivery(self, source_factory: Callable[[], EventSource]) -> Delivery:
         hooks = DeliveryHooks(
@@ -304,6 +306,7 @@ class Engine:
         self._poll_backlog()
         self._delivery.expire(self.site_clock.now())
         self._hooks.heartbeat()
+        self.progress.step(self, full=len(batch) >= self._settings.batch_size)
         return delivered and len(batch) >= self._settings.batch_size
 
     def drain(self, timeout: float = 10.0) -> bool:

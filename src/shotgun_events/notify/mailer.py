@@ -26,6 +26,7 @@ from datetime import datetime
 from email.message import EmailMessage
 
 from shotgun_events.notify.logs import SecretFilter
+from shotgun_events.telemetry import NULL, Telemetry
 
 #: Logger for the mailer's own trouble. Never attach the notifier to it.
 log = logging.getLogger("shotgun_events.mailer")
@@ -147,6 +148,8 @@ _STOP = object()
 class EmailNotifier(logging.Handler):
     """Mail ERROR-and-above records, rate limited per plugin, without ever blocking."""
 
+    telemetry: Telemetry = NULL
+
     def __init__(
         self,
         *,
@@ -228,6 +231,7 @@ class EmailNotifier(logging.Handler):
         try:
             group = _group_of(record.name)
             if not self.recipients(group):
+                self.telemetry.email("suppressed")
                 return
             now = self._clock()
             with self._state_lock:
@@ -241,9 +245,11 @@ class EmailNotifier(logging.Handler):
                 elif state.pending is None:
                     state.pending = Batch.of(_report(record))
                     mail = None
+                    self.telemetry.email("suppressed")
                 else:
                     state.pending.add(record.levelno, record.levelname, record.getMessage())
                     mail = None
+                    self.telemetry.email("suppressed")
             if mail is not None:
                 try:
                     self._queue.put_nowait(mail)
@@ -328,6 +334,7 @@ class EmailNotifier(logging.Handler):
             self._deliver(self._message(mail))
         except Exception as exc:  # smtplib raises OSError, SMTPException, ssl errors
             self._fold_back(mail.group, mail.batch)
+            self.telemetry.email("failed")
             if not self._failing:
                 self._failing = True
                 log.error(
@@ -340,6 +347,7 @@ class EmailNotifier(logging.Handler):
                     exc,
                 )
             return
+        self.telemetry.email("sent")
         if self._failing:
             self._failing = False
             log.warning("error mails are being sent again through %s:%s", self.server, self.port)

@@ -17,6 +17,7 @@ from shotgun_events.delivery.dispatch import Outcome
 from shotgun_events.delivery.failures import DeadLetters
 from shotgun_events.delivery.runner import PluginRunner
 from shotgun_events.engine.loop import Engine
+from shotgun_events.engine.progress import as_report
 from shotgun_events.errors import ControlError
 from shotgun_events.operator import audit
 
@@ -263,6 +264,7 @@ def status(engine: Engine) -> dict[str, Any]:
         "plugins": plugins,
         "dead_letters": letters[-20:],
         "events_fetched": engine.stats.events_fetched,
+        "progress": as_report(engine.progress.current),
     }
 
 

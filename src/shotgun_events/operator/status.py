@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from shotgun_events.config.model import Config
 from shotgun_events.cursor import Cursor
+from shotgun_events.engine.progress import Progress
 from shotgun_events.errors import ControlError
 from shotgun_events.events import PluginKey
 from shotgun_events.notify.logs import MASK
@@ -31,6 +32,22 @@ def collect(config: Config) -> dict[str, Any]:
     """Gather the process status and every plugin's state, with secrets masked."""
     masked: dict[str, Any] = _mask(_collect(config), config.secrets)
     return masked
+
+
+def live_report(config: Config, live: dict[str, Any], extras: dict[str, Any]) -> dict[str, Any]:
+    """What ``status --json`` shows of a running daemon, built inside it (the status page)."""
+    report = _process(config, status_process(pid_file=config.pid_file))
+    report["audit"] = list(extras.get("audit") or [])[-RECENT:]
+    report["pending_replays"] = list(extras.get("pending_replays") or [])
+    report.update(live)
+    report["source"] = "daemon"
+    masked: dict[str, Any] = _mask(report, config.secrets)
+    return masked
+
+
+def mask_secrets(value: Any, secrets: tuple[str, ...]) -> Any:
+    """Replace every secret in the strings of ``value`` (nested dicts and lists) with ***."""
+    return _mask(value, secrets)
 
 
 def _mask(value: Any, secrets: tuple[str, ...]) -> Any:
@@ -132,6 +149,8 @@ def print_status(config: Config, *, as_json: bool = False, out: TextIO = sys.std
     out.write(f"state file: {report['state_file']}\n")
     if report.get("head") is not None:
         out.write(f"newest event seen: {report['head']}\n")
+    if report.get("progress"):
+        out.write(f"catching up: {Progress(**report['progress']).describe()}\n")
     if report.get("all_plugins_start_after") is not None:
         out.write(
             "plugins without a position of their own start after event "

@@ -66,6 +66,7 @@ from shotgun_events.plugins.imports import (
 # Re-exported: shotgun_events.testing and plugin authors' tests import it from here.
 from shotgun_events.plugins.imports import register_plugin_file as register_plugin_file
 from shotgun_events.plugins.registrar import Callback, Registrar
+from shotgun_events.telemetry import NULL, Telemetry
 
 log = logging.getLogger("engine.loader")
 
@@ -134,6 +135,8 @@ class ScanResult:
 
 class PluginLoader:
     """Keeps the plugins of the configured folders loaded and up to date with their files."""
+
+    telemetry: Telemetry = NULL
 
     def __init__(
         self,
@@ -334,6 +337,7 @@ class PluginLoader:
         plugin.active = True
         plugin.reason = None
         plugin.failed_at = None
+        self.telemetry.plugin_loaded(plugin.name, None)
         if plugin.callbacks:
             log.info(
                 "loaded plugin %s from %s (%d callbacks: %s; sha1 %s)",
@@ -355,6 +359,7 @@ class PluginLoader:
         self._drop_module(plugin)
         plugin.callbacks = []
         reason = (reason.strip().splitlines() or ["unknown error"])[0]
+        self.telemetry.plugin_loaded(plugin.name, reason)
         log.error(
             "plugin %s failed to load; it stays off until its file changes: %s",
             plugin.name,

@@ -73,6 +73,7 @@ from shotgun_events.state.legacy import (
     looks_like_pickle,
     parse_legacy,
 )
+from shotgun_events.telemetry import NULL, Telemetry
 
 __all__ = [
     "ANY_PLUGIN",
@@ -90,6 +91,8 @@ FSYNC_POLICIES = ("always", "interval", "never")
 
 class StateStore:
     """The daemon's persistent positions, one writer per state file; thread-safe."""
+
+    telemetry: Telemetry = NULL
 
     def __init__(
         self,
@@ -244,6 +247,7 @@ class StateStore:
             # stays a torn *last* line until the next compaction replaces it.
             self._close_fd()
             raise self._write_error(exc, self._journal_path) from exc
+        self.telemetry.state_written(None)
 
     def _after_change(self) -> None:
         """Sync by policy and compact every N changes."""
@@ -300,6 +304,7 @@ class StateStore:
                 log.warning("closing state journal %s failed: %s", self._journal_path, exc)
 
     def _write_error(self, exc: OSError, path: Path) -> StateWriteError:
+        self.telemetry.state_written(exc.strerror or type(exc).__name__)
         return StateWriteError(
             f"cannot write state file {path}: {exc.strerror or exc}; positions are not "
             f"advanced until it succeeds (free space or fix permissions in {path.parent})"

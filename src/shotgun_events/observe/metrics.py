@@ -1,0 +1,196 @@
+"""``/metrics``: the daemon's figures as Prometheus metric families, in a registry of its own.
+
+Counters come from the sink (what the parts reported); gauges (positions,
+lag, backlog, state) are read from the engine at scrape time. Labels are the
+plugin, the read kind, the error kind or the outcome: never an event id, so
+the number of series stays bounded by the number of plugins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+from shotgun_events.observe import health
+from shotgun_events.observe.view import DaemonView
+
+PREFIX = "shotgun_events"
+
+
+class DaemonCollector(Collector):
+    """Build every ``shotgun_events_*`` family from one view of the daemon."""
+
+    def __init__(self, view: DaemonView) -> None:
+        self._view = view
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the families (called by the registry at each scrape)."""
+        yield from self._plugin_families()
+        yield from self._site_families()
+        yield from self._service_families()
+
+    def _plugin_families(self) -> Iterator[Metric]:
+        view = self._view
+        rows = view.plugins()
+        gauges = {
+            "position": ("Event id up to which the plugin has handled the log", "position"),
+            "lag_events": ("Events between the plugin's position and the head", "lag_events"),
+            "lag_seconds": ("Seconds between the plugin's last event and the head", "lag_seconds"),
+            "backlog": ("Missing event ids the plugin still waits for", "backlog"),
+            "in_flight": ("Events the plugin is handling right now", "in_flight"),
+        }  # fmt: skip
+        for suffix, (text, attribute) in gauges.items():
+            family = GaugeMetricFamily(f"{PREFIX}_plugin_{suffix}", text, labels=["plugin"])
+            for row in rows:
+                family.add_metric([row.name], float(getattr(row, attribute)))
+            yield family
+        active = GaugeMetricFamily(
+            f"{PREFIX}_plugin_active", "1 while the plugin takes events", labels=["plugin"]
+        )
+        disabled = GaugeMetricFamily(
+            f"{PREFIX}_plugin_disabled",
+            "1 while an operator disabled the plugin",
+            labels=["plugin"],
+        )
+        for row in rows:
+            active.add_metric([row.name], float(row.state == "active"))
+            disabled.add_metric([row.name], float(row.state == "disabled"))
+        yield active
+        yield disabled
+        yield from self._callback_families()
+
+    def _callback_families(self) -> Iterator[Metric]:
+        plugins = dict(self._view.sink.plugins)
+        runs = CounterMetricFamily(
+            f"{PREFIX}_callbacks",
+            "Callback calls by plugin and outcome",
+            labels=["plugin", "outcome"],
+        )
+        duration = HistogramMetricFamily(
+            f"{PREFIX}_callback_duration_seconds", "Time spent in callbacks", labels=["plugin"]
+        )
+        simple = {
+            "callback_retries": ("Failed callback calls tried again", "retries"),
+            "dead_letters": ("Events given up after their callback failed", "dead_letters"),
+            "plugin_loads": ("Loads and reloads of the plugin file", "loads"),
+            "plugin_load_failures": ("Loads of the plugin file that failed", "load_failures"),
+        }
+        families = {
+            key: CounterMetricFamily(f"{PREFIX}_{key}", text, labels=["plugin"])
+            for key, (text, _) in simple.items()
+        }
+        for name, counters in sorted(plugins.items()):
+            runs.add_metric([name, "ok"], counters.ok)
+            runs.add_metric([name, "error"], counters.errors)
+            duration.add_metric([name], counters.duration.cumulative(), counters.duration.total)
+            for key, (_, attribute) in simple.items():
+                families[key].add_metric([name], getattr(counters, attribute))
+        yield runs
+        yield duration
+        yield from families.values()
+
+    def _site_families(self) -> Iterator[Metric]:
+        sink = self._view.sink
+        yield CounterMetricFamily(
+            f"{PREFIX}_events_fetched", "Events read from the site's event log", sink.events_read
+        )
+        reads = CounterMetricFamily(
+            f"{PREFIX}_site_reads", "Reads of the event log", labels=["kind"]
+        )
+        for kind, count in sorted(dict(sink.reads).items()):
+            reads.add_metric([kind], count)
+        yield reads
+        errors = CounterMetricFamily(
+            f"{PREFIX}_site_read_errors", "Failed reads of the event log", labels=["kind", "error"]
+        )
+        for (kind, error), count in sorted(dict(sink.read_errors).items()):
+            errors.add_metric([kind, error], count)
+        yield errors
+        duration = HistogramMetricFamily(
+            f"{PREFIX}_site_read_duration_seconds",
+            "Time per read of the event log",
+            labels=["kind"],
+        )
+        for kind, histogram in sorted(dict(sink.read_duration).items()):
+            duration.add_metric([kind], histogram.cumulative(), histogram.total)
+        yield duration
+        yield GaugeMetricFamily(
+            f"{PREFIX}_site_reachable", "1 when the last read of the site succeeded",
+            float(sink.site_reachable()),
+        )  # fmt: skip
+        if sink.last_read_ok is not None:
+            yield GaugeMetricFamily(
+                f"{PREFIX}_last_successful_read_timestamp_seconds",
+                "Unix time of the last successful read of the site",
+                sink.last_read_ok,
+            )
+        connections = GaugeMetricFamily(
+            f"{PREFIX}_site_connections_open", "Open HTTP connections to the site", labels=["owner"]
+        )
+        connections.add_metric(["engine"], float(sink.connections))
+        connections.add_metric(["plugins"], float(self._view.pool.open_links))
+        yield connections
+
+    def _service_families(self) -> Iterator[Metric]:
+        view = self._view
+        sink = view.sink
+        yield CounterMetricFamily(f"{PREFIX}_state_writes", "State file writes", sink.state_writes)
+        yield CounterMetricFamily(
+            f"{PREFIX}_state_write_failures", "State file writes that failed", sink.state_failures
+        )
+        emails = CounterMetricFamily(
+            f"{PREFIX}_emails",
+            "Error mails sent or failed, records not mailed alone",
+            labels=["outcome"],
+        )
+        for outcome, count in sorted(dict(sink.emails).items()):
+            emails.add_metric([outcome], count)
+        yield emails
+        yield GaugeMetricFamily(f"{PREFIX}_head_event_id", "Newest event id read", view.engine.head)
+        age = view.head_age()
+        if age is not None:
+            yield GaugeMetricFamily(
+                f"{PREFIX}_head_event_age_seconds", "Age of the newest event read (site time)", age
+            )
+        progress = view.engine.progress.current
+        yield GaugeMetricFamily(
+            f"{PREFIX}_catch_up_behind_events",
+            "Events behind the site's newest while catching up (0 when level)",
+            float(progress.behind_events if progress else 0),
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_live", "1 while the engine loop makes progress", float(health.live(view)[0])
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_ready", "1 while /readyz answers 200", float(health.ready(view)[0])
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_uptime_seconds", "Seconds since the daemon (or its last reload) started",
+            view.uptime(),
+        )  # fmt: skip
+
+
+def build_registry(view: DaemonView) -> CollectorRegistry:
+    """A registry of its own: the daemon's families plus the standard process metrics."""
+    registry = CollectorRegistry(auto_describe=False)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    registry.register(DaemonCollector(view))
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    """The text exposition format of every metric in the registry."""
+    return generate_latest(registry)
