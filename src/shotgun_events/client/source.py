@@ -103,8 +103,8 @@ class ShotgunEventSource:
                 order=[{"field_name": "id", "direction": "asc"}],
                 limit=limit,
             )
+            counted.append(len(events))
         self.reads += 1
-        counted.append(len(events))
         return cast(list[Event], events)
 
     def _connection(self) -> Shotgun:
