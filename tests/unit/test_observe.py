@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from shotgun_events.client.connections import ConnectionPool, factory_for
 from shotgun_events.client.retry import SiteRetry
-from shotgun_events.config.load import load_config, load_config_with_warnings
+from shotgun_events.config.load import load_config_with_warnings
 from shotgun_events.config.model import Config
 from shotgun_events.delivery.dispatch import Dispatcher
 from shotgun_events.engine.loop import Engine, Settings
@@ -275,7 +275,7 @@ def test_metrics_follow_delivery_labelled_by_plugin_only(tmp_path: Path) -> None
 
 
 def test_readiness_says_why_it_is_not_ready(tmp_path: Path) -> None:
-    view, engine, source, plugins = observed(tmp_path)
+    view, _, _, plugins = observed(tmp_path)
     sink = view.sink
     assert health.ready(view) == (False, "starting: the site has not been read yet")
     sink.site_read("after", 0.01, 1, None)

@@ -42,7 +42,7 @@ def ready(view: DaemonView, *, now: float | None = None) -> tuple[bool, str]:
     if age > limit and not view.engine.delivery.busy():
         return False, f"no successful read of the site for {age:.0f} s (limit {limit:.0f} s)"
     if not sink.state_writable():
-        _, error = sink.last_state_error or (now, "error")
+        _, error = sink.state_error or (now, "error")
         return False, f"the state file cannot be written ({error}); delivery is paused"
     rows = view.plugins()
     active = [row for row in rows if row.state == "active"]

@@ -78,8 +78,8 @@ class MetricsSink:
         self.connections = 0
         self.state_writes = 0
         self.state_failures = 0
-        self.last_state_ok: float | None = None
-        self.last_state_error: tuple[float, str] | None = None
+        #: (when, why) of the last state write failure, cleared by the next good write.
+        self.state_error: tuple[float, str] | None = None
         self.emails: dict[str, int] = {"sent": 0, "failed": 0, "suppressed": 0}
 
     def plugin(self, name: str) -> PluginCounters:
@@ -134,11 +134,10 @@ class MetricsSink:
         """Count one state write (called with the store's lock held: one writer at a time)."""
         if error is None:
             self.state_writes += 1
-            # One clock read per second at most would do, but time.time() is ~50 ns.
-            self.last_state_ok = self._clock()
+            self.state_error = None
         else:
             self.state_failures += 1
-            self.last_state_error = (self._clock(), error)
+            self.state_error = (self._clock(), error)
 
     def plugin_loaded(self, plugin: str, error: str | None) -> None:
         """Count a (re)load of a plugin file."""
@@ -159,7 +158,4 @@ class MetricsSink:
 
     def state_writable(self) -> bool:
         """Whether the most recent state write succeeded."""
-        failed = self.last_state_error
-        return failed is None or (
-            self.last_state_ok is not None and self.last_state_ok >= failed[0]
-        )
+        return self.state_error is None
