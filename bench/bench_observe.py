@@ -3,7 +3,7 @@
 Catch-up: the site holds N events; 10 plugins with trivial callbacks (every
 event) start before the first one; the daemon (``Daemon.build`` in this
 process, ``dispatch = parallel``) catches up once with ``[http]`` off and
-once with it on and a client scraping ``/metrics`` every second, back to
+once with it on and a client process scraping ``/metrics`` every second, back to
 back on the same events, in alternating order. The ratio on/off is formed
 run by run; the target is >= 0.97.
 
@@ -19,7 +19,8 @@ from __future__ import annotations
 import argparse
 import socket
 import statistics
-import threading
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -60,21 +61,19 @@ def _with_http(config: Path) -> str:
     return f"http://127.0.0.1:{port}"
 
 
-class Scraper(threading.Thread):
-    """Prometheus in miniature: GET /metrics every ``every`` seconds until stopped."""
+#: Prometheus in miniature, in its own process as the real one is: GET the URL every second.
+SCRAPER = """
+import sys, time, urllib.request
+while True:
+    time.sleep(1.0)
+    with urllib.request.urlopen(sys.argv[1], timeout=10) as reply:
+        reply.read()
+"""
 
-    def __init__(self, url: str, every: float = 1.0) -> None:
-        super().__init__(name="scraper", daemon=True)
-        self.url = url
-        self.every = every
-        self.stop = threading.Event()
-        self.scrapes = 0
 
-    def run(self) -> None:
-        while not self.stop.wait(self.every):
-            with urllib.request.urlopen(self.url, timeout=10) as reply:
-                reply.read()
-            self.scrapes += 1
+def start_scraper(url: str) -> subprocess.Popen[bytes]:
+    """Scrape ``url`` every second from a child process until it is terminated."""
+    return subprocess.Popen([sys.executable, "-c", SCRAPER, url])
 
 
 def catch_up(
@@ -89,16 +88,15 @@ def catch_up(
         if base is not None:
             assert daemon.daemon.observer is not None
             daemon.daemon.observer.start()
-            scraper = Scraper(f"{base}/metrics")
-            scraper.start()
+            scraper = start_scraper(f"{base}/metrics")
         start = time.perf_counter()
         daemon.start()
         daemon.catch_up()
         elapsed = time.perf_counter() - start
     finally:
         if scraper is not None:
-            scraper.stop.set()
-            scraper.join()
+            scraper.terminate()
+            scraper.wait()
         daemon.close()
     return (last - first + 1) / elapsed
 
