@@ -29,6 +29,18 @@ def registerCallbacks(reg):
 def explode(sg, logger, event, args):
     raise RuntimeError("broken on purpose on event %d" % event["id"])
 '''
+SLOW = '''\
+"""Takes 5 ms per event (test plugin)."""
+import time
+
+
+def registerCallbacks(reg):
+    reg.registerCallback("shotgun_events", "local", slow, None, None)
+
+
+def slow(sg, logger, event, args):
+    time.sleep(0.005)
+'''
 TOKEN = "t0ken-for-the-observe-tests-1234"
 
 
@@ -38,11 +50,11 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def enable_http(rig: DaemonRig, *, token: str | None = None) -> str:
+def enable_http(rig: DaemonRig, *, token: str | None = None, batch: int = 500) -> str:
     """Turn [http] on at a free port; return the base URL."""
     port = free_port()
     lines = f"\n[http]\nlisten = 127.0.0.1:{port}\n" + (f"token = {token}\n" if token else "")
-    rig.write_config(plugins_extra=lines)
+    rig.write_config(plugins_extra=lines, batch=batch)
     return f"http://127.0.0.1:{port}"
 
 
@@ -227,4 +239,25 @@ def test_the_status_page_renders_in_a_real_browser(rig: DaemonRig, tmp_path: Pat
     assert 'id="head-event"' in dom
     # And a screenshot was saved as an artifact
     assert shot.exists() and shot.stat().st_size > 10_000
+    assert rig.stop() == 0
+
+
+def test_catch_up_progress_shows_in_the_log_status_and_page(rig: DaemonRig) -> None:
+    # Given 4,000 events to catch up on with a plugin taking 5 ms per event
+    base = enable_http(rig, batch=100)
+    (rig.plugins / "slow.py").write_text(SLOW)
+    first, _ = rig.site.append_events(4000)
+    # When the daemon starts at the first of them
+    rig.start("--from-id", str(first))
+    # Then the log says how far behind it is, how old the oldest event is, the rate and the ETA
+    wait_for(lambda: "catching up: " in rig.log_text(), timeout=60, what="a progress line")
+    line = next(x for x in rig.log_text().splitlines() if "catching up: " in x)
+    assert "events behind" in line and "oldest undelivered" in line
+    wait_for(lambda: "events/s" in rig.log_text(), timeout=60, what="a progress line with a rate")
+    # And `status` and the page show the same figures
+    result = daemon_cli(rig, "status")
+    assert "catching up: " in result.stdout and "events behind" in result.stdout, result.stdout
+    status, page = get(f"{base}/")
+    assert status == 200 and 'id="progress"' in page and "events behind" in page
+    assert (sample(base, "shotgun_events_catch_up_behind_events") or 0) > 0
     assert rig.stop() == 0
