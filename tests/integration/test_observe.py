@@ -6,6 +6,7 @@ on a free loopback port; every request goes through a real TCP connection.
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -66,7 +67,8 @@ def get(url: str, token: str | None = None) -> tuple[int, str]:
         with urllib.request.urlopen(request, timeout=10) as reply:
             return reply.status, reply.read().decode()
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
+        with exc:
+            return exc.code, exc.read().decode()
     except OSError:
         return 0, ""
 
@@ -124,6 +126,10 @@ def test_metrics_readyz_and_page_follow_events_and_a_failing_plugin(rig: DaemonR
     # And /status.json is the data of `status --json`
     status, body = get(f"{base}/status.json")
     assert status == 200 and '"name": "bad"' in body and '"state": "inactive"' in body
+    served = json.loads(body)
+    printed = json.loads(daemon_cli(rig, "status", "--json").stdout)
+    assert set(served) == set(printed) and served["source"] == printed["source"] == "daemon"
+    assert [p["name"] for p in served["plugins"]] == [p["name"] for p in printed["plugins"]]
     # When the working plugin goes away, only the failing one is left
     (rig.plugins / "good.py").unlink()
     # Then the daemon is not ready, and says why
@@ -169,8 +175,14 @@ def test_unknown_paths_tokens_and_slow_clients(rig: DaemonRig) -> None:
     for path in ("/", "/metrics", "/livez", "/readyz", "/status.json"):
         assert get(f"{base}{path}")[0] == 401
         assert get(f"{base}{path}", "wrong-token-wrong-token")[0] == 401
-    # And unknown paths are 404 with the token
+    # And unknown paths are 404 with the token, and nothing but GET and HEAD is served
     assert get(f"{base}/nope", TOKEN)[0] == 404
+    post = urllib.request.Request(f"{base}/metrics", data=b"x", method="POST")
+    post.add_header("Authorization", f"Bearer {TOKEN}")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(post, timeout=10)
+    refused.value.close()
+    assert refused.value.code == 405
     assert get(f"{base}/metrics/../etc/passwd", TOKEN)[0] == 404
     # When clients open connections and never finish their request
     host, port = base.removeprefix("http://").split(":")
