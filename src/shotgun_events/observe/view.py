@@ -8,7 +8,6 @@ races a plugin being added or removed is simply taken again.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -23,8 +22,6 @@ from shotgun_events.observe.recent import PerMinute, RecentLog
 from shotgun_events.observe.sink import MetricsSink
 from shotgun_events.operator import operations, status
 from shotgun_events.service.liveness import Liveness
-
-log = logging.getLogger("engine.observe")
 
 #: Tries when a read races the engine changing its plugin list.
 _TRIES = 5

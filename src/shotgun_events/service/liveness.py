@@ -1,9 +1,10 @@
 """Liveness: has the engine loop made progress recently, whatever the site does.
 
 The engine's heartbeat (once per loop, and every second or so while it waits
-between site or callback retries) calls ``beat()``. ``/livez`` answers from
-``check()``, and the systemd watchdog is pinged from the same heartbeat only
-while ``check()`` holds, so a probe and systemd never disagree about a hang.
+between site or callback retries) calls ``beat()`` and pings the systemd
+watchdog. ``/livez`` answers from ``check()``; under a watchdog its limit is
+WatchdogSec (``live_timeout``), so a probe and systemd call a hang at the
+same moment.
 """
 
 from __future__ import annotations
