@@ -273,3 +273,20 @@ def test_catch_up_progress_shows_in_the_log_status_and_page(rig: DaemonRig) -> N
     assert status == 200 and 'id="progress"' in page and "events behind" in page
     assert (sample(base, "shotgun_events_catch_up_behind_events") or 0) > 0
     assert rig.stop() == 0
+
+
+def test_a_busy_port_is_logged_and_events_still_flow(rig: DaemonRig) -> None:
+    # Given something else already listening on the configured port
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        rig.write_config(plugins_extra=f"\n[http]\nlisten = 127.0.0.1:{port}\n")
+        rig.add_recorder("rec")
+        # When the daemon starts
+        rig.start()
+        # Then it says why there is no status page, and delivers events all the same
+        wait_for(lambda: "cannot listen there" in rig.log_text(), what="the bind error")
+        _, last = rig.site.append_events(2)
+        wait_for(lambda: rig.ids_for("rec")[-1:] == [last], what="delivery without [http]")
+        assert rig.stop() == 0
