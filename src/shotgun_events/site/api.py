@@ -31,11 +31,26 @@ Handler = Callable[[Actor, Any], Any]
 class Api:
     """Turns one decoded request (method name + params) into a result or a ApiError."""
 
-    def __init__(self, store: Store, schema: Schema, scripts: Mapping[str, str]) -> None:
-        """Serve ``store``; ``scripts`` maps script names to keys."""
+    def __init__(
+        self,
+        store: Store,
+        schema: Schema,
+        scripts: Mapping[str, str],
+        *,
+        open_scripts: bool = False,
+        generate_events: bool = True,
+    ) -> None:
+        """Serve ``store``; ``scripts`` maps script names to keys.
+
+        With ``open_scripts`` an unknown script name is registered (with the key it
+        came with, and an ApiUser) at its first call: plugin tests use whatever
+        credentials the plugin registers with. A known name with another key is refused.
+        """
         self.store = store
         self.schema = schema
         self.scripts = dict(scripts)
+        self.open_scripts = open_scripts
+        self.generate_events = generate_events
         self.reader = Reader(store, schema)
         self.events = EventLog(store)
         self.writer = Writer(store, schema, self.reader, self.events)
@@ -84,6 +99,8 @@ class Api:
         log = True
         if "script_name" in auth:
             name, key = auth.get("script_name"), auth.get("script_key")
+            if self.open_scripts and isinstance(name, str) and name not in self.scripts:
+                self.add_script(name, key)
             if not isinstance(name, str) or self.scripts.get(name) != key:
                 raise ApiError(f"Can't authenticate script '{name}'", AUTH_ERROR)
             user = self._user("ApiUser", "firstname", name)
@@ -114,6 +131,26 @@ class Api:
                 )
             return Actor(human, session_uuid, log, sudo_actual_user=user)
         return Actor(user, session_uuid, log)
+
+    def add_script(self, name: str, key: Any) -> None:
+        """Accept ``name``/``key`` from now on, creating the script's ApiUser if needed."""
+        if not isinstance(key, str) or not name:
+            raise ApiError(f"Can't authenticate script '{name}'", AUTH_ERROR)
+        self.scripts[name] = key
+        with self.store.transaction() as conn:
+            row = conn.execute(
+                'SELECT id FROM "ApiUser" WHERE firstname = ? AND retired = 0', (name,)
+            ).fetchone()
+            if row is None:
+                self.writer.create(
+                    Actor(None, log_events=False),
+                    "ApiUser",
+                    [
+                        {"field_name": "firstname", "value": name},
+                        {"field_name": "generate_event_log_entries", "value": self.generate_events},
+                    ],
+                    ["id"],
+                )
 
     def _session_token(self, actor: Actor, params: Any) -> dict[str, Any]:
         assert actor.user is not None

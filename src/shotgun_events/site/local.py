@@ -37,6 +37,7 @@ CONTROL_ACTIONS = (
     "start_activity",
     "stop_activity",
     "seed",
+    "add_script",
 )
 
 
@@ -57,8 +58,12 @@ class LocalSite:
         host: str = "127.0.0.1",
         port: int = 0,
         generate_events: bool = True,
+        open_scripts: bool = False,
     ) -> None:
-        """Configure the site; nothing is opened until start()."""
+        """Configure the site; nothing is opened until start().
+
+        ``open_scripts``: accept any script name at its first call (see ``Api``).
+        """
         if host not in LOOPBACK:
             raise ValueError(f"the local site binds loopback only, not {host!r}")
         self.db_path = Path(db_path) if db_path is not None else None
@@ -67,6 +72,7 @@ class LocalSite:
         self._host = "127.0.0.1"
         self._port = port
         self._generate_events = generate_events
+        self._open_scripts = open_scripts
         self._tmpdir: str | None = None
         self._store: Store | None = None
         self._api: Api | None = None
@@ -108,7 +114,13 @@ class LocalSite:
             path = Path(self._tmpdir) / "site.sqlite3"
         self._stopping.clear()
         self._store = Store(path, Schema())
-        self._api = Api(self._store, self._store.schema, self.scripts)
+        self._api = Api(
+            self._store,
+            self._store.schema,
+            self.scripts,
+            open_scripts=self._open_scripts,
+            generate_events=self._generate_events,
+        )
         try:
             self._ensure_scripts()
             if self._seed_on_start:
@@ -205,6 +217,12 @@ class LocalSite:
         return user
 
     # -- controls ----------------------------------------------------------------
+
+    def add_script(self, name: str, key: str) -> None:
+        """Accept this script name and key from now on (creates its ApiUser)."""
+        self.scripts[name] = key
+        with self.api.store.lock:
+            self.api.add_script(name, key)
 
     def seed(self) -> bool:
         """Create the demo production (if not there yet) through the API write path."""
