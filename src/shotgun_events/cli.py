@@ -125,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     from shotgun_events.site.cli import add_site_arguments
 
     add_site_arguments(site)
+
+    from shotgun_events.testing.commands import add_authoring_commands
+
+    add_authoring_commands(commands)
     return parser
 
 
@@ -174,6 +178,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     from shotgun_events.service import lifecycle as service
 
     config_path = find_config_path(args.config, os.environ)
+    if command in ("try", "capture"):
+        from shotgun_events.testing.commands import run_authoring
+
+        return run_authoring(args, config_path)
     if command == "foreground":
         options = Options(foreground=True, from_id=args.from_id)
         config = load_config(config_path)

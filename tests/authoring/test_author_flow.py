@@ -32,7 +32,7 @@ def onHold(sg, logger, event, args):
 STATUS = "rev"
 '''
 
-TEST = '''\
+TEST = """\
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -51,7 +51,7 @@ def test_hold_puts_versions_back_in_review(local_site, plugin_under_test):
     assert [(w["method"], w["entity_id"], w["data"]) for w in plugin.writes] == [
         ("update", v["id"], {"sg_status_list": "rev"}) for v in versions
     ]
-'''
+"""
 
 
 def _project(tmp_path: Path, plugin: str) -> Path:

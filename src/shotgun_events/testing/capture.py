@@ -109,9 +109,7 @@ def _parse(lines: Iterable[str], name: str) -> Iterator[Event]:
         yield _decode(event)
 
 
-def capture(
-    source: Any, from_id: int, to_id: int, out: TextIO, secrets: Iterable[str] = ()
-) -> int:
+def capture(source: Any, from_id: int, to_id: int, out: TextIO, secrets: Iterable[str] = ()) -> int:
     """Write events ``from_id..to_id`` of ``source`` to ``out``; returns how many."""
     if to_id < from_id:
         raise ConfigError(f"--to-id {to_id} is before --from-id {from_id}")

@@ -23,6 +23,7 @@ from shotgun_events.errors import PluginError
 from shotgun_events.events import Event
 from shotgun_events.plugins.loader import Plugin, PluginLoader
 from shotgun_events.plugins.registrar import Callback
+from shotgun_events.testing.guard import ours
 from shotgun_events.testing.recording import RecordingShotgun, Write, WriteLog
 
 #: How many events one read of ``process_new_events`` asks for (the site's page size).
@@ -103,17 +104,22 @@ class RecordingConnections:
         """The connection for these credentials, made once, not connected until used."""
         sg = self._made.get((script_name, script_key))
         if sg is None:
-            sg = RecordingShotgun(
-                self._server,
-                script_name,
-                script_key,
-                connect=False,
-                writes=self._writes,
-                dry=self._dry,
-                **self._options,  # type: ignore[arg-type]
-            )
-            sg.config.timeout_secs = self._timeout
+            with ours():
+                sg = self._make(script_name, script_key)
             self._made[(script_name, script_key)] = sg
+        return sg
+
+    def _make(self, script_name: str, script_key: str) -> RecordingShotgun:
+        sg = RecordingShotgun(
+            self._server,
+            script_name,
+            script_key,
+            connect=False,
+            writes=self._writes,
+            dry=self._dry,
+            **self._options,  # type: ignore[arg-type]
+        )
+        sg.config.timeout_secs = self._timeout
         return sg
 
     def close(self) -> None:
@@ -191,6 +197,12 @@ class PluginHarness:
         if not self.plugin.active:
             raise PluginError(f"plugin {self.path} did not load: {self.plugin.reason}")
         self._instrument()
+
+    def resume(self) -> None:
+        """Switch the plugin back on without reloading it (its module state is kept)."""
+        self.plugin.active = True
+        self.plugin.reason = None
+        self.plugin.failed_at = None
 
     def _instrument(self) -> None:
         for callback in self.plugin.callbacks:
