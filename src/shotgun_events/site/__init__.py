@@ -18,7 +18,18 @@ Where it knowingly differs from a real site:
   fill in later, as on a real site;
 - unknown return fields come back as None; ``user_login`` logins accept any password;
 - the ``user``/``project`` names inside events are those at write time (``entity``
-  follows renames, retirement and revival).
+  follows renames, retirement and revival);
+- uploads, thumbnails (``upload*``, ``share_thumbnail``), text search, activity streams
+  and note threads are not served (the client gets "Unknown method"); human users'
+  passwords are never checked or kept (``password_proxy`` is accepted and dropped);
+- ``additional_filter_presets`` knows LATEST (by ENTITIES_CREATED_AT, or by pipeline
+  step) on Version and PublishedFile; any other preset is refused, never ignored;
+- ``schema_field_create`` logs one ``Shotgun_DisplayColumn_New`` row (meta
+  ``new_entity`` for a DisplayColumn); ``schema_field_update``/``_delete`` are not served.
+
+Also served: follow / unfollow / followers / following; the standard fields listed in
+``standard.py`` (float, color, duration, tag_list types); Playlist and LocalStorage.
+``LocalSite(open_scripts=True)`` accepts any script name at its first call.
 """
 
 from __future__ import annotations

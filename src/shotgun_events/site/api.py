@@ -8,8 +8,10 @@ from typing import Any
 
 from .errors import AUTH_ERROR, PROTOCOL_ERROR, ApiError
 from .eventlog import Actor, EventLog
+from .follows import Follows
 from .reads import MAX_PAGE, Reader
 from .schema import Schema
+from .schemaedit import SchemaEditor
 from .store import Store
 from .writes import Writer
 
@@ -54,6 +56,8 @@ class Api:
         self.reader = Reader(store, schema)
         self.events = EventLog(store)
         self.writer = Writer(store, schema, self.reader, self.events)
+        self.follows = Follows(store, schema)
+        self.schema_editor = SchemaEditor(store, schema, self.events)
         self._sessions: dict[str, tuple[str, int]] = {}
         self._methods: dict[str, Handler] = {
             "read": lambda actor, p: self.reader.read(self._dict(p, "read")),
@@ -67,6 +71,11 @@ class Api:
             "schema_entity_read": lambda actor, p: self.schema.schema_entity_read(),
             "schema_field_read": self._schema_field_read,
             "get_session_token": self._session_token,
+            "follow": lambda actor, p: self.follows.follow(p, True),
+            "unfollow": lambda actor, p: self.follows.follow(p, False),
+            "followers": lambda actor, p: self.follows.followers(p),
+            "following": lambda actor, p: self.follows.following(p),
+            "schema_field_create": self.schema_editor.create,
         }
 
     def call(self, method: Any, params: Any) -> Any:

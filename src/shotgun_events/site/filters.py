@@ -8,6 +8,7 @@ from typing import Any
 from .errors import ApiError, utc_shift
 from .query import Aliases, lit, pairs_sql, split_deep
 from .schema import FieldSpec, Schema
+from .standard import check_extra
 from .store import q
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -62,7 +63,8 @@ def check_value(type_name: str, f: FieldSpec, value: Any) -> Any:
     if value is None:
         return None
     dt = f.data_type
-    ok = {
+    extra = check_extra(dt, value)
+    ok = extra if extra is not None else {
         "number": isinstance(value, int) and not isinstance(value, bool),
         "float": isinstance(value, int | float) and not isinstance(value, bool),
         "checkbox": isinstance(value, bool),
@@ -130,8 +132,10 @@ class FilterCompiler:
         f = self.schema.field(type_name, path)
         if f is None:
             raise ApiError(f"{type_name} has no field '{path}' to filter on")
-        if f.data_type == "serializable":
-            raise ApiError(f"{type_name}.{path} is a serializable field and cannot be filtered")
+        if f.data_type in ("serializable", "password"):
+            raise ApiError(f"{type_name}.{path} is a {f.data_type} field and cannot be filtered")
+        if f.data_type == "tag_list":
+            return self._tags(type_name, f, relation, values, alias)
         if f.is_entity:
             return self._entity(type_name, f, relation, values, alias)
         if f.is_multi:
@@ -160,6 +164,22 @@ class FilterCompiler:
             f"EXISTS (SELECT 1 FROM ({pairs_sql(type_name, f, alias)}) p"
             f" WHERE p.lt = {lit(linked_type)} AND p.li IN ({ids}))"
         )
+
+    def _tags(
+        self, type_name: str, f: FieldSpec, relation: Any, values: list[Any], alias: str
+    ) -> str:
+        """``is`` / ``is_not`` / ``in`` / ``not_in`` a tag: the list holds (one of) the tags."""
+        if relation not in ("is", "is_not", "in", "not_in") or not all(
+            isinstance(v, str) for v in values
+        ):
+            raise ApiError(f"relation '{relation}' is not valid for {type_name}.{f.name}")
+        if not values:
+            return "0" if relation in ("is", "in") else "1"
+        test = (
+            f"EXISTS (SELECT 1 FROM json_each(COALESCE({alias}.{q(f.name)}, '[]')) t"
+            f" WHERE t.value IN ({self._bind(*values)}))"
+        )
+        return test if relation in ("is", "in") else f"NOT {test}"
 
     def _bind(self, *values: Any) -> str:
         self.params.extend(values)

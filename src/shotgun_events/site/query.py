@@ -104,8 +104,10 @@ def field_json(schema: Schema, type_name: str, path: str, alias: str, aliases: A
         )
     if f.data_type == "checkbox":
         return f"CASE WHEN {col} IS NULL THEN 'null' WHEN {col} THEN 'true' ELSE 'false' END"
-    if f.data_type == "serializable":
+    if f.data_type in ("serializable", "tag_list"):
         return f"COALESCE({col}, 'null')"
+    if f.data_type == "password":
+        return "'null'"  # write-only, as on a real site
     return f"json_quote({col})"
 
 
@@ -143,7 +145,7 @@ def sort_value(
             f" AND {inner}.id = {alias}.{q(link_name + '__id')})"
         )
     f = schema.field(type_name, path)
-    if f is None or f.is_multi:
+    if f is None or f.is_multi or f.data_type in ("password", "tag_list", "serializable"):
         return None
     if f.name == "id":
         return f"{alias}.id"

@@ -8,6 +8,7 @@ from typing import Any
 
 from .errors import ApiError
 from .filters import FilterCompiler
+from .presets import preset_clause
 from .query import Aliases, row_json, sort_value
 from .schema import EntitySpec, Schema
 from .store import Store, q
@@ -64,6 +65,7 @@ class Reader:
             raise ApiError(f"API read() invalid paging {paging!r}")
         per_page = min(per_page, MAX_PAGE)
         where, args = self._where(spec.name, params.get("filters"), return_only == "retired")
+        where += " AND " + preset_clause(spec.name, params.get("additional_filter_presets"))
         order = self._order(spec.name, params.get("sorts"))
         sql = (
             f"SELECT {self.projection(spec.name, fields)} FROM {q(spec.name)} a0"

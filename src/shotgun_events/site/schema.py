@@ -2,68 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
+from .specs import AUTO_FIELDS, SCALAR_TYPES, EntitySpec, FieldSpec
+from .standard import extra_fields, extra_types
+
+__all__ = ["AUTO_FIELDS", "SCALAR_TYPES", "EntitySpec", "FieldSpec", "Schema", "field_reply"]
+
 #: Data types stored in one SQL column.
-SCALAR_TYPES = frozenset(
-    {
-        "text",
-        "number",
-        "float",
-        "checkbox",
-        "date",
-        "date_time",
-        "status_list",
-        "list",
-        "serializable",
-        "uuid",
-    }
-)
-
-#: Fields every type gets, set by the server on create/update and never by the caller.
-AUTO_FIELDS = frozenset({"created_at", "updated_at", "created_by", "updated_by"})
-
-
-@dataclass(frozen=True)
-class FieldSpec:
-    """One field of one entity type: its data type and how it is stored."""
-
-    name: str
-    data_type: str
-    display: str
-    editable: bool = True
-    valid_values: tuple[str, ...] = ()
-    valid_types: tuple[str, ...] = ()
-    default: Any = None
-    # multi_entity storage: "links" (own rows), "reverse" (the rows of `source`),
-    # "derived" (computed from the single-entity field `source` of another type).
-    link_kind: str = ""
-    source: tuple[str, str] = ("", "")
-    # EventLogEntry keeps its links as prebuilt JSON so the hot read does no joins.
-    prebuilt: bool = False
-
-    @property
-    def is_entity(self) -> bool:
-        """True for single-entity link fields."""
-        return self.data_type == "entity"
-
-    @property
-    def is_multi(self) -> bool:
-        """True for multi-entity link fields."""
-        return self.data_type == "multi_entity"
-
-
-@dataclass
-class EntitySpec:
-    """One entity type: display name, the field used as a link's name, and its fields."""
-
-    name: str
-    display: str
-    name_field: str
-    fields: dict[str, FieldSpec] = field(default_factory=dict)
-
-
 ENTITY_TYPES: tuple[str, ...] = (
     "Project",
     "HumanUser",
@@ -76,6 +22,8 @@ ENTITY_TYPES: tuple[str, ...] = (
     "Version",
     "Note",
     "PublishedFile",
+    "Playlist",
+    "LocalStorage",
     "EventLogEntry",
 )
 USER_TYPES = ("HumanUser", "ApiUser")
@@ -325,6 +273,14 @@ class Schema:
             for f in _common(project=not no_project) + own:
                 spec.fields[f.name] = f
             self.entities[type_name] = spec
+        for type_name, extra in extra_fields().items():
+            for kw in extra:
+                self.entities[type_name].fields[kw["name"]] = FieldSpec(**kw)
+        for type_name, (display, name_field, has_project, own_kw) in extra_types().items():
+            spec = EntitySpec(type_name, display, name_field)
+            for f in _common(project=has_project) + [FieldSpec(**kw) for kw in own_kw]:
+                spec.fields[f.name] = f
+            self.entities[type_name] = spec
         log = EntitySpec("EventLogEntry", "Event Log Entry", "description")
         log.fields = {f.name: f for f in _event_log_fields()}
         self.entities["EventLogEntry"] = log
@@ -332,6 +288,11 @@ class Schema:
             t: {n: field_reply(t, f) for n, f in spec.fields.items()}
             for t, spec in self.entities.items()
         }
+
+    def add_field(self, type_name: str, f: FieldSpec) -> None:
+        """Add a field (schema_field_create) and its schema_field_read reply."""
+        self.entities[type_name].fields[f.name] = f
+        self._field_replies[type_name][f.name] = field_reply(type_name, f)
 
     def entity(self, type_name: str) -> EntitySpec | None:
         """The type, or None when the site has no such type."""

@@ -21,16 +21,19 @@ def q(name: str) -> str:
 
 def columns_for(spec: FieldSpec) -> list[tuple[str, str]]:
     """The SQL columns (name, type) one field is stored in; none for multi-entity fields."""
-    if spec.name == "id" or spec.is_multi:
+    if spec.name == "id" or spec.is_multi or spec.data_type == "password":
         return []
     if spec.is_entity:
         cols = [(f"{spec.name}__type", "TEXT"), (f"{spec.name}__id", "INTEGER")]
         if spec.prebuilt:
             cols.append((f"{spec.name}__json", "TEXT"))
         return cols
-    sql_type = {"number": "INTEGER", "float": "REAL", "checkbox": "INTEGER"}.get(
-        spec.data_type, "TEXT"
-    )
+    sql_type = {
+        "number": "INTEGER",
+        "duration": "INTEGER",
+        "float": "REAL",
+        "checkbox": "INTEGER",
+    }.get(spec.data_type, "TEXT")
     return [(spec.name, sql_type)]
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import ApiError, utc_now
-from .eventlog import Actor, EventLog, Link, dumps
-from .filters import check_value
+from .eventlog import Actor, EventLog, Link
 from .reads import Reader
 from .schema import AUTO_FIELDS, EntitySpec, FieldSpec, Schema
 from .store import Store, q
+from .values import coerce, columns
 
 _MODES = ("set", "add", "remove")
 
@@ -52,49 +52,9 @@ class Writer:
 
     # -- values ------------------------------------------------------------------
 
-    def _target(self, method: str, type_name: str, f: FieldSpec, value: Any) -> Link:
-        if (
-            not isinstance(value, dict)
-            or not isinstance(value.get("id"), int)
-            or value.get("type") not in f.valid_types
-        ):
-            raise ApiError(
-                f"API {method}() {type_name}.{f.name} takes entities of type"
-                f" {list(f.valid_types)}; got {value!r}"
-            )
-        if self.store.state_of(value["type"], value["id"]) != 0:
-            raise ApiError(
-                f"API {method}() {value['type']} with id {value['id']} does not"
-                f" exist (linked from {type_name}.{f.name})"
-            )
-        link = self.store.link_of(value["type"], value["id"])
-        assert link is not None
-        return link
-
     def coerce(self, method: str, type_name: str, f: FieldSpec, value: Any) -> Any:
         """The caller's value checked and normalized, or a fault naming the field."""
-        if f.is_multi:
-            if value is None:
-                return []
-            if not isinstance(value, list):
-                raise ApiError(f"API {method}() {type_name}.{f.name} takes a list of entities")
-            out: list[Link] = []
-            for v in value:
-                link = self._target(method, type_name, f, v)
-                if _key(link) not in {_key(o) for o in out}:
-                    out.append(link)
-            return out
-        if f.is_entity:
-            return None if value is None else self._target(method, type_name, f, value)
-        if f.data_type == "serializable":
-            return value
-        checked = check_value(type_name, f, value)
-        if f.valid_values and checked is not None and checked not in f.valid_values:
-            raise ApiError(
-                f"API {method}() {type_name}.{f.name}: '{checked}' is not one of"
-                f" the valid values {list(f.valid_values)}"
-            )
-        return bool(checked) if f.data_type == "checkbox" and checked is not None else checked
+        return coerce(self.store, method, type_name, f, value)
 
     def _parse(self, method: str, spec: EntitySpec, fields: Any) -> dict[str, tuple[Any, str]]:
         if not isinstance(fields, list):
@@ -107,27 +67,15 @@ class Writer:
                 raise ApiError(f"API {method}() {spec.name} has no field {name!r}")
             if not f.editable or f.name in AUTO_FIELDS:
                 raise ApiError(f"API {method}() {spec.name}.{f.name} is not editable")
+            if f.data_type == "password":
+                # accepted and dropped: the local site keeps no passwords (and logs none)
+                self.coerce(method, spec.name, f, item.get("value"))
+                continue
             mode = item.get("multi_entity_update_mode") or "set"
             if mode not in _MODES:
                 raise ApiError(f"API {method}() invalid multi_entity_update_mode {mode!r}")
             parsed[f.name] = (self.coerce(method, spec.name, f, item.get("value")), mode)
         return parsed
-
-    @staticmethod
-    def _columns(f: FieldSpec, value: Any) -> dict[str, Any]:
-        if f.is_entity:
-            cols = {
-                f"{f.name}__type": value["type"] if value else None,
-                f"{f.name}__id": value["id"] if value else None,
-            }
-            if f.prebuilt:
-                cols[f"{f.name}__json"] = dumps(value) if value else None
-            return cols
-        if f.data_type == "checkbox":
-            return {f.name: None if value is None else int(value)}
-        if f.data_type == "serializable":
-            return {f.name: None if value is None else dumps(value)}
-        return {f.name: value}
 
     # -- links -------------------------------------------------------------------
 
@@ -249,11 +197,11 @@ class Writer:
                 values[f.name] = f.default  # server defaults are logged like set fields
         now = utc_now()
         cols: dict[str, Any] = {"created_at": now, "updated_at": now}
-        cols.update(self._columns(spec.fields["created_by"], actor.user))
-        cols.update(self._columns(spec.fields["updated_by"], actor.user))
+        cols.update(columns(spec.fields["created_by"], actor.user))
+        cols.update(columns(spec.fields["updated_by"], actor.user))
         for fname, v in values.items():
             if not spec.fields[fname].is_multi:
-                cols.update(self._columns(spec.fields[fname], v))
+                cols.update(columns(spec.fields[fname], v))
         cur = self.store.conn.execute(
             f"INSERT INTO {q(spec.name)} ({', '.join(q(c) for c in cols)})"
             f" VALUES ({', '.join('?' for _ in cols)})",
@@ -354,10 +302,10 @@ class Writer:
         changed: dict[str, tuple[Any, Any]],
     ) -> None:
         cols: dict[str, Any] = {"updated_at": utc_now()}
-        cols.update(self._columns(spec.fields["updated_by"], actor.user))
+        cols.update(columns(spec.fields["updated_by"], actor.user))
         for name, (_before, new) in changed.items():
             if not spec.fields[name].is_multi:
-                cols.update(self._columns(spec.fields[name], new))
+                cols.update(columns(spec.fields[name], new))
         self.store.conn.execute(
             f"UPDATE {q(spec.name)} SET {', '.join(q(c) + ' = ?' for c in cols)} WHERE id = ?",
             [*cols.values(), entity_id],
