@@ -1,5 +1,9 @@
 """Helpers for plugin authors' own tests: realistic events and loading a plugin without a daemon.
 
+The pytest plugin (``pytest_plugin``: fixtures ``local_site`` and ``plugin_under_test``,
+docs/testing-plugins.md), the ``try`` dry run (``dryrun``) and ``capture`` live here
+too; this package may import every daemon package below it and the local site.
+
 Example::
 
     from shotgun_events.testing import deliver, load_plugin, make_event
@@ -19,8 +23,9 @@ from typing import Any, Final
 
 from shotgun_events.events import Event
 from shotgun_events.plugins.registrar import Callback, Registrar
+from shotgun_events.testing.capture import load_events
 
-__all__ = ["deliver", "load_plugin", "make_event"]
+__all__ = ["deliver", "load_events", "load_plugin", "make_event"]
 
 _UNSET: Final[Any] = object()
 
