@@ -109,6 +109,7 @@ def test_try_text_report_for_plugins_that_only_log(seeded_rig: DaemonRig, local_
     count = last - first + 1
     assert result.stdout.count(": logArgs\n") == count
     assert result.stdout.count("  no writes\n") == count
+    assert result.stdout.count("  log INFO event ") == count
     assert f"{count} events read, {count} matched, 0 writes not sent, 0 errors" in result.stdout
     assert _site_snapshot(local_site) == before_site
     assert not seeded_rig.state_file.exists()

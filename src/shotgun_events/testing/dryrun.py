@@ -25,8 +25,6 @@ from shotgun_events.testing.guard import ConnectionWatch, ours, source_connectio
 from shotgun_events.testing.harness import PAGE, PluginHarness, RecordingConnections
 from shotgun_events.testing.recording import Write, WriteLog
 
-log = logging.getLogger("engine.try")
-
 
 @dataclass
 class EventReport:
@@ -39,6 +37,8 @@ class EventReport:
     errors: list[dict[str, Any]] = field(default_factory=list)
     #: True where the daemon would have switched the plugin off (a stopOnError failure).
     would_stop: bool = False
+    #: The plugin's log lines for this event ("LEVEL message").
+    logs: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form."""
@@ -53,6 +53,7 @@ class EventReport:
             "writes": self.writes,
             "errors": self.errors,
             "would_stop_plugin": self.would_stop,
+            "logs": self.logs,
         }
 
 
@@ -116,6 +117,7 @@ def dry_run(
         report.events_read += 1
         names = [cb.name for cb in harness.callbacks if cb.matches(event)]
         writes_before, errors_before = len(harness.writes_log.items), len(harness.errors)
+        logs_before = len(harness.logs)
         outcome = harness.deliver(event)
         writes = harness.writes_log.items[writes_before:]
         errors = [
@@ -127,12 +129,17 @@ def dry_run(
             }
             for err in harness.errors[errors_before:]
         ]
+        logs = [
+            f"{r.levelname} {r.getMessage()}"
+            for r in harness.logs[logs_before:]
+            if r.levelno < logging.ERROR or not r.exc_info  # errors are listed with tracebacks
+        ]
         stopped = not harness.active
         if stopped:
             harness.resume()  # show every event's effect, not only the first failure's
         if names or writes or errors:
             report.events.append(
-                EventReport(event, names, outcome.value, list(writes), errors, stopped)
+                EventReport(event, names, outcome.value, list(writes), errors, stopped, logs)
             )
     return report
 
@@ -246,6 +253,8 @@ def print_report(report: TryReport, out: TextIO) -> None:
             out.write(f"  would {w['method']} {target.strip()} {_data(w['data'])}\n")
         if not item.writes and not item.errors:
             out.write("  no writes\n")
+        for line in item.logs:
+            out.write(f"  log {line}\n")
         for error in item.errors:
             out.write(f"  ERROR in {error['callback']}: {error['type']}: {error['message']}\n")
             for line in error["traceback"].rstrip().splitlines():
