@@ -54,16 +54,12 @@ class WriteLog:
         """Start empty."""
         self._lock = threading.Lock()
         self.items: list[Write] = []
-        #: Called with each write as it is recorded (dry runs group them per event).
-        self.listeners: list[Callable[[Write], None]] = []
         self._fake_ids = itertools.count(-1, -1)
 
     def add(self, write: Write) -> None:
-        """Append one write and tell the listeners."""
+        """Append one write."""
         with self._lock:
             self.items.append(write)
-        for listener in self.listeners:
-            listener(write)
 
     def fake_id(self) -> int:
         """A negative id for an entity a dry run pretends to create (never a real id)."""
