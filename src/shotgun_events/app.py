@@ -28,6 +28,7 @@ from shotgun_events.config.model import Config
 from shotgun_events.delivery.dispatch import Dispatcher
 from shotgun_events.delivery.failures import DeadLetters, RetryPolicy
 from shotgun_events.engine.loop import Engine, Exit, Hooks, Settings
+from shotgun_events.engine.wakeup import WakeUps
 from shotgun_events.errors import ConfigError, ShotgunEventsError
 from shotgun_events.notify.logs import LogSetup, configure_logging
 from shotgun_events.notify.mailer import EmailNotifier
@@ -45,6 +46,7 @@ from shotgun_events.service.pidfile import PidFile
 from shotgun_events.service.sdnotify import Notifier
 from shotgun_events.service.signals import StopFlag
 from shotgun_events.state.store import StateStore, read_positions
+from shotgun_events.webhooks.receiver import WebhookReceiver
 
 log = logging.getLogger("engine")
 
@@ -142,6 +144,7 @@ class Daemon:
     watcher: PluginWatcher | None = None
     control: ControlServer | None = None
     observer: ObserveServer | None = None
+    receiver: WebhookReceiver | None = None
 
     @classmethod
     def build(
@@ -191,6 +194,7 @@ class Daemon:
             )
         )
         heartbeat = _Heartbeat(config, flag, systemd, liveness)
+        wake = WakeUps() if config.webhooks.enabled else None
         engine = Engine(
             source=source,
             retry=SiteRetry(
@@ -218,6 +222,7 @@ class Daemon:
             settings=Settings(
                 batch_size=config.max_event_batch_size,
                 fetch_interval=config.fetch_interval,
+                active_fetch_interval=config.active_fetch_interval,
                 backlog_timeout=timedelta(seconds=config.backlog_timeout),
                 backlog_poll_interval=config.backlog_poll_interval,
                 start_from_id=options.from_id
@@ -231,6 +236,7 @@ class Daemon:
             ),
             source_factory=new_source,
             watcher=watcher,
+            wake=wake,
             stop=flag.stop_requested,
             reload=flag.reload_requested,
             hooks=Hooks(
@@ -247,6 +253,7 @@ class Daemon:
             config.event_id_file,
         )
         control = ControlServer(config.control_socket_path, engine.submit)
+        receiver = _receiver(config, wake)
         observer = None
         if sink is not None:
             for part in (store, loader, engine.dispatcher, mailer):
@@ -257,7 +264,18 @@ class Daemon:
             view = DaemonView(config, engine, pool, sink, liveness, recent)
             observer = ObserveServer(config.http, view)
         return cls(
-            config, logs, store, pool, source, loader, engine, mailer, watcher, control, observer
+            config,
+            logs,
+            store,
+            pool,
+            source,
+            loader,
+            engine,
+            mailer,
+            watcher,
+            control,
+            observer,
+            receiver,
         )
 
     def run(self) -> Exit:
@@ -272,6 +290,7 @@ class Daemon:
                 # Events matter more than operator commands: keep delivering without them.
                 log.error("%s; operator commands work only while the daemon is stopped", exc)
                 self.control = None
+        receiver = _receiver(config, wake)
         if self.observer is not None:
             try:
                 self.observer.start()
@@ -293,6 +312,8 @@ class Daemon:
             self.observer.close()
         if self.control is not None:
             self.control.close()
+        if self.receiver is not None:
+            self.receiver.close()
         if self.watcher is not None:
             self.watcher.stop()
         try:
@@ -383,3 +404,31 @@ def _route_emails(mailer: EmailNotifier | None, plugins: Iterable[Plugin]) -> No
         return
     for plugin in plugins:
         mailer.set_recipients(plugin.name, plugin.emails)
+
+
+def _receiver(config: Config, wake: WakeUps | None) -> WebhookReceiver | None:
+    hooks = config.webhooks
+    if wake is None or hooks.host is None:
+        return None
+    return WebhookReceiver(
+        host=hooks.host,
+        port=hooks.port,
+        secret=hooks.secret,
+        path=hooks.path,
+        on_delivery=wake.notify,
+    )
+
+
+def _start_receiver(receiver: WebhookReceiver, config: Config) -> None:
+    """Listen for webhooks; without them the daemon still delivers everything, by polling."""
+    try:
+        receiver.start()
+    except OSError as exc:
+        log.error(
+            "[webhooks] listen %s:%d in %s: cannot listen (%s); events are still read "
+            "every fetch_interval; free the port or change listen, then reload",
+            config.webhooks.host,
+            config.webhooks.port,
+            config.path,
+            exc.strerror or exc,
+        )

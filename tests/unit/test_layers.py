@@ -29,6 +29,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         "plugins",
         "delivery",
         "engine",
+        "webhooks",
         "service",
         "operator",
         "observe",

@@ -22,6 +22,7 @@ from shotgun_events.config.model import (
     EmailConfig,
 )
 from shotgun_events.config.plugin_sections import known_plugin_keys, read_plugin_sections
+from shotgun_events.config.webhooks import read_active_interval, read_webhooks
 from shotgun_events.errors import ConfigError
 
 __all__ = ["CONFIG_ENV", "find_config_path", "load_config", "load_config_with_warnings"]
@@ -141,6 +142,8 @@ def _build(ini: IniReader) -> Config:
         control_socket=_control_socket(ini),
         plugin_settings=read_plugin_sections(ini),
         http=read_http(ini),
+        active_fetch_interval=read_active_interval(ini),
+        webhooks=read_webhooks(ini),
     )
 
 

@@ -11,7 +11,15 @@ from urllib.parse import unquote
 from shotgun_events.config.http_section import HTTP_DEFAULTS, HttpSettings
 from shotgun_events.config.plugin_sections import PluginSettings
 
-__all__ = ["DEFAULTS", "KNOWN_KEYS", "REQUIRED", "SECRET_KEYS", "Config", "EmailConfig"]
+__all__ = [
+    "DEFAULTS",
+    "KNOWN_KEYS",
+    "REQUIRED",
+    "SECRET_KEYS",
+    "Config",
+    "EmailConfig",
+    "WebhookConfig",
+]
 
 #: The one defaults table: every optional key and its default, as written in a file.
 DEFAULTS: Mapping[tuple[str, str], str] = MappingProxyType(
@@ -60,6 +68,11 @@ DEFAULTS: Mapping[tuple[str, str], str] = MappingProxyType(
         ("plugins", "reload_debounce"): "0.3",
         ("plugins", "poll_interval"): "1",
         **HTTP_DEFAULTS,
+        # Adaptive polling and webhook wake-ups (issue 18).
+        ("daemon", "active_fetch_interval"): "1",
+        ("webhooks", "listen"): "",
+        ("webhooks", "secret"): "",
+        ("webhooks", "path"): "/",
     }
 )
 #: Keys without a default; the daemon cannot start without them.
@@ -73,7 +86,7 @@ REQUIRED: tuple[tuple[str, str], ...] = (
     ("plugins", "paths"),
 )
 KNOWN_KEYS = frozenset(DEFAULTS) | frozenset(REQUIRED)
-SECRET_KEYS = frozenset({"key", "password", "proxy_server", "token"})
+SECRET_KEYS = frozenset({"key", "password", "proxy_server", "token", "secret"})
 SMTPS_PORT = 465
 #: Longest path a Unix domain socket can be bound to (sun_path is 108 bytes on Linux, with NUL).
 SOCKET_PATH_LIMIT = 107
@@ -96,6 +109,21 @@ class EmailConfig:
     digest_seconds: float
     timeout: float
     ca_certs: str | None = None
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """The [webhooks] section: the receiver of the site's webhook deliveries (off when no host)."""
+
+    host: str | None = None
+    port: int = 0
+    secret: str = field(default="", repr=False)
+    path: str = "/"
+
+    @property
+    def enabled(self) -> bool:
+        """Whether ``listen`` is set."""
+        return self.host is not None
 
 
 @dataclass(frozen=True)
@@ -148,6 +176,10 @@ class Config:
     )
     #: The ``[http]`` section: metrics, health probes, status page (off by default).
     http: HttpSettings = field(default_factory=HttpSettings)
+    #: Seconds between reads while events keep arriving (adaptive polling).
+    active_fetch_interval: float = 1.0
+    #: The [webhooks] section: where deliveries from the site wake the poll loop.
+    webhooks: WebhookConfig = field(default_factory=lambda: WebhookConfig())
 
     @property
     def control_socket_path(self) -> Path:
@@ -167,7 +199,12 @@ class Config:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never reach a log line: script key, SMTP password, proxy credentials."""
-        found = [self.script_key, self.email.password or "", self.http.token or ""]
+        found = [
+            self.script_key,
+            self.email.password or "",
+            self.http.token or "",
+            self.webhooks.secret,
+        ]
         found.extend(_proxy_credentials(self.proxy_server or ""))
         return tuple(dict.fromkeys(s for s in found if s))
 

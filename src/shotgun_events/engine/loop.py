@@ -29,9 +29,11 @@ from shotgun_events.delivery.parallel import ParallelDelivery
 from shotgun_events.delivery.runner import PluginRunner
 from shotgun_events.delivery.serial import SerialDelivery
 from shotgun_events.delivery.watch import CallbackWatch, WatchThread
+from shotgun_events.engine.pacing import Pacing
 from shotgun_events.engine.positions import SavedPositions
 from shotgun_events.engine.progress import CatchUp
 from shotgun_events.engine.siteclock import SiteClock
+from shotgun_events.engine.wakeup import WakeUps
 from shotgun_events.errors import StateWriteError
 from shotgun_events.events import Event, PluginKey
 from shotgun_events.plugins.protocols import LoaderLike, WatcherLike
@@ -59,6 +61,8 @@ class Settings:
 
     batch_size: int = 500
     fetch_interval: float = 5.0
+    #: Seconds between reads while events keep coming (adaptive polling; see pacing.py).
+    active_fetch_interval: float = 1.0
     backlog_timeout: timedelta = timedelta(seconds=300)
     backlog_poll_interval: float = 5.0
     start_from_id: int | None = None
@@ -97,6 +101,9 @@ class Stats:
     batches: int = 0
     events_fetched: int = 0
     backlog_reads: int = 0
+    #: Wake-ups (webhooks) taken, and how many of them named an event not yet read.
+    wakeups: int = 0
+    wakeups_wanted: int = 0
     started_at: float = field(default_factory=time.time)
 
 
@@ -119,6 +126,7 @@ class Engine:
         monotonic: Callable[[], float] = time.monotonic,
         source_factory: Callable[[], EventSource] | None = None,
         watcher: WatcherLike | None = None,
+        wake: WakeUps | None = None,
     ) -> None:
         self._source = source
         self._retry = retry
@@ -132,6 +140,8 @@ class Engine:
         self._clock = clock
         self._monotonic = monotonic
         self._watcher = watcher
+        self._wake = wake
+        self._pacing = Pacing(idle=settings.fetch_interval, active=settings.active_fetch_interval)
         self._runners: dict[PluginKey, PluginRunner] = {}
         self._head = 0
         #: created_at of the newest event fetched (for plugins' lag in seconds).
@@ -412,6 +422,7 @@ class Engine:
             self.site_clock.observe(created_at)
             if isinstance(created_at, datetime):
                 self.head_created_at = created_at
+        self._pacing.read_done(self._monotonic(), found=bool(batch), head=self._head)
         if not self._ready:
             self._ready = True
             self._hooks.on_ready()
@@ -450,22 +461,50 @@ class Engine:
         )
 
     def _idle_wait(self) -> bool:
-        """Wait before the next poll; True when a stop or reload was requested meanwhile."""
-        interval = self._settings.fetch_interval
+        """Wait before the next poll; True when a stop or reload was requested meanwhile.
+
+        The pacing rule (pacing.py) says when: sooner while events keep coming
+        or a wake-up names an event not read yet, ``fetch_interval`` when idle.
+        """
+        state_retry: float | None = None
         if any(r.unsaved for r in self._runners.values()):
-            interval = self._settings.state_retry_interval
-        deadline = self._monotonic() + interval
+            state_retry = self._monotonic() + self._settings.state_retry_interval
         while True:
+            self._take_wakeups()
+            deadline = state_retry or self._pacing.next_read(self._monotonic())
             remaining = deadline - self._monotonic()
             if remaining <= 0:
                 return False
             # Wake often enough that a reload request or an edited plugin is seen promptly.
-            step = 1.0 if self._watcher is None else 0.1
-            if self._stop.wait(min(remaining, step)) or self._reload.is_set():
+            step = 1.0 if self._watcher is None and self._wake is None else 0.1
+            if self._wake is not None:
+                self._wake.wait(min(remaining, step))
+                if self._stop.is_set() or self._reload.is_set():
+                    return True
+            elif self._stop.wait(min(remaining, step)) or self._reload.is_set():
                 return True
             self.serve_requests()
             if self._watcher is not None and self._watcher.changed.is_set():
                 self.refresh_plugins()
+
+    def _take_wakeups(self) -> None:
+        """Turn pending wake-ups into an early read when they name an event not read yet."""
+        if self._wake is None:
+            return
+        highest = self._wake.take()
+        if highest is None:
+            return
+        self.stats.wakeups += 1
+        if highest and self.passed(highest):
+            return
+        self.stats.wakeups_wanted += 1
+        self._pacing.wake(highest)
+
+    def passed(self, event_id: int) -> bool:
+        """True when every plugin is past ``event_id``: read, and awaited by no backlog."""
+        if event_id > self._fetch_position():
+            return False
+        return not any(event_id in r.awaited() for r in self._runners.values() if r.active)
 
     def _publish_plugin_status(self) -> None:
         status = {
