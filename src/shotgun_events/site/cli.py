@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 from types import FrameType
+from typing import Any
 
 from .local import LocalSite
 
@@ -55,6 +56,39 @@ def add_site_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="RATE",
         help="generate production changes at RATE events/s (0 = off)",
     )
+    add_webhook_arguments(parser)
+
+
+def add_webhook_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options that make the site send webhook deliveries."""
+    parser.add_argument(
+        "--webhook",
+        metavar="URL",
+        default=None,
+        help="POST a signed webhook delivery for every committed event to URL",
+    )
+    parser.add_argument(
+        "--webhook-secret",
+        metavar="S",
+        default="",
+        help="the webhook's secret token (signs X-SG-SIGNATURE)",
+    )
+    parser.add_argument(
+        "--webhook-batch",
+        action="store_true",
+        help="send in the batched format (up to 50 deliveries per request)",
+    )
+
+
+def webhook_options(args: argparse.Namespace) -> dict[str, Any]:
+    """LocalSite keyword arguments from the webhook options."""
+    if args.webhook and not args.webhook_secret:
+        raise ValueError("--webhook needs --webhook-secret (the site signs every delivery)")
+    return {
+        "webhook_url": args.webhook,
+        "webhook_secret": args.webhook_secret,
+        "webhook_batch": args.webhook_batch,
+    }
 
 
 def run_site(args: argparse.Namespace) -> int:
@@ -68,7 +102,12 @@ def run_site(args: argparse.Namespace) -> int:
     try:
         try:
             site = LocalSite(
-                args.db, scripts=args.scripts, seed=args.seed, host=args.host, port=args.port
+                args.db,
+                scripts=args.scripts,
+                seed=args.seed,
+                host=args.host,
+                port=args.port,
+                **webhook_options(args),
             )
         except ValueError as e:
             print(f"site: {e}", file=sys.stderr, flush=True)

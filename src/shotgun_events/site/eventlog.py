@@ -101,6 +101,7 @@ class EventLog:
                 description,
             ),
         )
+        self.store.tx_events.append(range(event_id, event_id + 1))
         return event_id
 
     def hide_entity(self, type_name: str, entity_id: int) -> None:
@@ -175,6 +176,7 @@ class EventLog:
                 )
             conn.executemany(_INSERT, rows)
             conn.executemany("DELETE FROM reserved WHERE id = ?", [(i,) for i in ids])
+            self.store.tx_events.extend(range(i, i + 1) for i in ids)
 
     def discard_reserved(self, ids: Sequence[int]) -> None:
         """Forget reserved ids: they stay a permanent gap in the log."""
@@ -212,6 +214,7 @@ class EventLog:
         with self.store.transaction() as conn:
             first = self.store.allocate_event_ids(n)
             conn.executemany(_INSERT, rows(first))
+            self.store.tx_events.append(range(first, first + n))
         if n >= 10_000:
             # fold a big append into the main file now: reads through a huge WAL are slow
             self.store.checkpoint()

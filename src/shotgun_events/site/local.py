@@ -18,6 +18,7 @@ from .schema import Schema
 from .seed import seed_production
 from .server import SiteApp, SiteHTTPServer
 from .store import Store
+from .webhooks import WebhookSender
 
 LOOPBACK = ("127.0.0.1", "localhost")
 DEFAULT_SCRIPTS: Mapping[str, str] = {"shotgun_events": "local"}
@@ -38,6 +39,10 @@ CONTROL_ACTIONS = (
     "stop_activity",
     "seed",
     "add_script",
+    "configure_webhook",
+    "webhook_fault",
+    "clear_webhook_faults",
+    "webhook_stats",
 )
 
 
@@ -59,6 +64,9 @@ class LocalSite:
         port: int = 0,
         generate_events: bool = True,
         open_scripts: bool = False,
+        webhook_url: str | None = None,
+        webhook_secret: str = "",
+        webhook_batch: bool = False,
     ) -> None:
         """Configure the site; nothing is opened until start().
 
@@ -82,6 +90,9 @@ class LocalSite:
         self._stopping = threading.Event()
         self.faults = Faults()
         self.counters = Counters()
+        self.webhooks = WebhookSender(lambda: self._store)
+        if webhook_url is not None:
+            self.webhooks.configure(webhook_url, webhook_secret, webhook_batch)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -114,6 +125,7 @@ class LocalSite:
             path = Path(self._tmpdir) / "site.sqlite3"
         self._stopping.clear()
         self._store = Store(path, Schema())
+        self._store.on_commit.append(self.webhooks.committed)
         self._api = Api(
             self._store,
             self._store.schema,
@@ -138,11 +150,13 @@ class LocalSite:
             daemon=True,
         )
         self._thread.start()
+        self.webhooks.start()
         return self
 
     def stop(self) -> None:
         """Stop serving, end open connections, close the database (and delete a temp one)."""
         self.stop_activity()
+        self.webhooks.stop()
         self._stopping.set()
         self.faults.clear()
         if self._server is not None:
@@ -318,6 +332,24 @@ class LocalSite:
         if self._activity is not None:
             self._activity.stop()
             self._activity = None
+
+    def configure_webhook(self, url: str | None, secret: str = "", batch: bool = False) -> None:
+        """Send a signed webhook delivery to ``url`` for every event committed from now on."""
+        self.webhooks.configure(url, secret, batch)
+
+    def webhook_fault(
+        self, kind: str, count: int = 1, *, seconds: float = 0.0, copies: int = 2
+    ) -> None:
+        """Delay, duplicate, drop or mis-sign (``missign``) the next ``count`` deliveries."""
+        self.webhooks.fault(kind, count, seconds=seconds, copies=copies)
+
+    def clear_webhook_faults(self) -> None:
+        """Forget queued webhook faults."""
+        self.webhooks.clear_faults()
+
+    def webhook_stats(self) -> dict[str, Any]:
+        """Webhook deliveries queued, sent, dropped, ... and the answers' HTTP statuses."""
+        return self.webhooks.snapshot()
 
     def _control(self, action: str, kwargs: dict[str, Any]) -> Any:
         if action not in CONTROL_ACTIONS:

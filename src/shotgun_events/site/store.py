@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,10 @@ class Store:
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA cache_size=-32768")  # 32 MiB: the log's head stays cached
         self._in_tx = False
+        #: Event ids made visible by the open transaction (EventLog notes them).
+        self.tx_events: list[range] = []
+        #: Called after each COMMIT that made events visible, with their ids (webhooks).
+        self.on_commit: list[Callable[[list[range]], None]] = []
         self._create_tables()
         self._event_high = self._load_event_high()
 
@@ -120,6 +124,7 @@ class Store:
                 return
             self.conn.execute("BEGIN IMMEDIATE")
             self._in_tx = True
+            self.tx_events = []
             try:
                 yield self.conn
             except BaseException:
@@ -129,8 +134,12 @@ class Store:
                 raise
             else:
                 self.conn.execute("COMMIT")
+                if self.tx_events:
+                    for listener in self.on_commit:
+                        listener(self.tx_events)
             finally:
                 self._in_tx = False
+                self.tx_events = []
 
     # -- event ids -------------------------------------------------------------
 
