@@ -496,8 +496,10 @@ class Engine:
             return
         self.stats.wakeups += 1
         if highest and self.passed(highest):
+            log.debug("wake-up for event %d: every plugin is past it; no read", highest)
             return
         self.stats.wakeups_wanted += 1
+        log.debug("wake-up for event %d: reading the event log soon", highest)
         self._pacing.wake(highest)
 
     def passed(self, event_id: int) -> bool:

@@ -28,7 +28,7 @@ from shotgun_events.webhooks.payload import (
     signature_ok,
 )
 
-log = logging.getLogger("webhooks")
+log = logging.getLogger("engine.webhooks")
 
 #: Largest body accepted (a batch of 50 deliveries is far smaller).
 MAX_BODY = 1024 * 1024
