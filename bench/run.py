@@ -8,7 +8,7 @@ Usage::
     python bench/run.py --json out.json
 
 Sections: 1 catch-up, 2 dispatch, 3 isolation, 4 site load, 5 state,
-6 memory, 7 latency, 8 observe. Every figure is printed, none is asserted: a target
+6 memory, 7 latency, 8 observe, 9 wake-ups. Every figure is printed, none is asserted: a target
 that is missed shows ``NO`` in the ``met`` column. A section that fails
 prints one row saying why, and the others still run.
 """
@@ -35,6 +35,7 @@ import bench_load
 import bench_memory
 import bench_observe
 import bench_persistence
+import bench_wakeups
 from common import PROFILES, Profile, Row, format_table
 
 #: (section number, title, what runs it), in the order of the issue.
@@ -47,6 +48,7 @@ SECTIONS: tuple[tuple[int, str, Callable[[Profile], list[Row]]], ...] = (
     (6, "memory", bench_memory.run),
     (7, "latency", bench_latency.run),
     (8, "observe ([http] on: metrics scraped during catch-up)", bench_observe.run),
+    (9, "wake-ups (webhooks, adaptive polling)", bench_wakeups.run),
 )
 
 
