@@ -290,13 +290,14 @@ class Daemon:
                 # Events matter more than operator commands: keep delivering without them.
                 log.error("%s; operator commands work only while the daemon is stopped", exc)
                 self.control = None
-        receiver = _receiver(config, wake)
         if self.observer is not None:
             try:
                 self.observer.start()
             except ShotgunEventsError as exc:
                 log.error("%s; delivering events without metrics and status page", exc)
                 self.observer = None
+        if self.receiver is not None:
+            _start_receiver(self.receiver, self.config)
         outcome = self.engine.run()
         log.info(
             "engine %s after %d events in %d batches",
