@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -73,6 +74,15 @@ def collector() -> Iterator[Collector]:
         server.server_close()
 
 
+def settled(site: LocalSite) -> dict[str, Any]:
+    """The sender's counters once it has nothing left in hand (answers counted)."""
+    deadline = time.monotonic() + 30
+    while not site.webhooks.idle():
+        assert time.monotonic() < deadline, "the webhook sender never went idle"
+        time.sleep(0.01)
+    return site.webhook_stats()
+
+
 def signed(signature: str, body: bytes, secret: str = SECRET) -> bool:
     expected = "sha1=" + hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
     return hmac.compare_digest(expected, signature)
@@ -103,7 +113,7 @@ def test_batched_format_carries_at_most_50_deliveries(collector: Collector) -> N
         # When 120 events commit at once
         site.append_events(120)
         collector.wait(3)
-        stats = site.webhook_stats()
+        stats = settled(site)
     # Then they come in requests of at most 50 deliveries, every event once
     batches = [b["data"]["deliveries"] for b in collector.bodies()]
     assert [len(b) for b in batches] == [50, 50, 20]
@@ -122,7 +132,7 @@ def test_controls_drop_duplicate_delay_and_missign(collector: Collector) -> None
         for _ in range(5):
             site.append_events(1)
         collector.wait(6)
-        stats = site.webhook_stats()
+        stats = settled(site)
     # Then event 1 never arrives, 2 three times, 3 mis-signed, and 4 after 5 (held back)
     ids = [b["data"]["event_log_entry_id"] for b in collector.bodies()]
     assert sorted(ids) == [2, 2, 2, 3, 4, 5]
@@ -174,6 +184,7 @@ def test_controls_over_http(collector: Collector) -> None:
         site.append_events(1)
         collector.wait(1)
         # Then the delivery went out mis-signed, as asked
+        settled(site)
         assert control("webhook_stats")["missigned"] == 1
         assert not signed(*collector.requests[0])
         with pytest.raises(urllib.error.HTTPError):
