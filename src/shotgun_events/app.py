@@ -9,6 +9,7 @@ SIGHUP re-reads the configuration and builds it again in the same process
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import ssl
 import sys
@@ -32,6 +33,7 @@ from shotgun_events.engine.wakeup import WakeUps
 from shotgun_events.errors import ConfigError, ShotgunEventsError
 from shotgun_events.notify.logs import LogSetup, configure_logging
 from shotgun_events.notify.mailer import EmailNotifier
+from shotgun_events.notify.output import whole_lines
 from shotgun_events.observe.recent import RecentLog
 from shotgun_events.observe.server import ObserveServer
 from shotgun_events.observe.sink import MetricsSink
@@ -89,6 +91,9 @@ def serve(
     if threading.current_thread() is threading.main_thread():
         flag.install()
     systemd = Notifier.from_environ()
+    # What plugins print stays in whole lines, even with plugins running side by side.
+    output = contextlib.ExitStack()
+    output.enter_context(whole_lines())
     try:
         while True:
             daemon = Daemon.build(config, options, flag=flag, reporter=reporter, systemd=systemd)
@@ -110,6 +115,7 @@ def serve(
     finally:
         systemd.stopping()
         flag.uninstall()
+        output.close()
 
 
 def _reread(config: Config) -> tuple[Config, list[tuple[int, str]]]:
@@ -181,7 +187,7 @@ class Daemon:
         source = new_source()
         loader = PluginLoader(
             paths=config.plugin_paths,
-            helper_paths=config.plugin_helper_paths,
+            helper_paths=config.plugin_import_paths,
             logger_factory=logs.plugin_logger,
         )
         watcher = _watcher(config)
@@ -394,6 +400,8 @@ def _watcher(config: Config) -> PluginWatcher | None:
     return PluginWatcher(
         config.plugin_paths,
         helper_paths=config.plugin_helper_paths,
+        # Beside the config only its own files matter; its sub-folders hold logs and state.
+        shallow_paths=(config.path.parent,) if config.plugin_config_dir_on_path else (),
         polling=config.plugin_watch == "polling",
         poll_interval=config.plugin_poll_interval,
         debounce=config.reload_debounce,

@@ -139,6 +139,7 @@ def _build(ini: IniReader) -> Config:
         plugin_helper_paths=_folders(ini, "helper_paths"),
         reload_debounce=ini.seconds("plugins", "reload_debounce"),
         plugin_poll_interval=ini.seconds("plugins", "poll_interval", positive=True),
+        plugin_config_dir_on_path=ini.boolean("plugins", "config_dir_on_path"),
         control_socket=_control_socket(ini),
         plugin_settings=read_plugin_sections(ini),
         http=read_http(ini),

@@ -67,6 +67,7 @@ DEFAULTS: Mapping[tuple[str, str], str] = MappingProxyType(
         ("plugins", "helper_paths"): "",
         ("plugins", "reload_debounce"): "0.3",
         ("plugins", "poll_interval"): "1",
+        ("plugins", "config_dir_on_path"): "True",
         **HTTP_DEFAULTS,
         # Adaptive polling and webhook wake-ups (issue 18).
         ("daemon", "active_fetch_interval"): "1",
@@ -168,6 +169,8 @@ class Config:
     plugin_helper_paths: tuple[Path, ...] = ()
     reload_debounce: float = 0.3
     plugin_poll_interval: float = 1.0
+    #: Put the config file's folder on the plugins' import path, after plugin folders and helpers.
+    plugin_config_dir_on_path: bool = True
     #: The operator control socket; None means ``<pidFile>.sock``.
     control_socket: Path | None = None
     #: ``[plugin:NAME]`` sections by plugin name (scope, concurrency, executor).
@@ -185,6 +188,13 @@ class Config:
     def control_socket_path(self) -> Path:
         """Where the running daemon listens for operator commands."""
         return self.control_socket or self.pid_file.with_name(f"{self.pid_file.name}.sock")
+
+    @property
+    def plugin_import_paths(self) -> tuple[Path, ...]:
+        """Folders plugins import helpers from: ``helper_paths``, then the config's folder."""
+        if not self.plugin_config_dir_on_path:
+            return self.plugin_helper_paths
+        return tuple(dict.fromkeys((*self.plugin_helper_paths, self.path.parent)))
 
     @property
     def log_file_path(self) -> Path:

@@ -1,9 +1,12 @@
 """Run one event through one plugin's callbacks, each call isolated from the others.
 
 This is the innermost tier of error isolation: a callback that raises is
-logged with its traceback on its own logger; with ``stopOnError`` the whole
-plugin is switched off and the event is *not* counted as handled, so the
-plugin resumes from it once its file is fixed.
+logged at CRITICAL on its own logger (``plugin.<name>.<callback>``, so in the
+plugin's file), with its traceback and the local variables of its frames, as
+the original daemon does; with ``stopOnError`` the whole plugin is switched
+off and the event is *not* counted as handled, so the plugin resumes from it
+once its file is fixed. With DEBUG on for a plugin, its logger also says
+"Dispatching event N to callback X." before each call.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from shotgun_events.delivery.failures import DeadLetters, RetryPolicy
 from shotgun_events.events import Event
+from shotgun_events.notify.frames import describe_locals
 from shotgun_events.plugins.registrar import Callback
 from shotgun_events.telemetry import NULL, Telemetry
 
@@ -100,6 +104,10 @@ class Dispatcher:
             if not callback.matches(event):
                 continue
             outcome = Outcome.DONE
+            if plugin.logger.isEnabledFor(logging.DEBUG):  # no record at all otherwise
+                plugin.logger.debug(
+                    "Dispatching event %s to callback %s.", event.get("id"), callback.name
+                )
             error = self._call(plugin, callback, event)
             if error is None:
                 continue
@@ -107,7 +115,10 @@ class Dispatcher:
                 return Outcome.INTERRUPTED
             event_id = event.get("id")
             if replay:
-                callback.logger.error(
+                _critical(
+                    plugin,
+                    callback,
+                    error,
                     "%s failed on replayed event %s: %s; replay stopped",
                     callback.name,
                     event_id,
@@ -115,14 +126,16 @@ class Dispatcher:
                 )
                 return Outcome.FAILED
             if callback.stop_on_error:
-                callback.logger.error(
+                _critical(
+                    plugin,
+                    callback,
+                    error,
                     "%s failed on event %s; stopping plugin %s (file %s) until its file "
                     "changes; it will resume from this event",
                     callback.name,
                     event_id,
                     plugin.name,
                     plugin.path,
-                    exc_info=error,
                 )
                 plugin.deactivate(
                     f"callback {callback.name} raised {type(error).__name__} on event "
@@ -130,11 +143,13 @@ class Dispatcher:
                     by_callback=True,
                 )
                 return Outcome.FAILED
-            callback.logger.error(
+            _critical(
+                plugin,
+                callback,
+                error,
                 "%s failed on event %s; giving it up (stopOnError=False)",
                 callback.name,
                 event_id,
-                exc_info=error,
             )
             self.telemetry.dead_lettered(plugin.name)
             if self._dead_letters is not None:
@@ -202,6 +217,21 @@ class Dispatcher:
             )
         self.telemetry.callback_ran(plugin.name, error is None, self._clock() - start)
         return error
+
+
+def _critical(
+    plugin: Plugin, callback: Callback, error: BaseException, message: str, *args: object
+) -> None:
+    """Log a callback failure at CRITICAL with its traceback and its frames' local variables."""
+    keys = [cb.script_key for cb in plugin.callbacks]
+    frames = describe_locals(error, secrets=keys)
+    callback.logger.critical(
+        message + "%s",
+        *args,
+        f"\n\n{frames}" if frames else "",
+        exc_info=error,
+        stacklevel=2,  # the record names the dispatcher's line, not this helper
+    )
 
 
 class _InterruptedError(Exception):

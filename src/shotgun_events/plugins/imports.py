@@ -160,6 +160,14 @@ def _is_plugin_failure(exc: BaseException) -> bool:
     return True
 
 
+class PluginLoadError(PluginError):
+    """A plugin file failed to load; ``step`` says where: ``import`` or ``registerCallbacks``."""
+
+    def __init__(self, message: str, step: str) -> None:
+        super().__init__(message)
+        self.step = step
+
+
 def plugin_module_name(path: Path) -> str:
     """Return a new unique ``sys.modules`` name for a load of the plugin at ``path``."""
     safe_stem = re.sub(r"\W", "_", path.stem)
@@ -194,18 +202,25 @@ def register_plugin_file(
         code = compile(source, str(path), "exec", dont_inherit=True)
         exec(code, module.__dict__)
         register = getattr(module, "registerCallbacks", None)
-        if not callable(register):
-            raise PluginError(f"plugin {path}: defines no registerCallbacks(reg) function")
         step = "registerCallbacks"
+        if not callable(register):
+            raise PluginLoadError(
+                f"plugin {path}: defines no registerCallbacks(reg) function", step
+            )
         register(registrar)
-    except PluginError:
+    except PluginLoadError:
         sys.modules.pop(module_name, None)
         raise
+    except PluginError as exc:
+        # The registrar refused a registerCallback call: keep its message, say the step.
+        sys.modules.pop(module_name, None)
+        raise PluginLoadError(str(exc), step) from exc
     except BaseException as exc:
         sys.modules.pop(module_name, None)
         if not _is_plugin_failure(exc):
             raise
-        raise PluginError(f"plugin {path}: {step} failed: {type(exc).__name__}: {exc}") from exc
+        message = f"plugin {path}: {step} failed: {type(exc).__name__}: {exc}"
+        raise PluginLoadError(message, step) from exc
     finally:
         for folder in folders:
             _remove_first(sys.path, folder)

@@ -4,7 +4,8 @@ Rules:
 
 - A plugin is a ``*.py`` file directly in a configured folder whose name does
   not start with ``.`` or ``_``. Folders are processed in configuration order,
-  plugins in file-name order.
+  plugins in file-name order, ``.py`` included, as the original sorts them
+  (``order-2.py`` before ``order.py``, since ``-`` sorts before ``.``).
 - ``scan()`` is the source of truth; a file watcher only makes it run sooner
   and tells it which paths to look at closely. Change detection costs one
   ``os.scandir`` per folder and one ``stat`` per file per scan. Any difference
@@ -50,7 +51,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,6 +68,7 @@ from shotgun_events.plugins.imports import (
 from shotgun_events.plugins.imports import register_plugin_file as register_plugin_file
 from shotgun_events.plugins.registrar import Callback, Registrar
 from shotgun_events.telemetry import NULL, Telemetry
+from shotgun_events.plugins.reports import report_load_failure
 
 log = logging.getLogger("engine.loader")
 
@@ -77,6 +79,11 @@ _Entry = tuple[str, Path, tuple[int, int]]
 
 def _default_logger(name: str) -> logging.Logger:
     return logging.getLogger(f"plugin.{name}")
+
+
+def _file_order(entry: tuple[str, Path, object]) -> str:
+    """Sort key of a plugin: its file name with ``.py``, as the original orders plugins."""
+    return f"{entry[0]}.py"
 
 
 def is_plugin_file(name: str) -> bool:
@@ -265,7 +272,7 @@ class PluginLoader:
             and path.parent == normalise(collection)
             and is_plugin_file(path.name)
         )
-        merged.sort(key=lambda item: item[0])
+        merged.sort(key=_file_order)
         return merged
 
     def _list(self, collection: Path) -> list[_Entry] | None:
@@ -296,7 +303,7 @@ class PluginLoader:
         if collection in self._unreadable:
             log.info("plugin folder %s is readable again", collection)
             self._unreadable.discard(collection)
-        found.sort(key=lambda item: item[0])
+        found.sort(key=_file_order)
         return found
 
     def _load(self, plugin: Plugin, stat: tuple[int, int]) -> None:
@@ -328,7 +335,9 @@ class PluginLoader:
             module_name, record, set(sys.modules) - before, failure
         )
         if failure is not None:
-            self._fail(plugin, str(failure), failure)
+            # Its script keys must not show in the locals of the failed registerCallbacks.
+            keys = [cb.script_key for cb in registrar.callbacks]
+            self._fail(plugin, str(failure), failure, keys)
             return
         self._drop_module(plugin)
         plugin.module_name = module.__name__
@@ -354,18 +363,15 @@ class PluginLoader:
                 plugin.path,
             )
 
-    def _fail(self, plugin: Plugin, reason: str, exc: BaseException) -> None:
+    def _fail(
+        self, plugin: Plugin, reason: str, exc: BaseException, secrets: Iterable[str] = ()
+    ) -> None:
         # The old callbacks belong to a module that is going away: an inactive plugin has none.
         self._drop_module(plugin)
         plugin.callbacks = []
         reason = (reason.strip().splitlines() or ["unknown error"])[0]
         self.telemetry.plugin_loaded(plugin.name, reason)
-        log.error(
-            "plugin %s failed to load; it stays off until its file changes: %s",
-            plugin.name,
-            reason,
-            exc_info=exc,
-        )
+        report_load_failure(plugin.name, plugin.logger, reason, exc, secrets=secrets)
         plugin.deactivate(reason)
 
     def _unload(self, plugin: Plugin, reason: str) -> None:

@@ -7,7 +7,8 @@ the next scan notices the stat change). Rules:
 
 - Plugin folders are watched non-recursively; their sub-folders (helper
   packages such as ``_common/``, except hidden ones and ``__pycache__``) and
-  every helper path recursively. Created, modified, deleted, moved (both ends),
+  every helper path recursively; shallow paths (the config file's folder)
+  without their sub-folders. Created, modified, deleted, moved (both ends),
   closed-after-write and attribute (``touch``, ``os.utime``) events count.
 - Debounce: a path is *due* once ``debounce`` seconds passed since its last
   event; until then it is *pending* (an editor or rsync still writing it).
@@ -109,6 +110,7 @@ class PluginWatcher:
         paths: Sequence[Path],
         *,
         helper_paths: Sequence[Path] = (),
+        shallow_paths: Sequence[Path] = (),
         polling: bool = False,
         poll_interval: float = 1.0,
         debounce: float = 0.3,
@@ -117,6 +119,7 @@ class PluginWatcher:
     ) -> None:
         self._paths = list(dict.fromkeys(Path(os.path.abspath(p)) for p in paths))
         self._helper_paths = list(dict.fromkeys(Path(os.path.abspath(p)) for p in helper_paths))
+        self._shallow_paths = list(dict.fromkeys(Path(os.path.abspath(p)) for p in shallow_paths))
         self._polling = polling
         self._poll_interval = poll_interval
         self._debounce = debounce
@@ -254,6 +257,7 @@ class PluginWatcher:
                     if _watched_dir(e.name) and e.is_dir(follow_symlinks=False)
                 )
         folders.extend((p, True) for p in self._helper_paths)
+        folders.extend((p, False) for p in self._shallow_paths)
         return folders
 
     # -- observer side --------------------------------------------------------
@@ -295,6 +299,7 @@ class PluginWatcher:
                 targets.add((folder, True))
             else:
                 missing.add(folder)
+        targets.update((p, False) for p in self._shallow_paths if p.is_dir())
         for folder in missing - self._missing:
             log.warning(
                 "%s is not a folder (yet); it is watched once it exists, and scanned meanwhile",
