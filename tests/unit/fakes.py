@@ -121,6 +121,11 @@ class FakePlugin:
     def path(self) -> Path:
         return self.collection / f"{self.name}.py"
 
+    @property
+    def logger(self) -> logging.Logger:
+        """The plugin logger, ``plugin.<name>``, as the loader gives real plugins."""
+        return logging.getLogger(f"plugin.{self.name}")
+
     def deactivate(self, reason: str, *, by_callback: bool = False) -> None:
         self.active = False
         self.reason = reason

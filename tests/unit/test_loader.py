@@ -156,10 +156,16 @@ def test_broken_plugin_is_inactive_with_reason_and_others_load(
     assert not broken.active and broken.callbacks == []
     assert broken.reason is not None and reason in broken.reason
     assert str(folder / f"b_{case}.py") in broken.reason
-    # And the traceback is logged at ERROR on engine.loader, naming the plugin
-    [error] = [r for r in loader_log.records if r.levelno == logging.ERROR]
-    assert error.name == "engine.loader" and error.exc_info is not None
-    assert str(folder / f"b_{case}.py") in error.getMessage()
+    # And, as in the original, the traceback goes to the plugin's own logger: CRITICAL when
+    # registerCallbacks is missing or fails, ERROR when the file does not import
+    level = logging.ERROR if reason.startswith("import failed") else logging.CRITICAL
+    [error] = [r for r in loader_log.records if r.levelno >= logging.ERROR]
+    assert (error.name, error.levelno) == (f"plugin.b_{case}", level)
+    assert error.exc_info is not None and str(folder / f"b_{case}.py") in error.getMessage()
+    # And the main log keeps one WARNING line naming the file and pointing at the plugin's log
+    [warning] = [r for r in loader_log.records if r.levelno == logging.WARNING]
+    assert warning.name == "engine.loader" and str(folder / f"b_{case}.py") in warning.getMessage()
+    assert f"traceback in the log of plugin.b_{case}" in warning.getMessage()
     assert any(
         "it will be reloaded when its file changes" in r.getMessage() for r in loader_log.records
     )

@@ -67,8 +67,8 @@ from shotgun_events.plugins.imports import (
 # Re-exported: shotgun_events.testing and plugin authors' tests import it from here.
 from shotgun_events.plugins.imports import register_plugin_file as register_plugin_file
 from shotgun_events.plugins.registrar import Callback, Registrar
-from shotgun_events.telemetry import NULL, Telemetry
 from shotgun_events.plugins.reports import report_load_failure
+from shotgun_events.telemetry import NULL, Telemetry
 
 log = logging.getLogger("engine.loader")
 
