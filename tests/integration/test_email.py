@@ -230,12 +230,13 @@ def test_error_burst_sends_one_mail_at_once_and_one_digest_on_exit(
         what="the burst to be handled",
     )
     wait_for(lambda: len(smtp.collector.received()) >= 2, what="the immediate mails")
-    # Then each mailing plugin sent exactly one mail at once, to its own recipients
+    # Then each mailing plugin sent exactly one mail at once, to its own recipients, with the
+    # level of the record: callback failures are CRITICAL, as in the original
     immediate = {m.subject: m for m in smtp.collector.received()}
-    assert sorted(immediate) == ["[sgEvents] ERROR - noisy", "[sgEvents] ERROR - teamwide"]
-    noisy = immediate["[sgEvents] ERROR - noisy"]
+    assert sorted(immediate) == ["[sgEvents] CRITICAL - noisy", "[sgEvents] CRITICAL - teamwide"]
+    noisy = immediate["[sgEvents] CRITICAL - noisy"]
     assert noisy.rcpt_tos == ("ops@example.com",)
-    assert immediate["[sgEvents] ERROR - teamwide"].rcpt_tos == TEAM
+    assert immediate["[sgEvents] CRITICAL - teamwide"].rcpt_tos == TEAM
     # And the mail says what failed, with the traceback, and came through a login
     assert "Traceback (most recent call last)" in noisy.body
     assert f"RuntimeError: noisy cannot handle event {first}" in noisy.body
@@ -248,14 +249,14 @@ def test_error_burst_sends_one_mail_at_once_and_one_digest_on_exit(
     assert len(mails) == 4, [m.subject for m in mails]
     digests = {m.subject: m for m in mails[2:]}
     assert sorted(digests) == [
-        "[sgEvents] ERROR - noisy (999 errors)",
-        "[sgEvents] ERROR - teamwide (999 errors)",
+        "[sgEvents] CRITICAL - noisy (999 errors)",
+        "[sgEvents] CRITICAL - teamwide (999 errors)",
     ]
-    noisy_digest = digests["[sgEvents] ERROR - noisy (999 errors)"]
+    noisy_digest = digests["[sgEvents] CRITICAL - noisy (999 errors)"]
     assert noisy_digest.rcpt_tos == ("ops@example.com",)
     assert noisy_digest.body.startswith("999 errors")
     assert f"noisy cannot handle event {first + 1}" in noisy_digest.body
-    assert digests["[sgEvents] ERROR - teamwide (999 errors)"].rcpt_tos == TEAM
+    assert digests["[sgEvents] CRITICAL - teamwide (999 errors)"].rcpt_tos == TEAM
     # And the plugin with setEmails(False) sent nothing
     assert not any("silent" in m.raw for m in mails)
     # And neither the SMTP password nor the script key is in any mail, log file or status
@@ -285,7 +286,7 @@ def test_starttls_and_login_with_a_private_ca(rig: DaemonRig, smtp_starttls: Smt
     assert rig.stop() == 0
     [mail] = smtp_starttls.collector.received()
     assert mail.tls and mail.login == (SMTP_USER, SMTP_PASSWORD)
-    assert mail.subject == "[sgEvents] ERROR - broken" and mail.rcpt_tos == TEAM
+    assert mail.subject == "[sgEvents] CRITICAL - broken" and mail.rcpt_tos == TEAM
     assert f"broken cannot handle event {first}" in mail.body
     assert SMTP_PASSWORD not in everything_written(rig)
 

@@ -172,9 +172,10 @@ def test_broken_plugins_are_switched_off_alone_and_others_get_everything(rig: Ri
 
 
 def _plugin_line(log: str, name: str) -> str:
-    """The first WARNING/ERROR line about a plugin, without the timestamp."""
+    """The first WARNING/ERROR/CRITICAL line about a plugin, without the timestamp."""
+    levels = (" - CRITICAL - ", " - ERROR - ", " - WARNING - ")
     for line in log.splitlines():
-        if name in line and (" - ERROR - " in line or " - WARNING - " in line):
+        if name in line and any(level in line for level in levels):
             return line.split(" - ", 2)[-1]
     return "(nothing)"
 
