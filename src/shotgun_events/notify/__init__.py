@@ -1,4 +1,4 @@
-"""What reaches people: log files (main, per plugin, timing, secret scrubbing) and error email.
+"""What reaches people: log files (main, per plugin, timing, secrets), error email, plugin output.
 
 May import: the core and ``config``.
 """

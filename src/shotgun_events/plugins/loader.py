@@ -34,7 +34,8 @@ Rules:
   plugin load (see ``imports.py``). When one changes (stat change, or content
   change of a reported path) its modules are evicted from ``sys.modules`` and
   every plugin that imported it is reloaded, in plugin order. Helper paths are
-  put on ``sys.path`` like plugin folders. The first scan drops helpers that
+  put on ``sys.path`` like plugin folders (the wiring passes the config file's
+  folder last among them, see ``Config.plugin_import_paths``). The first scan drops helpers that
   were imported before it (a previous loader), so dependencies are complete.
   A plugin that could not be reloaded when its helper changed (its own file
   settling, its folder unreadable) is reloaded at the next scan that can.
