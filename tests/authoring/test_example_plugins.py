@@ -114,7 +114,10 @@ def test_a_failing_callback_is_reported_and_switches_the_plugin_off(
     assert isinstance(error.exception, ValueError) and error.event_id == event["id"]
     assert "raise ValueError" in error.traceback
     assert not plugin.active
-    assert any(r.levelname == "ERROR" and "stopping plugin" in r.getMessage() for r in plugin.logs)
+    # (at CRITICAL, with the callback frame's locals, as the original logs it)
+    assert any(
+        r.levelname == "CRITICAL" and "stopping plugin" in r.getMessage() for r in plugin.logs
+    )
     # And the site accepted the plugin's own script name and key (its read worked)
     assert plugin.deliver(event) is Outcome.SKIPPED
     plugin.reload()
@@ -148,8 +151,11 @@ def test_log_args_logs_each_event_and_replays_a_capture(
     capture.write_text("".join(dump_event(e) + "\n" for e in [*events, *created]))
     # When the capture is replayed
     outcomes = plugin.replay(capture)
-    # Then one line per event, naming the entity
+    # Then one line per event, naming the entity (logArgs sets DEBUG on its logger, so the
+    # daemon's "Dispatching event N to callback logArgs." precedes each, as in the original)
     assert outcomes == [Outcome.DONE] * (len(events) + len(created))
-    lines = [r.getMessage() for r in plugin.logs]
+    lines = [r.getMessage() for r in plugin.logs if r.name == "plugin.logArgs.logArgs"]
     assert len(lines) == len(outcomes)
+    dispatching = [r.getMessage() for r in plugin.logs if r.name == "plugin.logArgs"]
+    assert dispatching[-1] == f"Dispatching event {created[-1]['id']} to callback logArgs."
     assert "Asset" in lines[-1] and "cup" in lines[-1]
