@@ -8,6 +8,7 @@ import logging
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from shotgun_events.delivery.dispatch import Dispatcher
 from shotgun_events.notify.frames import MAX_VALUE_CHARS, describe_locals
 from shotgun_events.notify.output import LineWriter, whole_lines
 from shotgun_events.plugins.loader import PluginLoader
+from shotgun_events.plugins.watcher import PluginWatcher
 
 from .fakes import FakeCallback, FakeConnections, FakePlugin, make_event
 
@@ -315,3 +317,30 @@ def test_whole_lines_installs_and_restores_the_streams() -> None:
         assert out.encoding == before[0].encoding
     # And afterwards the streams are back
     assert (sys.stdout, sys.stderr) == before
+
+
+# -- the config file's folder is watched, without its sub-folders -----------------------
+
+
+@pytest.mark.parametrize("polling", [False, True])
+def test_config_folder_is_watched_without_its_sub_folders(tmp_path: Path, polling: bool) -> None:
+    # Given a watcher of a plugin folder, with the config's folder as a shallow path
+    plugins = tmp_path / "plugins"
+    logs = tmp_path / "logs"
+    plugins.mkdir(), logs.mkdir()
+    watcher = PluginWatcher(
+        [plugins], shallow_paths=[tmp_path], polling=polling, poll_interval=0.05, debounce=0.05
+    )
+    with watcher:
+        # When a module in a sub-folder and then a helper beside the config are written
+        (logs / "not_a_helper.py").write_text("X = 1\n")
+        helper = tmp_path / "handler_config.py"
+        helper.write_text("VALUE = 1\n")
+        # Then the helper is reported, the sub-folder's file is not
+        gathered: set[Path] = set()
+        deadline = time.monotonic() + 10
+        while helper not in gathered:
+            assert time.monotonic() < deadline, "the helper was never reported"
+            if watcher.changed.wait(0.05):
+                gathered.update(watcher.take_due())
+        assert logs / "not_a_helper.py" not in gathered
