@@ -45,6 +45,7 @@ from shotgun_events.service.liveness import Liveness, live_timeout
 from shotgun_events.service.pidfile import PidFile
 from shotgun_events.service.sdnotify import Notifier
 from shotgun_events.service.signals import StopFlag
+from shotgun_events.state.lock import OPERATOR_WAIT, StateLock, warn_if_unfenced
 from shotgun_events.state.store import StateStore, read_positions
 from shotgun_events.webhooks.receiver import WebhookReceiver
 
@@ -63,6 +64,7 @@ def prepare(config_path: Path, options: Options) -> Run:
     """Check config, folders and state file now; return the function that runs the daemon."""
     config, warnings = load_config_with_warnings(config_path)
     validate_paths(config)
+    _check_owner(config)
     # A corrupt state file must stop us here, with its message, before detaching.
     read_positions(config.event_id_file, config.path)
     problems = permission_warnings(config)
@@ -89,7 +91,10 @@ def serve(
     if threading.current_thread() is threading.main_thread():
         flag.install()
     systemd = Notifier.from_environ()
+    # Taken before the state is read and held across reloads: one owner per state file.
+    lock = StateLock(config.event_id_file, config_path=config.path)
     try:
+        notes = [*notes, *_own_state(lock, flag)]
         while True:
             daemon = Daemon.build(config, options, flag=flag, reporter=reporter, systemd=systemd)
             for level, text in notes:
@@ -108,8 +113,39 @@ def serve(
         reporter.failed(str(exc), exc.exit_code)
         raise
     finally:
+        lock.release()
         systemd.stopping()
         flag.uninstall()
+
+
+def _check_owner(config: Config) -> None:
+    """Refuse at once (exit 75) when another daemon owns the state; a command is waited for."""
+    probe = StateLock(config.event_id_file, config_path=config.path)
+    try:
+        probe.acquire()
+    except ShotgunEventsError:
+        if probe.holder().is_daemon:
+            raise
+    finally:
+        # lockf locks are per process and not inherited by fork: the daemon takes its own.
+        probe.release()
+
+
+def _own_state(lock: StateLock, flag: StopFlag) -> list[tuple[int, str]]:
+    """Take the state lock for the daemon's life; return notes for the log."""
+    waited: list[tuple[int, str]] = []
+
+    def tell(holder: object) -> None:
+        text = f"waiting for {holder} to release {lock.path}"
+        print(f"shotgunEventDaemon: {text}", file=sys.stderr)
+        waited.append((logging.INFO, text.replace("waiting for", "waited for")))
+
+    lock.acquire(
+        wait_for_operator=OPERATOR_WAIT,
+        stop=flag.stop_requested,
+        on_wait=lambda holder: tell(holder.describe()),
+    )
+    return [*waited, *((logging.WARNING, line) for line in warn_if_unfenced(lock))]
 
 
 def _reread(config: Config) -> tuple[Config, list[tuple[int, str]]]:

@@ -30,6 +30,7 @@ from shotgun_events.operator import audit
 from shotgun_events.operator.channel import int_arg, optional_int_arg, reason_arg, text_arg
 from shotgun_events.service.pidfile import status_process
 from shotgun_events.state.legacy import ANY_PLUGIN
+from shotgun_events.state.lock import StateLock
 from shotgun_events.state.store import StateStore
 
 STOPPED = "stopped"
@@ -261,7 +262,33 @@ def run_command(config: Config, command: str, args: Mapping[str, Any], out: Text
 LIVE_TIMEOUT = 60.0
 
 
+def offline_lock(config: Config, command: str, *, advice: str | None = None) -> StateLock:
+    """The state lock an offline command holds while it edits the state file."""
+    return StateLock(
+        config.event_id_file,
+        role=command,
+        config_path=config.path,
+        daemon_advice=advice
+        or "the daemon is running: run the command again once it is ready, and it goes "
+        f"through its control socket {config.control_socket_path}",
+    )
+
+
 def _offline(config: Config, command: str, args: Mapping[str, Any], reason: str) -> Done:
+    # One writer per state file: a daemon starting now waits for us, or we refuse.
+    lock = offline_lock(config, command)
+    lock.acquire(wait_for_operator=OPERATOR_WAIT)
+    try:
+        return _offline_locked(config, command, args, reason)
+    finally:
+        lock.release()
+
+
+#: Seconds an offline command waits for another offline command.
+OPERATOR_WAIT = 10.0
+
+
+def _offline_locked(config: Config, command: str, args: Mapping[str, Any], reason: str) -> Done:
     plugin = args.get("plugin")
     if command == "replay":
         return replay(
