@@ -14,7 +14,7 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -25,8 +25,10 @@ from shotgun_events.client.source import ShotgunEventSource, daemon_source
 from shotgun_events.config.checks import permission_warnings, validate_paths
 from shotgun_events.config.load import load_config_with_warnings
 from shotgun_events.config.model import Config
+from shotgun_events.config.plugin_sections import unknown_plugin_warnings
 from shotgun_events.delivery.dispatch import Dispatcher
 from shotgun_events.delivery.failures import DeadLetters, RetryPolicy
+from shotgun_events.delivery.scope import Scope, SiteLookup
 from shotgun_events.engine.loop import Engine, Exit, Hooks, Settings
 from shotgun_events.engine.wakeup import WakeUps
 from shotgun_events.errors import ConfigError, ShotgunEventsError
@@ -181,6 +183,7 @@ class Daemon:
     control: ControlServer | None = None
     observer: ObserveServer | None = None
     receiver: WebhookReceiver | None = None
+    lookup: SiteLookup | None = None
 
     @classmethod
     def build(
@@ -204,6 +207,9 @@ class Daemon:
         mailer = _mailer(config, logs)
         store = StateStore(config.event_id_file, fsync=config.state_fsync, config_path=config.path)
         pool = ConnectionPool(factory_for(config))
+        lookup = SiteLookup(
+            lambda: factory_for(config).create(config.script_name, config.script_key)
+        )
 
         # [http] on: the parts report to a sink that /metrics reads; off: to nothing.
         sink = MetricsSink() if config.http.enabled else None
@@ -254,6 +260,9 @@ class Daemon:
                 dead_letters=DeadLetters(store, scrub=logs.secret_filter.scrub),
                 # A retry's wait keeps pinging systemd's watchdog: waiting is not hanging.
                 wait=heartbeat.wait,
+                scope=Scope(
+                    settings=config.plugin_settings, lookup=lookup, config_path=config.path
+                ),
             ),
             settings=Settings(
                 batch_size=config.max_event_batch_size,
@@ -278,7 +287,7 @@ class Daemon:
             hooks=Hooks(
                 on_ready=reporter.ready,
                 heartbeat=heartbeat,
-                on_plugins_changed=lambda plugins: _route_emails(mailer, plugins),
+                on_plugins_changed=_on_plugins_changed(config, mailer),
                 on_started=operations.queue_pending_replays,
             ),
         )
@@ -299,7 +308,7 @@ class Daemon:
             logs.attach(recent, "")
             view = DaemonView(config, engine, pool, sink, liveness, recent)
             observer = ObserveServer(config.http, view)
-        return cls(
+        daemon = cls(
             config,
             logs,
             store,
@@ -313,6 +322,8 @@ class Daemon:
             observer,
             receiver,
         )
+        daemon.lookup = lookup
+        return daemon
 
     def run(self) -> Exit:
         """Run the engine until a stop or reload request."""
@@ -358,6 +369,8 @@ class Daemon:
         except ShotgunEventsError as exc:
             log.critical("could not save the state file on exit: %s", exc)
         self.pool.close()
+        if self.lookup is not None:
+            self.lookup.close()
         self.source.close()
         if self.mailer is not None:
             self.mailer.close()
@@ -434,6 +447,25 @@ def _watcher(config: Config) -> PluginWatcher | None:
         poll_interval=config.plugin_poll_interval,
         debounce=config.reload_debounce,
     )
+
+
+def _on_plugins_changed(
+    config: Config, mailer: EmailNotifier | None
+) -> Callable[[Iterable[Plugin]], None]:
+    """Route emails at every scan; after the first, warn once of sections naming no plugin."""
+    warned = False
+
+    def changed(plugins: Iterable[Plugin]) -> None:
+        nonlocal warned
+        plugins = list(plugins)
+        _route_emails(mailer, plugins)
+        if not warned:
+            warned = True
+            loaded = {plugin.name for plugin in plugins}
+            for line in unknown_plugin_warnings(config.plugin_settings, loaded, config.path):
+                log.warning("%s", line)
+
+    return changed
 
 
 def _route_emails(mailer: EmailNotifier | None, plugins: Iterable[Plugin]) -> None:

@@ -74,7 +74,7 @@ def test_a_second_daemon_on_the_same_state_exits_75_and_the_first_goes_on(
     )
     try:
         wait_for(lambda: lock_text(rig).split()[:1] == [str(proc.pid)], what="lock taken")
-        more_first, more_last = rig.site.append_events(3)
+        _, more_last = rig.site.append_events(3)
         wait_for(lambda: rig.ids_for("rec")[-1:] == [more_last], what="second daemon delivers")
         assert rig.ids_for("rec") == list(range(first, more_last + 1))
         assert proc.poll() is None

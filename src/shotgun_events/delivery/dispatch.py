@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shotgun_events.delivery.failures import DeadLetters, RetryPolicy
+from shotgun_events.delivery.scope import Scope
 from shotgun_events.events import Event
 from shotgun_events.plugins.registrar import Callback
 from shotgun_events.telemetry import NULL, Telemetry
@@ -78,7 +79,9 @@ class Dispatcher:
         policy: RetryPolicy | None = None,
         dead_letters: DeadLetters | None = None,
         wait: Callable[[float], bool] = lambda seconds: False,
+        scope: Scope | None = None,
     ) -> None:
+        self.scope = scope
         self._connections = connections
         self._use_session_uuid = use_session_uuid
         self._timing = timing
@@ -99,6 +102,8 @@ class Dispatcher:
         for callback in plugin.callbacks:
             if not callback.matches(event):
                 continue
+            if self.scope is not None and not self.scope.admits(plugin, callback, event):
+                continue  # out of the plugin's scope: handled by not being delivered
             outcome = Outcome.DONE
             error = self._call(plugin, callback, event)
             if error is None:
