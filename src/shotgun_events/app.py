@@ -160,6 +160,16 @@ def _reread(config: Config) -> tuple[Config, list[tuple[int, str]]]:
         validate_paths(new)
     except ConfigError as exc:
         return config, [(logging.ERROR, f"reload: {exc}; keeping the running configuration")]
+    if new.event_id_file != config.event_id_file:
+        # The lock is on the running state file; switching files needs a restart.
+        return config, [
+            (
+                logging.ERROR,
+                f"reload: eventIdFile changed to {new.event_id_file} in {config.path}; "
+                "restart the daemon to use another state file; keeping the running "
+                "configuration",
+            )
+        ]
     notes = [(logging.WARNING, line) for line in [*warnings, *permission_warnings(new)]]
     notes.append(
         (logging.INFO, f"reload: configuration re-read from {config.path}; plugins reloaded")

@@ -54,6 +54,14 @@ def test_a_second_daemon_on_the_same_state_exits_75_and_the_first_goes_on(
     lines = [line for line in second.stderr.splitlines() if str(rig.state_file) in line]
     assert len(lines) == 1, second.stderr
     assert f"pid {first_pid}" in lines[0] and "in use by shotgunEventDaemon" in lines[0]
+    # And `start` (detached) says the same on the terminal, before detaching
+    detached = run_with(rig, other, "start")
+    assert detached.returncode == 75 and f"pid {first_pid}" in detached.stderr, detached.stderr
+    # And after a SIGHUP reload the first daemon still holds the lock
+    rig.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reload: configuration re-read" in rig.log_text(), what="reload")
+    again = run_with(rig, other, "foreground")
+    assert again.returncode == 75 and f"pid {first_pid}" in again.stderr, again.stderr
     # And the lock file, owner-only, names the first daemon
     assert lock_text(rig).split() == [str(first_pid), "daemon"]
     mode = rig.state_file.with_name("state.json.lock").stat().st_mode & 0o777
@@ -168,4 +176,23 @@ def test_an_offline_command_takes_the_lock_and_releases_it(rig: DaemonRig) -> No
     assert lock_text(rig) == ""
     rig.start()
     wait_for(lambda: lock_text(rig).split()[1:] == ["daemon"], what="daemon takes the lock")
+    assert rig.stop() == 0
+
+
+def test_a_reload_that_changes_the_state_file_keeps_the_running_one(rig: DaemonRig) -> None:
+    # Given a running daemon holding the lock of its state file
+    rig.add_recorder("rec")
+    rig.start()
+    rig.wait_ready()
+    assert rig.proc is not None
+    # When its config is edited to another eventIdFile and it is told to reload
+    text = rig.config.read_text()
+    rig.config.write_text(text.replace("state.json", "other-state.json"))
+    rig.proc.send_signal(signal.SIGHUP)
+    # Then it keeps the state file it owns, says why, and goes on delivering into it
+    wait_for(lambda: "eventIdFile changed" in rig.log_text(), what="the refusal")
+    _, last = rig.site.append_events(2)
+    wait_for(lambda: rig.ids_for("rec")[-1:] == [last], what="deliveries")
+    assert lock_text(rig).split() == [str(rig.proc.pid), "daemon"]
+    assert not (rig.folder / "other-state.json").exists()
     assert rig.stop() == 0
