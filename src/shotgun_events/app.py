@@ -126,7 +126,11 @@ def _check_owner(config: Config) -> None:
     try:
         probe.acquire()
     except ShotgunEventsError:
-        if probe.holder().is_daemon:
+        holder = probe.holder()
+        # The daemon of our own pid file is the pid file's business: `start` says it
+        # runs, `restart` stops it before the new one takes the lock.
+        ours = PidFile(config.pid_file, config_path=config.path).running_pid()
+        if holder.is_daemon and (holder.pid is None or holder.pid != ours):
             raise
     finally:
         # lockf locks are per process and not inherited by fork: the daemon takes its own.

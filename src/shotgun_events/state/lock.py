@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from shotgun_events.errors import ShotgunEventsError
+from shotgun_events.errors import ShotgunEventsError, StateWriteError
 
 log = logging.getLogger("engine.state")
 
@@ -111,7 +111,13 @@ class StateLock:
         """Take the lock now; wait up to ``wait_for_operator`` s while a command holds it."""
         if self._fd is not None:
             return
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise StateWriteError(
+                f"cannot open the state lock file {self.path}: {exc.strerror or exc}; "
+                f"the daemon's user must be able to create files in {self.path.parent}"
+            ) from None
         deadline = self._monotonic() + wait_for_operator
         told = False
         try:
