@@ -3,8 +3,9 @@
 ``run_command`` looks at the pid file: while the daemon runs, the command goes
 through its control socket (``request``; the daemon's side is control.py);
 while it is stopped, the functions below edit the state file. The state file
-has one writer at a time: they refuse to run while the daemon does and write
-through ``StateStore``, so every change is a journal line or an atomic
+has one writer at a time: they hold the state lock (state/lock.py) while they
+work, so they refuse while a daemon holds it and a starting daemon waits for
+them, and they write through ``StateStore``, so every change is a journal line or an atomic
 snapshot. ``reset`` lives in reset.py (it also recovers a corrupt state file).
 """
 
