@@ -196,3 +196,58 @@ def test_a_reload_that_changes_the_state_file_keeps_the_running_one(rig: DaemonR
     assert lock_text(rig).split() == [str(rig.proc.pid), "daemon"]
     assert not (rig.folder / "other-state.json").exists()
     assert rig.stop() == 0
+
+
+def test_reset_and_daemon_start_at_the_same_instant_never_both_write(rig: DaemonRig) -> None:
+    # Given a stopped daemon whose plugin missed events while it was stopped
+    rig.add_recorder("rec")
+    rig.start()
+    rig.wait_ready()
+    assert rig.stop() == 0
+    outcomes = []
+    for trial in range(4):
+        missed_first, missed_last = rig.site.append_events(3)
+        missed = set(range(missed_first, missed_last + 1))
+        # When an offline reset past them and a daemon start are launched together
+        out = rig.folder / f"reset-{trial}.txt"
+        with out.open("w") as sink:
+            reset = subprocess.Popen(
+                [
+                    *daemon_command(),
+                    "-c",
+                    str(rig.config),
+                    "reset",
+                    "rec",
+                    "--to",
+                    str(missed_last + 1),
+                    "--reason",
+                    "race",
+                ],
+                env=rig.env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
+            rig.start()
+            code = reset.wait(timeout=120)
+        said = out.read_text()
+        rig.wait_ready()
+        _, marker = rig.site.append_events(1)
+        wait_for(lambda m=marker: rig.ids_for("rec")[-1:] == [m], what="marker delivered")
+        assert rig.stop() == 0
+        got = set(rig.ids_for("rec")) & missed
+        # Then exactly one of them wrote the state:
+        if code == 0 and "to start after event" in said:
+            # the offline reset went first and the daemon waited, then read what it wrote
+            assert got == set(), said
+            outcomes.append("offline reset first")
+        elif code == 0:
+            # the daemon was up: the reset went through its control socket
+            assert "continues after event" in said, said
+            outcomes.append("sent to the daemon")
+        else:
+            # the daemon held the lock: the reset was refused, the daemon delivered
+            assert code in (1, 75), said
+            assert any(w in said for w in ("in use by", "is running", "daemon runs")), said
+            assert got == missed, said
+            outcomes.append("refused")
+    assert len(outcomes) == 4
