@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import logging
 import os
 import subprocess
@@ -32,6 +31,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shotgun_events.errors import ShotgunEventsError, StateWriteError
+
+try:
+    import fcntl
+except ImportError:  # Windows: msvcrt byte-range locks, also dropped when the holder dies
+    fcntl = None  # type: ignore[assignment]
+    import msvcrt
 
 log = logging.getLogger("engine.state")
 
@@ -132,7 +137,8 @@ class StateLock:
                 if (stop or threading.Event()).wait(0.05):
                     raise self._refusal(holder)
             os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()} {self.role}\n".encode(), 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, f"{os.getpid()} {self.role}\n".encode())
             with contextlib.suppress(OSError):
                 os.fchmod(fd, 0o600)
         except BaseException:
@@ -161,7 +167,8 @@ class StateLock:
         for _ in range(20):
             try:
                 if fd is not None:
-                    text = os.pread(fd, 200, 0).decode(errors="replace")
+                    os.lseek(fd, 0, os.SEEK_SET)
+                    text = os.read(fd, 200).decode(errors="replace")
                 else:
                     text = self.path.read_text(errors="replace")
             except OSError:
@@ -215,7 +222,11 @@ class StateLock:
 
 def _try_lock(fd: int) -> bool:
     try:
-        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if fcntl is not None:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:  # pragma: no cover - Windows only
+            os.lseek(fd, 0, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
     except OSError as exc:
         if exc.errno in (errno.EAGAIN, errno.EACCES):
             return False
