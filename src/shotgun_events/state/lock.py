@@ -123,12 +123,16 @@ class StateLock:
                 f"cannot open the state lock file {self.path}: {exc.strerror or exc}; "
                 f"the daemon's user must be able to create files in {self.path.parent}"
             ) from None
-        deadline = self._monotonic() + wait_for_operator
+        start = self._monotonic()
         told = False
         try:
             while not _try_lock(fd):
                 holder = self.holder(fd)
-                if holder.is_daemon or self._monotonic() >= deadline:
+                # A holder named in the file but dead is a short-lived child that took
+                # the lock as its parent died (the probe of honoured()): it lets go at once.
+                waited = self._monotonic() - start
+                limit = wait_for_operator if _alive(holder.pid) else max(wait_for_operator, 5.0)
+                if (holder.is_daemon and _alive(holder.pid)) or waited >= limit:
                     raise self._refusal(holder)
                 if not told and on_wait is not None:
                     on_wait(holder)
@@ -218,6 +222,19 @@ class StateLock:
             f"state file {self.state_path} is in use by {holder.describe()} "
             f"(lock {self.path}); {advice}"
         )
+
+
+def _alive(pid: int | None) -> bool:
+    """Whether ``pid`` is a live process (unknown counts as alive: refuse, never guess)."""
+    if pid is None:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def _try_lock(fd: int) -> bool:
