@@ -15,7 +15,7 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -26,8 +26,10 @@ from shotgun_events.client.source import ShotgunEventSource, daemon_source
 from shotgun_events.config.checks import permission_warnings, validate_paths
 from shotgun_events.config.load import load_config_with_warnings
 from shotgun_events.config.model import Config
+from shotgun_events.config.plugin_sections import unknown_plugin_warnings
 from shotgun_events.delivery.dispatch import Dispatcher
 from shotgun_events.delivery.failures import DeadLetters, RetryPolicy
+from shotgun_events.delivery.scope import Scope, SiteLookup
 from shotgun_events.engine.loop import Engine, Exit, Hooks, Settings
 from shotgun_events.engine.wakeup import WakeUps
 from shotgun_events.errors import ConfigError, ShotgunEventsError
@@ -47,6 +49,7 @@ from shotgun_events.service.liveness import Liveness, live_timeout
 from shotgun_events.service.pidfile import PidFile
 from shotgun_events.service.sdnotify import Notifier
 from shotgun_events.service.signals import StopFlag
+from shotgun_events.state.lock import OPERATOR_WAIT, StateLock, warn_if_unfenced
 from shotgun_events.state.store import StateStore, read_positions
 from shotgun_events.webhooks.receiver import WebhookReceiver
 
@@ -65,6 +68,7 @@ def prepare(config_path: Path, options: Options) -> Run:
     """Check config, folders and state file now; return the function that runs the daemon."""
     config, warnings = load_config_with_warnings(config_path)
     validate_paths(config)
+    _check_owner(config)
     # A corrupt state file must stop us here, with its message, before detaching.
     read_positions(config.event_id_file, config.path)
     problems = permission_warnings(config)
@@ -94,7 +98,10 @@ def serve(
     # What plugins print stays in whole lines, even with plugins running side by side.
     output = contextlib.ExitStack()
     output.enter_context(whole_lines())
+    # Taken before the state is read and held across reloads: one owner per state file.
+    lock = StateLock(config.event_id_file, config_path=config.path)
     try:
+        notes = [*notes, *_own_state(lock, flag)]
         while True:
             daemon = Daemon.build(config, options, flag=flag, reporter=reporter, systemd=systemd)
             for level, text in notes:
@@ -113,9 +120,44 @@ def serve(
         reporter.failed(str(exc), exc.exit_code)
         raise
     finally:
+        lock.release()
         systemd.stopping()
         flag.uninstall()
         output.close()
+
+
+def _check_owner(config: Config) -> None:
+    """Refuse at once (exit 75) when another daemon owns the state; a command is waited for."""
+    probe = StateLock(config.event_id_file, config_path=config.path)
+    try:
+        probe.acquire()
+    except ShotgunEventsError:
+        holder = probe.holder()
+        # The daemon of our own pid file is the pid file's business: `start` says it
+        # runs, `restart` stops it before the new one takes the lock.
+        ours = PidFile(config.pid_file, config_path=config.path).running_pid()
+        if holder.is_daemon and (holder.pid is None or holder.pid != ours):
+            raise
+    finally:
+        # lockf locks are per process and not inherited by fork: the daemon takes its own.
+        probe.release()
+
+
+def _own_state(lock: StateLock, flag: StopFlag) -> list[tuple[int, str]]:
+    """Take the state lock for the daemon's life; return notes for the log."""
+    waited: list[tuple[int, str]] = []
+
+    def tell(holder: object) -> None:
+        text = f"waiting for {holder} to release {lock.path}"
+        print(f"shotgunEventDaemon: {text}", file=sys.stderr)
+        waited.append((logging.INFO, text.replace("waiting for", "waited for")))
+
+    lock.acquire(
+        wait_for_operator=OPERATOR_WAIT,
+        stop=flag.stop_requested,
+        on_wait=lambda holder: tell(holder.describe()),
+    )
+    return [*waited, *((logging.WARNING, line) for line in warn_if_unfenced(lock))]
 
 
 def _reread(config: Config) -> tuple[Config, list[tuple[int, str]]]:
@@ -128,6 +170,16 @@ def _reread(config: Config) -> tuple[Config, list[tuple[int, str]]]:
         validate_paths(new)
     except ConfigError as exc:
         return config, [(logging.ERROR, f"reload: {exc}; keeping the running configuration")]
+    if new.event_id_file != config.event_id_file:
+        # The lock is on the running state file; switching files needs a restart.
+        return config, [
+            (
+                logging.ERROR,
+                f"reload: eventIdFile changed to {new.event_id_file} in {config.path}; "
+                "restart the daemon to use another state file; keeping the running "
+                "configuration",
+            )
+        ]
     notes = [(logging.WARNING, line) for line in [*warnings, *permission_warnings(new)]]
     notes.append(
         (logging.INFO, f"reload: configuration re-read from {config.path}; plugins reloaded")
@@ -151,6 +203,7 @@ class Daemon:
     control: ControlServer | None = None
     observer: ObserveServer | None = None
     receiver: WebhookReceiver | None = None
+    lookup: SiteLookup | None = None
 
     @classmethod
     def build(
@@ -174,6 +227,9 @@ class Daemon:
         mailer = _mailer(config, logs)
         store = StateStore(config.event_id_file, fsync=config.state_fsync, config_path=config.path)
         pool = ConnectionPool(factory_for(config))
+        lookup = SiteLookup(
+            lambda: factory_for(config).create(config.script_name, config.script_key)
+        )
 
         # [http] on: the parts report to a sink that /metrics reads; off: to nothing.
         sink = MetricsSink() if config.http.enabled else None
@@ -224,6 +280,9 @@ class Daemon:
                 dead_letters=DeadLetters(store, scrub=logs.secret_filter.scrub),
                 # A retry's wait keeps pinging systemd's watchdog: waiting is not hanging.
                 wait=heartbeat.wait,
+                scope=Scope(
+                    settings=config.plugin_settings, lookup=lookup, config_path=config.path
+                ),
             ),
             settings=Settings(
                 batch_size=config.max_event_batch_size,
@@ -248,7 +307,7 @@ class Daemon:
             hooks=Hooks(
                 on_ready=reporter.ready,
                 heartbeat=heartbeat,
-                on_plugins_changed=lambda plugins: _route_emails(mailer, plugins),
+                on_plugins_changed=_on_plugins_changed(config, mailer),
                 on_started=operations.queue_pending_replays,
             ),
         )
@@ -269,7 +328,7 @@ class Daemon:
             logs.attach(recent, "")
             view = DaemonView(config, engine, pool, sink, liveness, recent)
             observer = ObserveServer(config.http, view)
-        return cls(
+        daemon = cls(
             config,
             logs,
             store,
@@ -283,6 +342,8 @@ class Daemon:
             observer,
             receiver,
         )
+        daemon.lookup = lookup
+        return daemon
 
     def run(self) -> Exit:
         """Run the engine until a stop or reload request."""
@@ -328,6 +389,8 @@ class Daemon:
         except ShotgunEventsError as exc:
             log.critical("could not save the state file on exit: %s", exc)
         self.pool.close()
+        if self.lookup is not None:
+            self.lookup.close()
         self.source.close()
         if self.mailer is not None:
             self.mailer.close()
@@ -406,6 +469,25 @@ def _watcher(config: Config) -> PluginWatcher | None:
         poll_interval=config.plugin_poll_interval,
         debounce=config.reload_debounce,
     )
+
+
+def _on_plugins_changed(
+    config: Config, mailer: EmailNotifier | None
+) -> Callable[[Iterable[Plugin]], None]:
+    """Route emails at every scan; after the first, warn once of sections naming no plugin."""
+    warned = False
+
+    def changed(plugins: Iterable[Plugin]) -> None:
+        nonlocal warned
+        plugins = list(plugins)
+        _route_emails(mailer, plugins)
+        if not warned:
+            warned = True
+            loaded = {plugin.name for plugin in plugins}
+            for line in unknown_plugin_warnings(config.plugin_settings, loaded, config.path):
+                log.warning("%s", line)
+
+    return changed
 
 
 def _route_emails(mailer: EmailNotifier | None, plugins: Iterable[Plugin]) -> None:

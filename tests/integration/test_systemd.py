@@ -175,3 +175,70 @@ def test_watchdog_keeps_pinging_while_the_site_is_down(
     finally:
         rig.site.clear_faults()
         assert rig.stop() == 0
+
+
+# -- many sites on one host: the template unit (issue 13) --------------------------------
+
+TEMPLATE = UNIT.with_name("shotgunEventDaemon@.service")
+EXAMPLE = UNIT.with_name("shotgunEventDaemon@.conf.example")
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_template_unit_passes_systemd_analyze_verify_for_an_instance(tmp_path: Path) -> None:
+    # Given the shipped template, with ExecStart pointed at this environment's command
+    command = daemon_command()
+    assert len(command) == 1, "needs the installed console script"
+    text = TEMPLATE.read_text()
+    assert (
+        "ExecStart=/usr/local/bin/shotgunEventDaemon -c /etc/shotgunEventDaemon/%i.conf "
+        "foreground" in text
+    )
+    text = text.replace("ExecStart=/usr/local/bin/shotgunEventDaemon ", f"ExecStart={command[0]} ")
+    # When systemd checks the template and an instance of it
+    for name in ("shotgunEventDaemon@.service", "shotgunEventDaemon@studioA.service"):
+        unit = tmp_path / name
+        unit.write_text(text)
+        result = subprocess.run(
+            ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60
+        )
+        # Then both pass without a single complaint
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "" and result.stderr.strip() == "", result.stderr
+
+
+def test_template_gives_each_instance_its_own_folders() -> None:
+    # Given the template unit
+    lines = dict(
+        line.split("=", 1) for line in TEMPLATE.read_text().splitlines() if "=" in line[:40]
+    )
+    # Then every writable folder is per instance, and a lost lock race is not restarted
+    for key in ("RuntimeDirectory", "StateDirectory", "LogsDirectory"):
+        assert lines[key] == "shotgunEventDaemon/%i", key
+    assert lines["ReadWritePaths"].split() == [
+        "/var/lib/shotgunEventDaemon/%i",
+        "/var/log/shotgunEventDaemon/%i",
+    ]
+    assert "75" in lines["RestartPreventExitStatus"].split()
+
+
+def test_example_instance_configs_share_no_writable_path(tmp_path: Path) -> None:
+    # Given the example instance config copied for two sites, as the README says
+    from shotgun_events.config.load import load_config
+
+    configs = []
+    for instance in ("studioA", "studioB"):
+        path = tmp_path / f"{instance}.conf"
+        path.write_text(EXAMPLE.read_text().replace("studioA", instance))
+        # When the daemon's loader reads each
+        configs.append(load_config(path, environ={"SG_ED_API_KEY": "k"}))
+    a, b = configs
+    # Then each instance's pid file, state, lock, logs and control socket are its own,
+    # inside the folders the template unit creates for it
+    for config, instance in ((a, "studioA"), (b, "studioB")):
+        assert str(config.pid_file).startswith(f"/run/shotgunEventDaemon/{instance}/")
+        assert str(config.control_socket_path).startswith(f"/run/shotgunEventDaemon/{instance}/")
+        assert str(config.event_id_file).startswith(f"/var/lib/shotgunEventDaemon/{instance}/")
+        assert str(config.log_file_path).startswith(f"/var/log/shotgunEventDaemon/{instance}/")
+    paths_a = {a.pid_file, a.event_id_file, a.log_file_path, a.control_socket_path}
+    paths_b = {b.pid_file, b.event_id_file, b.log_file_path, b.control_socket_path}
+    assert not paths_a & paths_b

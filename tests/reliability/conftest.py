@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -246,6 +247,32 @@ class Rig(DaemonRig):
             return all(p in got for p in plugins)
 
         wait_for(done, timeout=timeout, what=f"event {last} delivered to {plugins}")
+
+    def wait_delivered_while_progressing(
+        self, plugins: list[str], last: int, *, stall: float = 120.0
+    ) -> None:
+        """Wait until every plugin recorded ``last``, for as long as deliveries keep coming.
+
+        Fails when the daemon exits or no delivery is recorded for ``stall`` seconds: how
+        long a catch-up takes depends on the machine (fsync latency on a busy disk above
+        all), whether it is still making progress does not.
+        """
+        count, since = -1, time.monotonic()
+        while True:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(
+                    f"daemon exited with {self.proc.returncode}: {self.stderr_text()[-2000:]}"
+                )
+            rows = self.deliveries()
+            if all(p in {n for n, i in rows if i == last} for p in plugins):
+                return
+            if len(rows) != count:
+                count, since = len(rows), time.monotonic()
+            elif time.monotonic() - since > stall:
+                raise AssertionError(
+                    f"no delivery for {stall:.0f} s and event {last} not delivered to {plugins}"
+                )
+            time.sleep(0.05)
 
     def written_files(self) -> list[Path]:
         return [p for p in self.folder.rglob("*") if p.is_file() and p.suffix != ".py"]

@@ -46,8 +46,10 @@ def test_kill9_at_random_instants_loses_nothing(
     # When it is killed with SIGKILL at random instants while delivering, and restarted
     for _ in range(scale.kills):
         seen = len(rig.deliveries())
-        deadline = time.monotonic() + 60
-        while not _processing(rig, seen) and time.monotonic() < deadline:
+        # No deadline: a daemon restarting on a loaded machine can take long to resume,
+        # and a kill before it does would not test anything. It must not exit meanwhile.
+        while not _processing(rig, seen):
+            assert rig.alive(), f"daemon exited: {rig.stderr_text()[-2000:]}"
             time.sleep(0.01)
         if {n for n, i in rig.deliveries() if i == last} == set(names):
             break  # all delivered already: more kills would not land during processing
@@ -57,7 +59,10 @@ def test_kill9_at_random_instants_loses_nothing(
         # The state files are readable after every kill (the original's were often empty).
         assert read_state(rig.state_file) is not None
         rig.start()
-    rig.wait_delivered(names, last, timeout=300)
+    # A catch-up with an fsync per record takes as long as the disk makes it (measured:
+    # 14 s with two CPU hogs beside it, 43-57 s with an fsync-heavy neighbour): wait on
+    # progress, not on a fixed time.
+    rig.wait_delivered_while_progressing(names, last)
     # Then every event reached every plugin, with at most one repeat per plugin per kill
     report = rig.check(base, names, allowed_duplicates=kills * plugins)
     assert kills >= min(3, scale.kills), "the kills did not land during processing"

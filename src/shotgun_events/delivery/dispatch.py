@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shotgun_events.delivery.failures import DeadLetters, RetryPolicy
+from shotgun_events.delivery.scope import Scope
 from shotgun_events.events import Event
 from shotgun_events.notify.frames import describe_locals
 from shotgun_events.plugins.registrar import Callback
@@ -82,7 +83,9 @@ class Dispatcher:
         policy: RetryPolicy | None = None,
         dead_letters: DeadLetters | None = None,
         wait: Callable[[float], bool] = lambda seconds: False,
+        scope: Scope | None = None,
     ) -> None:
+        self.scope = scope
         self._connections = connections
         self._use_session_uuid = use_session_uuid
         self._timing = timing
@@ -103,6 +106,8 @@ class Dispatcher:
         for callback in plugin.callbacks:
             if not callback.matches(event):
                 continue
+            if self.scope is not None and not self.scope.admits(plugin, callback, event):
+                continue  # out of the plugin's scope: handled by not being delivered
             outcome = Outcome.DONE
             if plugin.logger.isEnabledFor(logging.DEBUG):  # no record at all otherwise
                 plugin.logger.debug(

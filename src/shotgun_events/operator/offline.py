@@ -3,8 +3,9 @@
 ``run_command`` looks at the pid file: while the daemon runs, the command goes
 through its control socket (``request``; the daemon's side is control.py);
 while it is stopped, the functions below edit the state file. The state file
-has one writer at a time: they refuse to run while the daemon does and write
-through ``StateStore``, so every change is a journal line or an atomic
+has one writer at a time: they hold the state lock (state/lock.py) while they
+work, so they refuse while a daemon holds it and a starting daemon waits for
+them, and they write through ``StateStore``, so every change is a journal line or an atomic
 snapshot. ``reset`` lives in reset.py (it also recovers a corrupt state file).
 """
 
@@ -30,6 +31,7 @@ from shotgun_events.operator import audit
 from shotgun_events.operator.channel import int_arg, optional_int_arg, reason_arg, text_arg
 from shotgun_events.service.pidfile import status_process
 from shotgun_events.state.legacy import ANY_PLUGIN
+from shotgun_events.state.lock import StateLock
 from shotgun_events.state.store import StateStore
 
 STOPPED = "stopped"
@@ -261,7 +263,33 @@ def run_command(config: Config, command: str, args: Mapping[str, Any], out: Text
 LIVE_TIMEOUT = 60.0
 
 
+def offline_lock(config: Config, command: str, *, advice: str | None = None) -> StateLock:
+    """The state lock an offline command holds while it edits the state file."""
+    return StateLock(
+        config.event_id_file,
+        role=command,
+        config_path=config.path,
+        daemon_advice=advice
+        or "the daemon is running: run the command again once it is ready, and it goes "
+        f"through its control socket {config.control_socket_path}",
+    )
+
+
 def _offline(config: Config, command: str, args: Mapping[str, Any], reason: str) -> Done:
+    # One writer per state file: a daemon starting now waits for us, or we refuse.
+    lock = offline_lock(config, command)
+    lock.acquire(wait_for_operator=OPERATOR_WAIT)
+    try:
+        return _offline_locked(config, command, args, reason)
+    finally:
+        lock.release()
+
+
+#: Seconds an offline command waits for another offline command.
+OPERATOR_WAIT = 10.0
+
+
+def _offline_locked(config: Config, command: str, args: Mapping[str, Any], reason: str) -> Done:
     plugin = args.get("plugin")
     if command == "replay":
         return replay(

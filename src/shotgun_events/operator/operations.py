@@ -234,6 +234,8 @@ def status(engine: Engine) -> dict[str, Any]:
     """Describe every plugin: state, position, backlog, lag, retries, dead letters."""
     letters = DeadLetters(engine.store).entries()
     head = engine.head
+    scope = engine.dispatcher.scope
+    skipped = scope.skipped() if scope is not None else {}
     plugins = []
     for runner in engine.runners:
         plugin = runner.plugin
@@ -256,6 +258,8 @@ def status(engine: Engine) -> dict[str, Any]:
                 "retrying": {"event_id": retrying[0], "attempt": retrying[1]} if retrying else None,
                 "dead_letters": sum(1 for letter in letters if letter.get("plugin") == plugin.name),
                 "delivered": runner.delivered,
+                # Events not delivered because of the plugin's scope (cursor moved past them).
+                "skipped": skipped.get(plugin.name, {}),
             }
         )
     return {

@@ -20,6 +20,7 @@ from shotgun_events.cursor import Cursor
 from shotgun_events.errors import ControlError, StateError
 from shotgun_events.events import PluginKey
 from shotgun_events.operator import audit
+from shotgun_events.operator.offline import OPERATOR_WAIT, offline_lock
 from shotgun_events.service.pidfile import status_process
 from shotgun_events.state.legacy import ANY_PLUGIN
 from shotgun_events.state.store import StateStore
@@ -46,6 +47,22 @@ def run_reset(config: Config, request: ResetRequest, out: TextIO) -> int:
         )
     if not request.everything and not request.plugins:
         raise ControlError("name the plugins to reset, or use --all")
+    # Held from before the state is read to after it is written: a daemon starting
+    # meanwhile waits for it, and a running daemon makes us refuse.
+    lock = offline_lock(
+        config,
+        "reset",
+        advice="the daemon is running: stop it first with: "
+        f"shotgunEventDaemon -c {config.path} stop",
+    )
+    lock.acquire(wait_for_operator=OPERATOR_WAIT)
+    try:
+        return _reset_locked(config, request, out)
+    finally:
+        lock.release()
+
+
+def _reset_locked(config: Config, request: ResetRequest, out: TextIO) -> int:
     target = _target_id(config, request.to)
     store = StateStore(config.event_id_file, config_path=config.path)
     try:

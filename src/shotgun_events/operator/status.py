@@ -188,6 +188,10 @@ def _plugin_line(plugin: dict[str, Any]) -> str:
         parts.append(f"retrying event {retrying['event_id']} (attempt {retrying['attempt']})")
     if plugin.get("dead_letters"):
         parts.append(f"dead letters {plugin['dead_letters']}")
+    skipped = plugin.get("skipped") or {}
+    if skipped:
+        counts = ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in sorted(skipped.items()))
+        parts.append(f"skipped {counts}")
     if plugin.get("reason") and plugin["state"] != "active":
         parts.append(f"- {plugin['reason']}")
     return " ".join(parts)

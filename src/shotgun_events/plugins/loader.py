@@ -103,6 +103,9 @@ class Plugin:
     logger: logging.Logger = field(repr=False)
     callbacks: list[Callback] = field(default_factory=list, repr=False)
     emails: bool | tuple[str, ...] = True
+    #: What the plugin asked for in code (reg.setProjects / setIgnoreOwnEvents); None: not asked.
+    projects: tuple[int | str, ...] | None = None
+    ignore_own_events: bool | None = None
     active: bool = False
     #: Why the plugin is inactive (one line); None while active.
     reason: str | None = None
@@ -344,6 +347,7 @@ class PluginLoader:
         plugin.module_name = module.__name__
         plugin.callbacks = registrar.callbacks
         plugin.emails = registrar.emails
+        plugin.projects, plugin.ignore_own_events = registrar.projects, registrar.ignore_own_events
         plugin.active = True
         plugin.reason = None
         plugin.failed_at = None

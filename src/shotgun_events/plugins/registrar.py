@@ -208,6 +208,9 @@ class Registrar:
         self.callbacks: list[Callback] = []
         #: True = the configured ``to`` list, False = no email, or explicit addresses.
         self.emails: bool | tuple[str, ...] = True
+        #: Scope asked for in code; a [plugin:NAME] section of the config overrides it.
+        self.projects: tuple[int | str, ...] | None = None
+        self.ignore_own_events: bool | None = None
 
     @property
     def logger(self) -> logging.Logger:
@@ -243,6 +246,23 @@ class Registrar:
                 f"expects True, False or email address strings, got {bad[0]!r}",
             )
         self.emails = tuple(str(e).strip() for e in emails)
+
+    def setProjects(self, *projects: object) -> None:
+        """Deliver only events of these projects (ids or names; none given: every project)."""
+        if len(projects) == 1 and isinstance(projects[0], list | tuple | set | frozenset):
+            projects = tuple(projects[0])
+        chosen: list[int | str] = []
+        for item in projects:
+            if isinstance(item, dict) and isinstance(item.get("id"), int):
+                item = item["id"]  # a Project entity dict
+            if isinstance(item, bool) or not isinstance(item, int | str) or item in ("", 0):
+                raise self._error("setProjects", f"takes project ids or names, not {item!r}")
+            chosen.append(int(item) if isinstance(item, str) and item.isdigit() else item)
+        self.projects = tuple(chosen) or None
+
+    def setIgnoreOwnEvents(self, ignore: bool = True) -> None:
+        """Skip events made by the script a callback is registered with (loop protection)."""
+        self.ignore_own_events = bool(ignore)
 
     def registerCallback(
         self,
