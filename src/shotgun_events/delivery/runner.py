@@ -375,6 +375,10 @@ class PluginRunner:
                 self.cursor = self._wm.read
             self._ignore_until_flush = False
 
+    def drain(self, timeout: float) -> bool:
+        """Wait until every event handed to the executor is finished (tests, benchmarks)."""
+        return self._executor.drain(timeout)
+
     def close(self, timeout: float) -> None:
         """Let events in flight finish (up to ``timeout``), then persist the cursor."""
         self._executor.close(timeout)

@@ -336,7 +336,13 @@ class Engine:
 
     def drain(self, timeout: float = 10.0) -> bool:
         """Wait until every plugin handled what was fetched so far (tests, benchmarks)."""
-        return self._delivery.drain(timeout)
+        deadline = self._monotonic() + timeout
+        if not self._delivery.drain(timeout):
+            return False
+        return all(
+            runner.drain(max(0.0, deadline - self._monotonic()))
+            for runner in list(self._runners.values())
+        )
 
     def close(self) -> None:
         """Stop delivery: workers finish the event in hand and persist their cursors."""
