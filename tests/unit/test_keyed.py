@@ -20,7 +20,9 @@ NOW = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 
 
 def _shot(event_id: int, shot: int) -> Event:
-    return make_event(event_id, entity={"type": "Shot", "id": shot}, project={"type": "Project", "id": 1})
+    return make_event(
+        event_id, entity={"type": "Shot", "id": shot}, project={"type": "Project", "id": 1}
+    )
 
 
 def test_entity_key_is_type_and_id() -> None:

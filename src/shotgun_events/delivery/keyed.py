@@ -68,9 +68,7 @@ class KeyedExecutor:
         self._running: dict[int, tuple[int, float, int]] = {}
         self._closing = False
         self._threads = [
-            threading.Thread(
-                target=self._work, name=f"plugin-{plugin.name}-{n}", daemon=True
-            )
+            threading.Thread(target=self._work, name=f"plugin-{plugin.name}-{n}", daemon=True)
             for n in range(self.concurrency)
         ]
         for thread in self._threads:
