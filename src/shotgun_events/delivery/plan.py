@@ -18,12 +18,14 @@ def spec_resolver(settings: Mapping[str, Any]) -> Callable[[Plugin], ExecutorSpe
 
     def spec_for(plugin: Plugin) -> ExecutorSpec:
         section = settings.get(plugin.name)
-        concurrency: int = getattr(section, "concurrency", None) or getattr(
-            plugin, "concurrency", 1
+        concurrency = getattr(section, "concurrency", None)
+        order_by = getattr(section, "order_by", None)
+        kind = getattr(section, "executor", None)
+        return ExecutorSpec(
+            concurrency=int(concurrency or getattr(plugin, "concurrency", 1)),
+            order_by=str(order_by or getattr(plugin, "order_by", "entity")),
+            kind=str(kind or "local"),
         )
-        order_by: str = getattr(section, "order_by", None) or getattr(plugin, "order_by", "entity")
-        kind: str = getattr(section, "executor", None) or "local"
-        return ExecutorSpec(concurrency=concurrency, order_by=order_by, kind=kind)
 
     return spec_for
 
