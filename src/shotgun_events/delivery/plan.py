@@ -22,7 +22,7 @@ def spec_resolver(settings: Mapping[str, Any]) -> Callable[[Plugin], ExecutorSpe
         order_by = getattr(section, "order_by", None)
         kind = getattr(section, "executor", None)
         return ExecutorSpec(
-            concurrency=int(concurrency or getattr(plugin, "concurrency", 1)),
+            concurrency=int(concurrency or getattr(plugin, "concurrency", 1) or 1),
             order_by=str(order_by or getattr(plugin, "order_by", "entity")),
             kind=str(kind or "local"),
         )
