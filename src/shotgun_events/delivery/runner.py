@@ -268,12 +268,21 @@ class PluginRunner:
 
     def _wait_room(self, wm: Watermark) -> bool:
         """Wait while the executor is full or the window is; False on stop or a failure."""
-        with self._room:
-            while not self._executor.has_room() or wm.window >= WINDOW_LIMIT:
-                if self._stop.is_set() or wm.stuck or self._failed or not self.plugin.active:
-                    return False
-                self._room.wait(0.1)
-        return True
+        while True:
+            if self._stop.is_set() or wm.stuck or self._failed or not self.plugin.active:
+                return False
+            if wm.window >= WINDOW_LIMIT:
+                with self._room:
+                    self._room.wait(0.1)
+                continue
+            if self._executor.has_room():
+                return True
+            wait_room = getattr(self._executor, "wait_room", None)
+            if callable(wait_room):
+                wait_room(self._stop)
+            else:
+                with self._room:
+                    self._room.wait(0.05)
 
     def _concurrent_done(self, event: Event, outcome: Outcome) -> None:
         """Completion of a concurrent executor (any thread): move the watermark, persist."""
@@ -284,7 +293,8 @@ class PluginRunner:
             try:
                 self._finish_locked(wm, int(event["id"]), outcome)
             finally:
-                self._room.notify_all()
+                if wm.window == WINDOW_LIMIT - 1 or outcome not in _HANDLED:
+                    self._room.notify_all()
 
     def _finish_locked(self, wm: Watermark, event_id: int, outcome: Outcome) -> None:
         late = event_id in wm.late

@@ -193,7 +193,14 @@ class StateStore:
         added, removed = change
         if old.last_id == cursor.last_id and not added and not removed and not done_added:
             return
-        self._append(delta_line(key, cursor.last_id, change, done_added))
+        if added or removed:
+            self._append(delta_line(key, cursor.last_id, change, done_added))
+        else:
+            # The usual record of a concurrent plugin: built by hand, as the plain one is.
+            key_json = self._key_json.get(key) or self._cache_key(key)
+            done = ",".join(map(str, sorted(done_added)))
+            extra = f',"d":[{done}]' if done_added else ""
+            self._append(f'{{"k":{key_json},"l":{int(cursor.last_id)}{extra}}}\n')
         moved = old.last_id != cursor.last_id
         old.last_id = cursor.last_id
         old.backlog.update(added)
