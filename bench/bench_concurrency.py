@@ -209,21 +209,21 @@ def _overhead(profile: Profile) -> list[Row]:
 
 
 def _kill9(profile: Profile) -> list[Row]:
-    events = 1_000 if profile.name == "full" else 400 if profile.name == "quick" else 100
+    events = 2_000 if profile.name == "full" else 800 if profile.name == "quick" else 100
     kills_wanted = 5 if profile.name != "tiny" else 1
     rng = random.Random(20261201)
     with scratch("conc_kill") as folder, SiteProcess(folder) as site:
         first, last = _append_over_shots(site, events, max(4, events // 10))
         record = folder / "record.txt"
         config = _setup(
-            folder / "daemon", site, concurrency=CONCURRENCY, latency=0.01, record=record
+            folder / "daemon", site, concurrency=CONCURRENCY, latency=0.03, record=record
         )
         runs: list[int] = []
         kills = 0
         daemon = DaemonProcess(config, from_id=first)
         try:
             while kills < kills_wanted:
-                time.sleep(rng.uniform(0.3, 1.2))
+                time.sleep(rng.uniform(0.5, 1.5))
                 if daemon.positions().get("bench", 0) >= last:
                     break
                 runs.append(daemon.proc.pid)
