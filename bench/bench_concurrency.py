@@ -61,8 +61,18 @@ def registerCallbacks(reg):
     reg.registerCallback("shotgun_events", "local", on_event, None, None)
 
 
+def _record(mark, event_id):
+    fd = os.open(RECORD, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, ("%d %d %s\\n" % (os.getpid(), event_id, mark)).encode())
+    finally:
+        os.close(fd)
+
+
 def on_event(sg, logger, event, args):
     shot = event["entity"]["id"]
+    if RECORD:
+        _record("S", event["id"])
     if USE_SG:
         sg.find_one("Shot", [["id", "is", shot]], ["code"])
     if LATENCY:
@@ -73,11 +83,7 @@ def on_event(sg, logger, event, args):
         _last[shot] = event["id"]
         STATS["calls"] += 1
     if RECORD:
-        fd = os.open(RECORD, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, ("%d %d\\n" % (os.getpid(), event["id"])).encode())
-        finally:
-            os.close(fd)
+        _record("E", event["id"])
 '''
 
 
@@ -236,12 +242,15 @@ def _kill9(profile: Profile) -> list[Row]:
         finally:
             daemon.stop()
         seen: dict[int, list[int]] = defaultdict(list)
+        delivered: set[int] = set()
         for line in record.read_text().splitlines():
-            pid, event_id = (int(x) for x in line.split())
-            seen[pid].append(event_id)
-    delivered = {i for ids in seen.values() for i in ids}
+            pid, event_id, mark = line.split()
+            if mark == "S":
+                seen[int(pid)].append(int(event_id))
+            else:
+                delivered.add(int(event_id))
     lost = (last - first + 1) - len(delivered & set(range(first, last + 1)))
-    # Re-runs of a kill: events the killed run recorded that a later run recorded again.
+    # Re-runs of a kill: events the killed run started that a later run started again.
     per_kill = []
     for n, pid in enumerate(runs):
         later = {i for p, ids in seen.items() if p not in runs[: n + 1] for i in ids}
