@@ -95,8 +95,8 @@ class KeyedExecutor:
 
     def has_room(self) -> bool:
         """Whether fewer events than the capacity are queued or running."""
-        with self._cond:
-            return len(self._ids) < self._capacity
+        # Read without the lock (one atomic len()): a stale answer only delays by one event.
+        return len(self._ids) < self._capacity
 
     def in_flight(self) -> set[int]:
         """Ids submitted and not reported finished yet."""

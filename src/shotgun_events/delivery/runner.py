@@ -241,8 +241,9 @@ class PluginRunner:
         if self._ignore_until_flush or not self.plugin.active:
             return None
         event_id = int(event["id"])
-        with self._lock:
-            kind = wm.classify(event_id)
+        # No lock: only this thread moves the read cursor, and the pool threads touch
+        # only ids at or below it, which cannot change what a fresh id is.
+        kind = wm.classify(event_id)
         if kind is None:
             return None
         created_at = event.get("created_at")
