@@ -202,3 +202,57 @@ def test_two_keys_run_at_the_same_time() -> None:
     # Then both finished (the barrier would have broken without overlap)
     assert not barrier.broken
     assert store.positions[runner.key].last_id == 2
+
+
+def test_a_reload_lets_old_code_events_finish_before_new_code_starts() -> None:
+    # Given a keyed pool with an event of shot 1 running (held) on generation 0
+    callback = _Recorder()
+    gate = callback.hold[1] = threading.Event()
+    plugin = _plugin(callback)
+    plugin.generation = 0  # type: ignore[attr-defined]
+    store = FakeStore()
+    runner = _runner(plugin, store, Cursor(0))
+    runner.handle(_shot(1, 1), NOW)
+    for _ in range(200):
+        if runner.busy():
+            break
+        threading.Event().wait(0.01)
+    # When the plugin is reloaded (same concurrency) and an event of another shot arrives
+    plugin.generation = 1  # type: ignore[attr-defined]
+    runner.handle(_shot(2, 2), NOW)
+    threading.Event().wait(0.2)
+    # Then the new event waits for the old-code one
+    assert callback.order == []
+    gate.set()
+    assert runner.drain(10)
+    assert [i for _, i in callback.order] == [1, 2]
+    runner.close(5)
+
+
+def test_a_reload_that_changes_concurrency_swaps_the_executor_once_idle() -> None:
+    # Given a plugin at concurrency 4 that has handled events 1..3
+    callback = _Recorder()
+    plugin = _plugin(callback)
+    plugin.generation = 0  # type: ignore[attr-defined]
+    plugin.concurrency = 4  # type: ignore[attr-defined]
+    store = FakeStore()
+    runner = PluginRunner(
+        plugin,
+        Cursor(0),
+        dispatcher=Dispatcher(connections=FakeConnections(), use_session_uuid=False),
+        recorder=store,
+        backlog_timeout=timedelta(minutes=5),
+        spec_for=lambda p: ExecutorSpec(concurrency=p.concurrency),  # type: ignore[attr-defined]
+    )
+    for event_id in (1, 2, 3):
+        runner.handle(_shot(event_id, event_id), NOW)
+    assert runner.concurrent
+    # When the reloaded plugin asks for strict order
+    plugin.concurrency = 1  # type: ignore[attr-defined]
+    plugin.generation = 1  # type: ignore[attr-defined]
+    runner.handle(_shot(4, 4), NOW)
+    # Then the events in flight finished first, and it goes on in strict order
+    assert not runner.concurrent
+    assert sorted(i for _, i in callback.order) == [1, 2, 3, 4]
+    assert store.positions[runner.key].last_id == 4
+    runner.close(5)
