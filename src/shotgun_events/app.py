@@ -29,6 +29,7 @@ from shotgun_events.config.model import Config
 from shotgun_events.config.plugin_sections import unknown_plugin_warnings
 from shotgun_events.delivery.dispatch import Dispatcher
 from shotgun_events.delivery.failures import DeadLetters, RetryPolicy
+from shotgun_events.delivery.plan import spec_resolver
 from shotgun_events.delivery.scope import Scope, SiteLookup
 from shotgun_events.engine.loop import Engine, Exit, Hooks, Settings
 from shotgun_events.engine.wakeup import WakeUps
@@ -302,6 +303,8 @@ class Daemon:
             source_factory=new_source,
             watcher=watcher,
             wake=wake,
+            # [plugin:NAME] concurrency / order_by win over reg.setConcurrency.
+            spec_for=spec_resolver(config.plugin_settings),
             stop=flag.stop_requested,
             reload=flag.reload_requested,
             hooks=Hooks(

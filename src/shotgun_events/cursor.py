@@ -30,10 +30,13 @@ class Cursor:
 
     last_id: int
     backlog: dict[int, datetime] = field(default_factory=dict)
+    #: Ids above ``last_id`` already handled (plugins whose events finish out of order):
+    #: ``last_id`` is then the watermark, every id up to it handled or in the backlog.
+    done: set[int] = field(default_factory=set)
 
     def copy(self) -> Cursor:
         """Return an independent copy (the state store keeps snapshots)."""
-        return Cursor(self.last_id, dict(self.backlog))
+        return Cursor(self.last_id, dict(self.backlog), set(self.done))
 
     def is_fresh(self, event_id: int) -> bool:
         """Tell whether an event from a forward read has not been seen yet."""
@@ -58,6 +61,8 @@ class Cursor:
             return NO_GAP
         skipped = range(self.last_id + 1, event_id)
         self.last_id = event_id
+        if self.done:
+            self.done = {i for i in self.done if i > event_id}
         expiry = _aware(created_at or now) + timeout
         if expiry <= _aware(now):
             return GapReport(abandoned=tuple(skipped))
@@ -81,6 +86,7 @@ class Cursor:
         """Place the cursor at an id chosen by an operator, dropping the backlog."""
         self.last_id = event_id
         self.backlog.clear()
+        self.done.clear()
 
 
 def _aware(moment: datetime) -> datetime:

@@ -201,7 +201,9 @@ class FakeStore:
     def load(self) -> dict[PluginKey, Cursor] | None:
         return None if self.saved is None else {k: c.copy() for k, c in self.saved.items()}
 
-    def record(self, key: PluginKey, cursor: Cursor, change: Any = None) -> None:
+    def record(
+        self, key: PluginKey, cursor: Cursor, change: Any = None, done_added: Any = None
+    ) -> None:
         if self.full:
             raise StateWriteError("No space left on device")
         self.records += 1

@@ -10,6 +10,7 @@ import pytest
 
 from shotgun_events.client.retry import SiteRetry
 from shotgun_events.delivery.dispatch import Dispatcher
+from shotgun_events.delivery.executor import ExecutorSpec
 from shotgun_events.delivery.failures import DeadLetters
 from shotgun_events.engine.loop import Engine, Settings
 from shotgun_events.errors import ControlError
@@ -33,8 +34,14 @@ def dispatch(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(params=[1, 4], ids=["strict", "concurrent"])
+def concurrency(request: pytest.FixtureRequest) -> int:
+    """Every command also works on plugins whose events run concurrently (watermark)."""
+    return int(request.param)
+
+
 @pytest.fixture
-def rig(dispatch: str) -> Iterator[Rig]:
+def rig(dispatch: str, concurrency: int) -> Iterator[Rig]:
     """An engine at event 10 with plugins a, b and 'bad' (fails on event 12)."""
     source = FakeSource()
     source.add(*range(1, 11))
@@ -55,6 +62,7 @@ def rig(dispatch: str) -> Iterator[Rig]:
         stop=threading.Event(),
         clock=clock,
         monotonic=clock.monotonic,
+        spec_for=lambda plugin: ExecutorSpec(concurrency=concurrency),
     )
     engine.start()
     try:
@@ -198,3 +206,16 @@ def test_audit_names_the_operator_who_asked(rig: Rig) -> None:
     engine, _, store, _ = rig
     operations.disable(engine, "a", "night", operator="alice")
     assert store.sections["audit"][-1]["operator"] == "alice"  # type: ignore[index]
+
+
+def test_status_shows_watermark_in_flight_and_done_set(rig: Rig, concurrency: int) -> None:
+    # Given plugins that handled events 11 and 12
+    engine, source, _, _ = rig
+    source.add(11, 12)
+    step(engine)
+    # When the status is asked for
+    report = {p["name"]: p for p in operations.status(engine)["plugins"]}
+    # Then each plugin shows its watermark, nothing in flight, an empty done set
+    assert report["a"]["watermark"] == 12
+    assert (report["a"]["in_flight"], report["a"]["done"]) == (0, 0)
+    assert report["a"]["concurrency"] == concurrency

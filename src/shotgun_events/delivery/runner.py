@@ -1,20 +1,33 @@
 """One plugin's progress through the event log: deliver, advance the cursor, persist.
 
-A ``PluginRunner`` owns a plugin's cursor. It delivers fresh events in id order
-and late events found through the backlog, moves the cursor only after an
-event was fully handled, and records the cursor after every change, so a crash
-re-delivers at most the one event that was in flight.
+A ``PluginRunner`` owns a plugin's cursor and hands the events its plugin
+still needs to the plugin's executor (executor.py). With the inline executor
+(concurrency 1, the default) each event is finished before the next is
+taken: the cursor moves only after an event was fully handled and is
+recorded after every change, so a crash re-delivers at most the one event
+that was in flight, and the state file is exactly the original's layout.
+With a concurrent executor events finish out of order and the saved cursor
+is a watermark (watermark.py): a crash re-delivers at most the events in
+flight (<= the plugin's concurrency), never one recorded as done.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from shotgun_events.cursor import NO_GAP, Cursor, GapReport
 from shotgun_events.delivery.dispatch import Dispatcher, Outcome
+from shotgun_events.delivery.executor import (
+    Executor,
+    ExecutorFactory,
+    ExecutorSpec,
+    InlineExecutor,
+)
+from shotgun_events.delivery.watermark import FRESH, SEEN, Watermark
 from shotgun_events.errors import StateWriteError
 from shotgun_events.events import Event, PluginKey
 from shotgun_events.state.protocols import PositionRecorder
@@ -26,10 +39,19 @@ log = logging.getLogger("engine.runner")
 
 #: Outcomes after which the event counts as handled and the cursor moves.
 _HANDLED = (Outcome.DONE, Outcome.SKIPPED)
+#: Ids a concurrent plugin may hold above its watermark (in flight + done) before it waits.
+WINDOW_LIMIT = 10_000
+#: Seconds a concurrent plugin's in-flight events get to finish before a reload or a command.
+DRAIN_TIMEOUT = 3600.0
+
+
+def _default_spec(plugin: Plugin) -> ExecutorSpec:
+    concurrency = getattr(plugin, "concurrency", 1)
+    return ExecutorSpec(concurrency=concurrency, order_by=getattr(plugin, "order_by", "entity"))
 
 
 class PluginRunner:
-    """Feed events to one plugin and keep its cursor."""
+    """Feed events to one plugin through its executor and keep its cursor."""
 
     def __init__(
         self,
@@ -39,6 +61,9 @@ class PluginRunner:
         dispatcher: Dispatcher,
         recorder: PositionRecorder,
         backlog_timeout: timedelta,
+        executor_factory: ExecutorFactory | None = None,
+        spec_for: Callable[[Plugin], ExecutorSpec] = _default_spec,
+        stop: threading.Event | None = None,
     ) -> None:
         self.plugin = plugin
         self.cursor = cursor
@@ -51,12 +76,31 @@ class PluginRunner:
         # None after the cursor was changed from outside (operator commands).
         self._added: dict[int, datetime] = {}
         self._removed: set[int] = set()
+        self._done_added: list[int] = []
         self._delta_known = False
-        # Guards cursor changes against the engine reading the backlog from its thread.
-        self._lock = threading.Lock()
+        # Guards cursor changes against the engine (and a plugin's pool threads).
+        self._lock = threading.RLock()
+        self._room = threading.Condition(self._lock)
+        self._stop = stop or threading.Event()
         self.delivered = 0
         #: created_at of the newest fresh event handled (for the lag in `status`).
         self.last_created_at: datetime | None = None
+        if executor_factory is None:
+            from shotgun_events.delivery.plan import local_executor
+
+            executor_factory = local_executor(dispatcher)
+        self._factory = executor_factory
+        self._spec_for = spec_for
+        # What the inline executor's completion needs to know about the event it ran.
+        self._now: datetime | None = None
+        self._late = False
+        self._outcome: Outcome | None = None
+        self._wm: Watermark | None = None
+        self._failed = False
+        self._ignore_until_flush = False
+        self._generation = getattr(plugin, "generation", 0)
+        self.spec = spec_for(plugin)
+        self._executor = self._make_executor(self.spec)
 
     @property
     def key(self) -> PluginKey:
@@ -72,6 +116,11 @@ class PluginRunner:
     def unsaved(self) -> bool:
         """Whether the last cursor change could not be persisted yet."""
         return self._unsaved
+
+    @property
+    def concurrent(self) -> bool:
+        """Whether this plugin's events may finish out of id order."""
+        return self._wm is not None
 
     def lag_seconds(self, head_created_at: datetime | None) -> float:
         """How far behind the newest fetched event this plugin is, in event time."""
@@ -89,40 +138,269 @@ class PluginRunner:
     def awaited(self) -> set[int]:
         """Return the ids this plugin still waits for (safe from another thread)."""
         with self._lock:
+            if self._wm is not None:
+                return set(self.cursor.backlog) - self._wm.late
             return set(self.cursor.backlog)
 
+    def saved_cursor(self) -> Cursor:
+        """The cursor as persisted: the watermark form for a concurrent plugin."""
+        with self._lock:
+            return self._wm.saved().copy() if self._wm is not None else self.cursor.copy()
+
+    def progress(self) -> dict[str, int]:
+        """Watermark, events in flight and the done set's size (for ``status``)."""
+        with self._lock:
+            if self._wm is None:
+                return {"watermark": self.cursor.last_id, "in_flight": 0, "done": 0}
+            return {
+                "watermark": self._wm.last_id,
+                "in_flight": len(self._executor.in_flight()),
+                "done": len(self._wm.done),
+            }
+
+    def busy(self) -> list[tuple[float, int]]:
+        """(seconds, thread id) of the plugin's pool threads inside a callback."""
+        busy = getattr(self._executor, "busy", None)
+        return list(busy()) if callable(busy) else []
+
+    # -- delivering ----------------------------------------------------------------
+
     def handle(self, event: Event, now: datetime) -> Outcome | None:
-        """Deliver one event if the plugin still needs it; None when it did not."""
+        """Deliver one event if the plugin still needs it; None when it did not (or not yet).
+
+        A concurrent plugin only hands the event to its executor here; it reports
+        FAILED once, at a later call, when some event switched the plugin off.
+        """
+        if getattr(self.plugin, "generation", 0) != self._generation:
+            self._adopt_generation()
+        if self._wm is not None:
+            return self._handle_concurrent(self._wm, event, now)
         if not self.plugin.active:
             return None
         event_id = int(event["id"])
-        if self.cursor.is_fresh(event_id):
-            outcome = self._dispatcher.run(self.plugin, event)
-            if outcome in _HANDLED:
-                created_at = event.get("created_at")
-                with self._lock:
-                    report = self.cursor.advance(event_id, created_at, now, self._timeout)
-                    for waiting in report.waiting:
-                        self._added[waiting] = self.cursor.backlog[waiting]
-                self.last_created_at = created_at
-                if report is not NO_GAP:
-                    self._report(report)
-                self._after(outcome)
-            return outcome
-        if self.cursor.is_awaited(event_id):
-            outcome = self._dispatcher.run(self.plugin, event)
-            if outcome in _HANDLED:
-                if outcome is Outcome.DONE:
-                    log.info("%s: late event %d delivered", self.plugin.name, event_id)
+        cursor = self.cursor
+        if cursor.is_fresh(event_id):
+            if cursor.done and event_id in cursor.done:
+                # Handled by an earlier concurrent run of this plugin: pass it by.
+                self._advance(event_id, event.get("created_at"), now)
+                self._dirty = True
+                return None
+            self._now, self._late, self._outcome = now, False, None
+            self._executor.submit(event)
+            return self._outcome
+        if cursor.is_awaited(event_id):
+            self._now, self._late, self._outcome = now, True, None
+            self._executor.submit(event)
+            return self._outcome
+        return None
+
+    def _completed(self, event: Event, outcome: Outcome) -> None:
+        """The executor's report that an event is finished."""
+        if self._wm is None:
+            self._inline_done(event, outcome)
+        else:
+            self._concurrent_done(event, outcome)
+
+    def _inline_done(self, event: Event, outcome: Outcome) -> None:
+        """Completion of the inline executor: today's cursor rules, in the calling thread."""
+        self._outcome = outcome
+        if outcome not in _HANDLED:
+            return
+        event_id = int(event["id"])
+        if not self._late:
+            created_at = event.get("created_at")
+            assert self._now is not None
+            self._advance(event_id, created_at, self._now)
+            self.last_created_at = created_at
+            if self.cursor.backlog and event_id in self.cursor.backlog:
+                # A gap a concurrent run saw above its watermark, now filled.
                 with self._lock:
                     self.cursor.settle_late(event_id)
                     self._note_removed((event_id,))
-                self._after(outcome)
-            return outcome
+        else:
+            if outcome is Outcome.DONE:
+                log.info("%s: late event %d delivered", self.plugin.name, event_id)
+            with self._lock:
+                self.cursor.settle_late(event_id)
+                self._note_removed((event_id,))
+        self._after(outcome)
+
+    def _advance(self, event_id: int, created_at: datetime | None, now: datetime) -> None:
+        with self._lock:
+            report = self.cursor.advance(event_id, created_at, now, self._timeout)
+            for waiting in report.waiting:
+                self._added[waiting] = self.cursor.backlog[waiting]
+        if report is not NO_GAP:
+            self._report(report)
+
+    def _handle_concurrent(self, wm: Watermark, event: Event, now: datetime) -> Outcome | None:
+        if wm.stuck or self._failed:
+            if self._stop.is_set():
+                return Outcome.INTERRUPTED
+            return self._recover()
+        if self._ignore_until_flush or not self.plugin.active:
+            return None
+        event_id = int(event["id"])
+        # No lock: only this thread moves the read cursor, and the pool threads touch
+        # only ids at or below it, which cannot change what a fresh id is.
+        kind = wm.classify(event_id)
+        if kind is None:
+            return None
+        created_at = event.get("created_at")
+        wanted = kind != SEEN and any(cb.matches(event) for cb in self.plugin.callbacks)
+        if wanted and not self._wait_room(wm):
+            return Outcome.INTERRUPTED if self._stop.is_set() else self._recover()
+        with self._lock:
+            report = wm.take(event_id, kind, created_at, now, self._timeout)
+            for waiting in report.waiting:
+                self._added[waiting] = self.cursor.backlog[waiting]
+            if kind == FRESH:
+                self.last_created_at = created_at
+            if not wanted:
+                # Nothing would run: finish it here, without a trip through the pool.
+                if kind != SEEN:
+                    self._finish_locked(wm, event_id, Outcome.SKIPPED)
+                self._dirty = True
+        if report is not NO_GAP:
+            self._report(report)
+        if wanted:
+            self._executor.submit(event)
         return None
+
+    def _wait_room(self, wm: Watermark) -> bool:
+        """Wait while the executor is full or the window is; False on stop or a failure."""
+        while True:
+            if self._stop.is_set() or wm.stuck or self._failed or not self.plugin.active:
+                return False
+            if wm.window >= WINDOW_LIMIT:
+                with self._room:
+                    self._room.wait(0.1)
+                continue
+            if self._executor.has_room():
+                return True
+            wait_room = getattr(self._executor, "wait_room", None)
+            if callable(wait_room):
+                wait_room(self._stop)
+            else:
+                with self._room:
+                    self._room.wait(0.05)
+
+    def _concurrent_done(self, event: Event, outcome: Outcome) -> None:
+        """Completion of a concurrent executor (any thread): move the watermark, persist."""
+        wm = self._wm
+        if wm is None:
+            return
+        with self._lock:
+            try:
+                self._finish_locked(wm, int(event["id"]), outcome)
+            finally:
+                if wm.window == WINDOW_LIMIT - 1 or outcome not in _HANDLED:
+                    self._room.notify_all()
+
+    def _finish_locked(self, wm: Watermark, event_id: int, outcome: Outcome) -> None:
+        late = event_id in wm.late
+        newly, settled = wm.finish(event_id, outcome in _HANDLED)
+        if settled:
+            self._note_removed((event_id,))
+        self._done_added.extend(newly)
+        if outcome is Outcome.FAILED:
+            self._failed = True
+        if outcome is Outcome.DONE:
+            if late:
+                log.info("%s: late event %d delivered", self.plugin.name, event_id)
+            self.delivered += 1
+            try:
+                self.save()
+            except StateWriteError:
+                log.critical(
+                    "%s: cannot record event %d as done; it may run again after a crash",
+                    self.plugin.name,
+                    event_id,
+                )
+        elif outcome is Outcome.SKIPPED:
+            self._dirty = True
+
+    def _recover(self) -> Outcome:
+        """After a failure or a stop of the plugin: let in-flight events end, read again from
+        the watermark. Reported as FAILED, so the delivery re-reads for this plugin."""
+        self._executor.drain(DRAIN_TIMEOUT)
+        with self._lock:
+            wm = self._wm
+            if wm is not None:
+                self._note_removed(wm.rewind())
+            self._failed = False
+            self._dirty = True
+            # The rest of the batch in hand lies past the rewound position: not ours now.
+            self._ignore_until_flush = True
+        return Outcome.FAILED
+
+    # -- reload, operator commands, stop ------------------------------------------
+
+    def _make_executor(self, spec: ExecutorSpec) -> Executor:
+        executor = self._factory(self.plugin, spec, self._completed)
+        if isinstance(executor, InlineExecutor):
+            if self._wm is not None:
+                self.cursor = self._wm.saved()
+                self._wm = None
+        elif self._wm is None:
+            self._wm = Watermark(self.cursor)
+            self.cursor = self._wm.read
+        return executor
+
+    def _adopt_generation(self) -> None:
+        """The plugin was reloaded: if it asks for another executor, swap once idle."""
+        self._generation = getattr(self.plugin, "generation", 0)
+        spec = self._spec_for(self.plugin)
+        if spec == self.spec:
+            return  # the keyed executor lets old-code events finish before new ones start
+        log.info(
+            "plugin %s now runs %d event(s) at once (order by %s); waiting for events in flight",
+            self.plugin.name,
+            spec.concurrency,
+            spec.order_by,
+        )
+        self.quiesce()
+        self._executor.close(DRAIN_TIMEOUT)
+        self.spec = spec
+        self._executor = self._make_executor(spec)
+        self.resume()
+
+    def quiesce(self, timeout: float = DRAIN_TIMEOUT) -> bool:
+        """Wait for events in flight, then put the cursor at rest (the saved form).
+
+        Operator commands change ``cursor`` between ``quiesce()`` and ``resume()``.
+        """
+        drained = self._executor.drain(timeout)
+        with self._lock:
+            if self._wm is not None:
+                self._note_removed(self._wm.rewind())
+                self._failed = False
+                self.cursor = self._wm.saved()
+        return drained
+
+    def resume(self) -> None:
+        """Take events again after ``quiesce()`` (and any change of the cursor)."""
+        with self._lock:
+            if self._wm is not None:
+                self._wm = Watermark(self.cursor)
+                self.cursor = self._wm.read
+            self._ignore_until_flush = False
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until every event handed to the executor is finished (tests, benchmarks)."""
+        return self._executor.drain(timeout)
+
+    def close(self, timeout: float) -> None:
+        """Let events in flight finish (up to ``timeout``), then persist the cursor."""
+        self._executor.close(timeout)
+        try:
+            self.flush()
+        except StateWriteError:
+            log.critical("%s: could not save the position on stop", self.plugin.name)
 
     def flush(self) -> None:
         """Persist a cursor that moved over events no callback wanted."""
+        self._ignore_until_flush = False
         if self._dirty or self._unsaved:
             self.save()
 
@@ -130,6 +408,8 @@ class PluginRunner:
         """Give up on backlog ids whose wait is over."""
         with self._lock:
             expired = self.cursor.expire(now)
+            if self._wm is not None:
+                expired = [i for i in expired if i not in self._wm.late]
             self._note_removed(expired)
         if expired:
             log.warning(
@@ -146,19 +426,26 @@ class PluginRunner:
         ``rewritten``: the cursor was changed from outside (operator command), so
         the store compares it whole instead of applying the tracked changes.
         """
-        if rewritten:
-            self._delta_known = False
-        change = (self._added, self._removed) if self._delta_known else None
-        try:
-            self._recorder.record(self.key, self.cursor, change)
-        except StateWriteError:
-            self._unsaved = True
-            raise
-        self._unsaved = False
-        self._dirty = False
-        self._added = {}
-        self._removed = set()
-        self._delta_known = True
+        with self._lock:
+            if rewritten:
+                self._delta_known = False
+            change = (self._added, self._removed) if self._delta_known else None
+            try:
+                if self._wm is None and not self.cursor.done:
+                    self._recorder.record(self.key, self.cursor, change)
+                else:
+                    saved = self._wm.saved() if self._wm is not None else self.cursor
+                    done = self._done_added if change is not None else None
+                    self._recorder.record(self.key, saved, change, done)
+            except StateWriteError:
+                self._unsaved = True
+                raise
+            self._unsaved = False
+            self._dirty = False
+            self._added = {}
+            self._removed = set()
+            self._done_added = []
+            self._delta_known = True
 
     def _note_removed(self, ids: tuple[int, ...] | list[int]) -> None:
         for event_id in ids:

@@ -59,7 +59,7 @@ class CallbackWatch:
     def __init__(self, limit: float, *, serial: bool = False) -> None:
         self._limit = limit
         self._serial = serial
-        self._reported: dict[int, float] = {}
+        self._reported: dict[tuple[int, int | None], float] = {}
 
     @property
     def enabled(self) -> bool:
@@ -71,9 +71,10 @@ class CallbackWatch:
         if self._limit <= 0:
             return []
         reported = []
-        still_busy: dict[int, float] = {}
+        still_busy: dict[tuple[int, int | None], float] = {}
         for runner, seconds, thread_id in busy:
-            key = id(runner)
+            # Per thread too: a concurrent plugin has several events running at once.
+            key = (id(runner), thread_id)
             still_busy[key] = seconds
             if seconds < self._limit or self._reported.get(key, float("inf")) <= seconds:
                 continue

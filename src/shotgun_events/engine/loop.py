@@ -25,7 +25,9 @@ from shotgun_events.client.source import EventSource
 from shotgun_events.delivery.base import Delivery
 from shotgun_events.delivery.base import Hooks as DeliveryHooks
 from shotgun_events.delivery.dispatch import Dispatcher
+from shotgun_events.delivery.executor import ExecutorFactory, ExecutorSpec
 from shotgun_events.delivery.parallel import ParallelDelivery
+from shotgun_events.delivery.plan import spec_resolver
 from shotgun_events.delivery.runner import PluginRunner
 from shotgun_events.delivery.serial import SerialDelivery
 from shotgun_events.delivery.watch import CallbackWatch, WatchThread
@@ -127,8 +129,13 @@ class Engine:
         source_factory: Callable[[], EventSource] | None = None,
         watcher: WatcherLike | None = None,
         wake: WakeUps | None = None,
+        executor_factory: ExecutorFactory | None = None,
+        spec_for: Callable[[Plugin], ExecutorSpec] | None = None,
     ) -> None:
         self._source = source
+        # How each plugin's events run (inline, a keyed pool, Celery) and what it asks for.
+        self._executor_factory = executor_factory
+        self._spec_for = spec_for or spec_resolver({})
         self._retry = retry
         self._loader = loader
         self._store = store
@@ -153,7 +160,7 @@ class Engine:
         self._delivery = self._make_delivery(source_factory or (lambda: source))
         self._watch = WatchThread(
             CallbackWatch(settings.callback_timeout, serial=settings.dispatch != "parallel"),
-            lambda: self._delivery.busy(),
+            self._busy,
         )
         self._requests: queue.SimpleQueue[tuple[Callable[[Engine], Any], Future[Any]]] = (
             queue.SimpleQueue()
@@ -162,6 +169,13 @@ class Engine:
         self.site_clock = SiteClock(clock, monotonic)
         self._positions = SavedPositions(None)
         self.progress = CatchUp(batch_size=settings.batch_size, monotonic=monotonic)
+
+    def _busy(self) -> list[tuple[PluginRunner, float, int | None]]:
+        """Plugins inside a callback: the delivery's threads, and concurrent plugins' pools."""
+        busy = [b for b in self._delivery.busy() if not b[0].concurrent]
+        for runner in list(self._runners.values()):
+            busy.extend((runner, seconds, ident) for seconds, ident in runner.busy())
+        return busy
 
     def _make_delivery(self, source_factory: Callable[[], EventSource]) -> Delivery:
         hooks = DeliveryHooks(
@@ -299,6 +313,7 @@ class Engine:
         finally:
             self._watch.stop()
             self._delivery.close(self._settings.stop_grace)
+            self._close_runners()
         return Exit.RELOAD if self._reload.is_set() and not self._stop.is_set() else Exit.STOP
 
     def run_once(self) -> bool:
@@ -321,11 +336,23 @@ class Engine:
 
     def drain(self, timeout: float = 10.0) -> bool:
         """Wait until every plugin handled what was fetched so far (tests, benchmarks)."""
-        return self._delivery.drain(timeout)
+        deadline = self._monotonic() + timeout
+        if not self._delivery.drain(timeout):
+            return False
+        return all(
+            runner.drain(max(0.0, deadline - self._monotonic()))
+            for runner in list(self._runners.values())
+        )
 
     def close(self) -> None:
         """Stop delivery: workers finish the event in hand and persist their cursors."""
         self._delivery.close(self._settings.stop_grace)
+        self._close_runners()
+
+    def _close_runners(self) -> None:
+        """Let concurrent plugins' events in flight finish and persist their watermarks."""
+        for runner in list(self._runners.values()):
+            runner.close(self._settings.stop_grace)
 
     # -- named steps ---------------------------------------------------------
 
@@ -345,7 +372,8 @@ class Engine:
             runner = self._runners.pop(plugin.key, None)
             if runner is not None:
                 self._delivery.remove(runner)
-                self._positions.keep(plugin.key, runner.cursor)
+                runner.close(self._settings.stop_grace)
+                self._positions.keep(plugin.key, runner.saved_cursor())
                 log.info(
                     "plugin %s removed; its position %d is kept", plugin.name, runner.cursor.last_id
                 )
@@ -392,6 +420,9 @@ class Engine:
             dispatcher=self._dispatcher,
             recorder=self._store,
             backlog_timeout=self._settings.backlog_timeout,
+            executor_factory=self._executor_factory,
+            spec_for=self._spec_for,
+            stop=self._stop,
         )
         # Persist the start position at once, so a crash before the first event
         # does not move a new plugin's start to a later "newest event".

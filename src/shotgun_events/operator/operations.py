@@ -38,15 +38,17 @@ def replay(
 ) -> dict[str, Any]:
     """Deliver events ``from_id``..``to_id`` to one plugin again; its position does not move."""
     runner = _runner(engine, plugin)
-    # Events after the plugin's position reach it anyway: replaying them would deliver twice.
-    position = runner.cursor.last_id
-    last = position if to_id is None else min(to_id, position)
-    if from_id < 1 or last < from_id:
-        raise ControlError(
-            f"nothing to replay between {from_id} and {last}: plugin {plugin} stands after "
-            f"event {position}, and only events up to there can be replayed"
-        )
     with _paused(engine, runner):
+        # Events after the plugin's position (its watermark, when concurrent) reach it
+        # anyway: replaying them would deliver twice. Replay runs one event at a time in
+        # id order, so the order of every ordering key is kept.
+        position = runner.cursor.last_id
+        last = position if to_id is None else min(to_id, position)
+        if from_id < 1 or last < from_id:
+            raise ControlError(
+                f"nothing to replay between {from_id} and {last}: plugin {plugin} stands after "
+                f"event {position}, and only events up to there can be replayed"
+            )
         delivered = _replay_range(engine, runner, from_id, last, reason, operator)
     _audit(
         engine,
@@ -252,6 +254,9 @@ def status(engine: Engine) -> dict[str, Any]:
                 "state": state,
                 "reason": plugin.reason,
                 "last_event_id": runner.cursor.last_id,
+                **runner.progress(),
+                "concurrency": runner.spec.concurrency,
+                "order_by": runner.spec.order_by,
                 "backlog": len(runner.awaited()),
                 "lag_events": max(0, head - runner.cursor.last_id),
                 "lag_seconds": runner.lag_seconds(engine.head_created_at),
@@ -281,8 +286,12 @@ class _paused:  # noqa: N801 - used as a context manager, reads like a statement
 
     def __enter__(self) -> None:
         self._engine.delivery.remove(self._runner)
+        # A concurrent plugin's events in flight finish first; its cursor is then the
+        # watermark (done ids above it kept), which the command may change.
+        self._runner.quiesce()
 
     def __exit__(self, *exc: object) -> None:
+        self._runner.resume()
         self._engine.delivery.add(self._runner)
 
 

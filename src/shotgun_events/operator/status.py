@@ -121,6 +121,10 @@ def _offline(positions: dict[PluginKey, Cursor], extras: dict[str, Any]) -> dict
                 "state": condition,
                 "reason": reason,
                 "last_event_id": cursor.last_id,
+                # Offline nothing is in flight: the saved position is the watermark.
+                "watermark": cursor.last_id,
+                "in_flight": 0,
+                "done": len(cursor.done),
                 "backlog": len(cursor.backlog),
                 "active": active,
                 "dead_letters": sum(1 for letter in letters if letter.get("plugin") == name),
@@ -179,6 +183,11 @@ def _plugin_line(plugin: dict[str, Any]) -> str:
         f"last event {plugin['last_event_id']:<10}",
         f"backlog {plugin['backlog']:<5}",
     ]
+    if plugin.get("in_flight") or plugin.get("done") or (plugin.get("concurrency") or 1) > 1:
+        parts.append(
+            f"watermark {plugin.get('watermark')} in flight {plugin.get('in_flight', 0)} "
+            f"done {plugin.get('done', 0)}"
+        )
     if "lag_events" in plugin:
         lag = plugin.get("lag_seconds")
         seconds = f", {lag:.0f} s" if isinstance(lag, int | float) else ""

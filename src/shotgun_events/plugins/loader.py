@@ -116,6 +116,9 @@ class Plugin:
     module_name: str | None = field(default=None, repr=False)
     #: Helper files the last load imported (or failed in); a change to one reloads the plugin.
     helper_files: frozenset[Path] = field(default_factory=frozenset, repr=False)
+    #: What ``reg.setConcurrency`` asked for (the config's [plugin:NAME] section wins).
+    concurrency: int = 1
+    order_by: str = "entity"
     #: time.monotonic() when a callback error switched the plugin off (for the cool-down).
     failed_at: float | None = field(default=None, repr=False)
 
@@ -348,6 +351,8 @@ class PluginLoader:
         plugin.callbacks = registrar.callbacks
         plugin.emails = registrar.emails
         plugin.projects, plugin.ignore_own_events = registrar.projects, registrar.ignore_own_events
+        plugin.concurrency = registrar.concurrency
+        plugin.order_by = registrar.order_by
         plugin.active = True
         plugin.reason = None
         plugin.failed_at = None

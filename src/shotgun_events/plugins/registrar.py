@@ -23,6 +23,8 @@ MatchFn = Callable[[Event], bool]
 _ALL: Final = "*"
 _MISSING: Final = object()
 _LIST_TYPES = (list, tuple, set, frozenset)
+#: Upper bound of ``setConcurrency`` (the same as the config's ``concurrency``).
+MAX_CONCURRENCY = 256
 
 
 def _match_all(event: Event) -> bool:
@@ -211,6 +213,9 @@ class Registrar:
         #: Scope asked for in code; a [plugin:NAME] section of the config overrides it.
         self.projects: tuple[int | str, ...] | None = None
         self.ignore_own_events: bool | None = None
+        #: Events run at once, and the ordering key (``setConcurrency``); 1 = strict id order.
+        self.concurrency = 1
+        self.order_by = "entity"
 
     @property
     def logger(self) -> logging.Logger:
@@ -263,6 +268,33 @@ class Registrar:
     def setIgnoreOwnEvents(self, ignore: bool = True) -> None:
         """Skip events made by the script a callback is registered with (loop protection)."""
         self.ignore_own_events = bool(ignore)
+
+    def setConcurrency(self, concurrency: int, order_by: str = "entity") -> None:
+        """Let up to ``concurrency`` events run at once, one at a time per ordering key.
+
+        ``order_by``: ``entity`` (type + id, the default), ``project``, ``none``
+        (no order) or a dotted field of the event such as ``meta.entity_id``.
+        Events with the same key run in id order; a ``[plugin:NAME]`` section
+        of the config overrides both values.
+        """
+        if (
+            not isinstance(concurrency, int)
+            or isinstance(concurrency, bool)
+            or not 1 <= concurrency <= MAX_CONCURRENCY
+        ):
+            raise self._error(
+                "setConcurrency",
+                f"concurrency must be an int from 1 to {MAX_CONCURRENCY}, got {concurrency!r}",
+            )
+        parts = order_by.split(".") if isinstance(order_by, str) else []
+        if not parts or not all(part.isidentifier() for part in parts):
+            raise self._error(
+                "setConcurrency",
+                f"order_by must be 'entity', 'project', 'none' or a dotted field of the "
+                f"event such as 'meta.entity_id', got {order_by!r}",
+            )
+        self.concurrency = concurrency
+        self.order_by = order_by
 
     def registerCallback(
         self,

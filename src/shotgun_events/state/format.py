@@ -55,6 +55,7 @@ def parse_snapshot(path: Path, data: bytes, config_path: Path | None) -> SavedSt
                 cursor.backlog = decode_backlog(
                     as_dict(entry.get("backlog", {}), f"{where}.backlog")
                 )
+                cursor.done = decode_done(entry.get("done", []), f"{where}.done")
                 state.positions[(collection, name)] = cursor
         state.extras = as_dict(doc.get("extras", {}), "extras")
     except ValueError as exc:
@@ -68,7 +69,15 @@ def apply_entry(entry: Any, state: SavedState) -> None:
         collection, name = entry["k"]
         key: PluginKey = (str(collection), str(name))
         cursor = state.positions.get(key) or Cursor(0)
-        cursor = Cursor(as_int(entry["l"], "l"), dict(cursor.backlog))
+        last_id = as_int(entry["l"], "l")
+        done = cursor.done
+        if "d" in entry:
+            done = done | decode_done(entry["d"], "d")
+        if "D" in entry:
+            done = decode_done(entry["D"], "D")
+        if done:
+            done = {i for i in done if i > last_id}
+        cursor = Cursor(last_id, dict(cursor.backlog), done)
         if "b" in entry:
             cursor.backlog = decode_backlog(as_dict(entry["b"], "b"))
         for event_id in entry.get("r", ()):
@@ -84,14 +93,18 @@ def apply_entry(entry: Any, state: SavedState) -> None:
         raise ValueError(f"unknown entry {sorted(entry)}")
 
 
-def delta_line(key: PluginKey, last_id: int, change: BacklogChange) -> str:
-    """Encode a record from the backlog changes the caller already knows."""
+def delta_line(
+    key: PluginKey, last_id: int, change: BacklogChange, done_added: Collection[int] = ()
+) -> str:
+    """Encode a record from the backlog (and done-set) changes the caller already knows."""
     added, removed = change
     entry: dict[str, Any] = {"k": list(key), "l": int(last_id)}
     if added:
         entry["a"] = {str(i): iso(e) for i, e in added.items()}
     if removed:
         entry["r"] = sorted(removed)
+    if done_added:
+        entry["d"] = sorted(done_added)
     return json.dumps(entry, separators=(",", ":")) + "\n"
 
 
@@ -101,6 +114,9 @@ def record_line(key: PluginKey, cursor: Cursor, old: Cursor | None) -> str:
     added = {i: e for i, e in cursor.backlog.items() if before.get(i) != e}
     removed = [i for i in before if i not in cursor.backlog]
     entry: dict[str, Any] = {"k": list(key), "l": int(cursor.last_id)}
+    if cursor.done or (old is not None and old.done):
+        # The done set is small (bounded by the runner's window): written whole.
+        entry["D"] = sorted(cursor.done)
     if len(added) + len(removed) > len(cursor.backlog):
         entry["b"] = {str(i): iso(e) for i, e in cursor.backlog.items()}
     else:
@@ -114,10 +130,14 @@ def record_line(key: PluginKey, cursor: Cursor, old: Cursor | None) -> str:
 def snapshot_bytes(state: SavedState, generation: int) -> bytes:
     plugins: dict[str, dict[str, Any]] = {}
     for (collection, name), cursor in sorted(state.positions.items()):
-        plugins.setdefault(collection, {})[name] = {
+        entry: dict[str, Any] = {
             "last_id": cursor.last_id,
             "backlog": {str(i): iso(e) for i, e in sorted(cursor.backlog.items())},
         }
+        if cursor.done:
+            # Only plugins whose events finish out of order: other entries stay as they were.
+            entry["done"] = sorted(cursor.done)
+        plugins.setdefault(collection, {})[name] = entry
     doc = {
         "format": FORMAT,
         "version": VERSION,
@@ -141,6 +161,13 @@ def decode_backlog(raw: dict[str, Any]) -> dict[int, datetime]:
             raise ValueError(f"backlog expiry {expiry!r} is not an ISO 8601 time with offset")
         backlog[int(event_id)] = moment.astimezone(UTC)
     return backlog
+
+
+def decode_done(raw: Any, where: str) -> set[int]:
+    """Decode a list of handled ids above a watermark."""
+    if not isinstance(raw, list):
+        raise ValueError(f"{where} is not a list of event ids")
+    return {as_int(value, where) for value in raw}
 
 
 def as_int(value: Any, where: str) -> int:

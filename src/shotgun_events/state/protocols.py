@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -17,8 +18,10 @@ class PositionRecorder(Protocol):
         key: PluginKey,
         cursor: Cursor,
         change: tuple[dict[int, datetime], set[int]] | None = None,
+        done_added: Collection[int] | None = None,
     ) -> None:
-        """Persist one plugin's cursor (``change``: backlog ids added/removed since last)."""
+        """Persist one plugin's cursor (``change``: backlog ids added/removed since last;
+        ``done_added``: ids above the watermark handled since last)."""
         ...
 
 

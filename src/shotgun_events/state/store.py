@@ -48,7 +48,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -140,16 +140,25 @@ class StateStore:
                 return None
             return {key: cursor.copy() for key, cursor in state.positions.items()}
 
-    def record(self, key: PluginKey, cursor: Cursor, change: BacklogChange | None = None) -> None:
+    def record(
+        self,
+        key: PluginKey,
+        cursor: Cursor,
+        change: BacklogChange | None = None,
+        done_added: Collection[int] | None = None,
+    ) -> None:
         """Persist one plugin's position: one journal line; raise StateWriteError if not saved.
 
         ``change`` (ids added to and removed from the backlog since the last record
-        of this key) lets a large backlog be recorded without comparing it whole.
+        of this key) lets a large backlog be recorded without comparing it whole;
+        ``done_added`` does the same for the ids above a watermark handled since.
         """
         with self._lock:
             state = self._writable()
             old = state.positions.get(key)
-            if change is not None and old is not None and (change[0] or change[1]):
+            if old is not None and (cursor.done or old.done or done_added):
+                self._record_watermark(key, cursor, old, change, done_added)
+            elif change is not None and old is not None and (change[0] or change[1]):
                 self._append(delta_line(key, cursor.last_id, change))
                 old.last_id = cursor.last_id
                 old.backlog.update(change[0])
@@ -165,6 +174,42 @@ class StateStore:
                 self._append(record_line(key, cursor, old))
                 state.positions[key] = cursor.copy()
             self._after_change()
+
+    def _record_watermark(
+        self,
+        key: PluginKey,
+        cursor: Cursor,
+        old: Cursor,
+        change: BacklogChange | None,
+        done_added: Collection[int] | None,
+    ) -> None:
+        """Record a watermark with handled ids above it (concurrent plugins only)."""
+        assert self._state is not None
+        if change is None or done_added is None:
+            self._append(record_line(key, cursor, old))
+            self._state.positions[key] = cursor.copy()
+            self._after_change()
+            return
+        added, removed = change
+        if old.last_id == cursor.last_id and not added and not removed and not done_added:
+            return
+        if added or removed:
+            self._append(delta_line(key, cursor.last_id, change, done_added))
+        else:
+            # The usual record of a concurrent plugin: built by hand, as the plain one is.
+            key_json = self._key_json.get(key) or self._cache_key(key)
+            done = ",".join(map(str, sorted(done_added)))
+            extra = f',"d":[{done}]' if done_added else ""
+            self._append(f'{{"k":{key_json},"l":{int(cursor.last_id)}{extra}}}\n')
+        moved = old.last_id != cursor.last_id
+        old.last_id = cursor.last_id
+        old.backlog.update(added)
+        for event_id in removed:
+            old.backlog.pop(event_id, None)
+        old.done.update(done_added)
+        if moved and old.done:
+            old.done = {i for i in old.done if i > old.last_id}
+        self._after_change()
 
     def forget(self, key: PluginKey) -> None:
         """Drop a plugin's position (operator reset only; removed plugins keep theirs)."""

@@ -1,0 +1,124 @@
+"""The watermark of a plugin whose events finish out of id order; pure rules, no I/O.
+
+Events are taken in id order (the *read* cursor moves as they are handed to
+the executor) but finish in any order across ordering keys. What is saved is
+the watermark: ``last_id`` = the lowest id not yet handled, minus one;
+``done`` = the ids above it already handled; ``backlog`` as for any cursor.
+After a crash the plugin reads again from the watermark and skips the ids in
+``done``, so it re-runs only the events that were in flight and loses none.
+"""
+
+from __future__ import annotations
+
+import heapq
+from datetime import datetime, timedelta
+
+from shotgun_events.cursor import NO_GAP, Cursor, GapReport
+
+FRESH = "fresh"
+LATE = "late"
+#: A fresh id recorded as done before a restart: moves the read cursor, runs nothing.
+SEEN = "seen"
+
+
+class Watermark:
+    """Read position, events in flight and the handled ids above the lowest open one."""
+
+    def __init__(self, saved: Cursor) -> None:
+        #: Where reading continues; shares its backlog with the saved form.
+        self.read = Cursor(saved.last_id, saved.backlog)
+        self.done: set[int] = set(saved.done)
+        self._done_heap = sorted(self.done)
+        #: Fresh ids handed out and not handled (a heap; finished ones removed lazily).
+        self._open: list[int] = []
+        self._closed: set[int] = set()
+        self.late: set[int] = set()
+        #: Ids whose run ended without handling them (failure, stop): read again later.
+        self.stuck: set[int] = set()
+
+    @property
+    def last_id(self) -> int:
+        """The watermark: every id up to it is handled or in the backlog."""
+        return self._open[0] - 1 if self._open else self.read.last_id
+
+    @property
+    def window(self) -> int:
+        """Ids held above the watermark (handed out or done): bounded by the runner."""
+        return len(self._open) + len(self.done)
+
+    def saved(self) -> Cursor:
+        """The form to persist (shares the backlog dict; the store copies what it keeps)."""
+        return Cursor(self.last_id, self.read.backlog, self.done)
+
+    def classify(self, event_id: int) -> str | None:
+        """Say what a read event is to this plugin: FRESH, SEEN, LATE or None (not needed)."""
+        if event_id > self.read.last_id:
+            return SEEN if event_id in self.done else FRESH
+        if event_id in self.read.backlog and event_id not in self.late:
+            return LATE
+        return None
+
+    def take(
+        self,
+        event_id: int,
+        kind: str,
+        created_at: datetime | None,
+        now: datetime,
+        timeout: timedelta,
+    ) -> GapReport:
+        """Hand an event out (or pass a SEEN one): move the read cursor, note it open."""
+        if kind == LATE:
+            self.late.add(event_id)
+            return NO_GAP
+        report = self.read.advance(event_id, created_at, now, timeout)
+        if kind == FRESH:
+            heapq.heappush(self._open, event_id)
+        else:
+            self._settle_front()
+        return report
+
+    def finish(self, event_id: int, handled: bool) -> tuple[list[int], bool]:
+        """Note an event finished; return (ids newly done above the watermark, backlog settled)."""
+        if event_id in self.late:
+            self.late.discard(event_id)
+        elif not handled:
+            self.stuck.add(event_id)
+            return [], False
+        elif event_id not in self._closed:
+            self._closed.add(event_id)
+        if not handled:
+            return [], False
+        settled = self.read.backlog.pop(event_id, None) is not None
+        self._settle_front()
+        if event_id > self.last_id and event_id not in self.done:
+            self.done.add(event_id)
+            heapq.heappush(self._done_heap, event_id)
+            return [event_id], settled
+        return [], settled
+
+    def _settle_front(self) -> None:
+        """Drop finished ids off the front of the open heap, and done ids under the watermark."""
+        while self._open and self._open[0] in self._closed:
+            self._closed.discard(heapq.heappop(self._open))
+        mark = self.last_id
+        while self._done_heap and self._done_heap[0] <= mark:
+            self.done.discard(heapq.heappop(self._done_heap))
+
+    def rewind(self) -> list[int]:
+        """With nothing in flight: read again from the watermark; return backlog ids dropped.
+
+        Backlog ids above the watermark are found again when their gap is read again.
+        """
+        mark = self.last_id
+        self._open.clear()
+        self._closed.clear()
+        self.stuck.clear()
+        self.read.last_id = mark
+        dropped = [i for i in self.read.backlog if i > mark]
+        for event_id in dropped:
+            del self.read.backlog[event_id]
+        return dropped
+
+    def reset(self, cursor: Cursor) -> None:
+        """Adopt a cursor changed from outside (operator command), nothing in flight."""
+        self.__init__(cursor)  # type: ignore[misc]
