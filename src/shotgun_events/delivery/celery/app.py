@@ -31,8 +31,14 @@ def queue_name(config: CeleryConfig, plugin: str) -> str:
     return f"{config.queue_prefix}.{plugin}"
 
 
-def make_app(config: CeleryConfig, *, main: str = "shotgun_events") -> Celery:
-    """Return a configured Celery app (no connection is opened yet)."""
+def make_app(
+    config: CeleryConfig, *, main: str = "shotgun_events", worker: bool = False
+) -> Celery:
+    """Return a configured Celery app (no connection is opened yet).
+
+    A worker reconnects forever; the daemon's sends fail fast instead, so an
+    outage never blocks the thread handing on events (it holds them and retries).
+    """
     app = Celery(main, broker=config.broker_url, backend=config.result_backend)
     settings: dict[str, Any] = {
         "accept_content": ["json"],
@@ -48,9 +54,10 @@ def make_app(config: CeleryConfig, *, main: str = "shotgun_events") -> Celery:
         "task_send_sent_event": False,
         "result_expires": max(config.task_timeout * 4, 3600.0),
         "broker_connection_retry_on_startup": True,
-        "broker_connection_max_retries": None,
+        "broker_connection_max_retries": None if worker else 1,
         "broker_transport_options": {
             "visibility_timeout": max(config.task_timeout * 4, MIN_VISIBILITY_TIMEOUT),
+            **({} if worker else {"max_retries": 1, "interval_start": 0, "interval_step": 0}),
             "socket_timeout": 5,
             "socket_connect_timeout": 5,
         },

@@ -146,7 +146,12 @@ class CeleryHub:
         with self._lock:
             self._owners[task_id] = client
         try:
-            self.app.send_task(TASK_NAME, args=[body], queue=queue, task_id=task_id, retry=False)
+            # Celery's lower-level publish: send_task would also subscribe to every task's
+            # result channel, which we read with one MGET per round instead.
+            amqp = self.app.amqp
+            message = amqp.create_task_message(task_id, TASK_NAME, [body], {})
+            with self.app.producer_or_acquire() as producer:
+                amqp.send_task_message(producer, TASK_NAME, message, queue=queue, retry=False)
         except Exception as exc:
             with self._lock:
                 self._owners.pop(task_id, None)

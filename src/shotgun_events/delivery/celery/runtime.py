@@ -147,6 +147,12 @@ class WorkerRuntime:
             if not self._done.claim(spec.plugin, event_id, self.hostname):
                 log.info("%s: event %d is running elsewhere; answering busy", spec.plugin, event_id)
                 return self._answer(BUSY, handled=handled, ran=ran, failed_id=event_id)
+            if self._done.done_among(spec.plugin, [event_id]):
+                # Another copy finished it between our first look and the claim.
+                self._done.release(spec.plugin, event_id)
+                handled.append(event_id)
+                ran.append(event_id)
+                continue
             for callback in matching:
                 error = self._call(callback, event)
                 if error is not None:

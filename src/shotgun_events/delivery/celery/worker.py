@@ -80,7 +80,7 @@ def run_worker(config: Config, options: WorkerOptions) -> int:
         secrets=config.secrets,
     )
     logging.getLogger("celery").setLevel(max(config.log_level, logging.INFO))
-    app = make_app(config.celery)
+    app = make_app(config.celery, worker=True)
     loader = PluginLoader(
         paths=config.plugin_paths,
         helper_paths=config.plugin_helper_paths,
