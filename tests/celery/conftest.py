@@ -188,7 +188,9 @@ class CeleryRig:
         path.write_text(RECORDER.format(name=name, version=version, stop=stop))
         return path
 
-    def start_worker(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def start_worker(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         with open(self.folder / f"worker{len(self.workers)}.err", "wb") as err:
             proc = subprocess.Popen(
                 [*daemon_command(), "-c", str(self.config_path), "worker", *args],

@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from celery import Celery
-
 from shotgun_events.config.celery_section import CeleryConfig
 
 #: Redis re-delivers an unacknowledged task after this long at the earliest.

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from celery import Celery
-
 from shotgun_events.config.celery_section import CeleryConfig
 from shotgun_events.delivery.celery.app import make_app
 from shotgun_events.delivery.celery.codec import (

@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from celery import Celery
 from celery.exceptions import Reject
 
+from celery import Celery
 from shotgun_events.client.connections import ConnectionPool, factory_for
 from shotgun_events.config.model import Config
 from shotgun_events.delivery.celery.app import make_app, queue_name
