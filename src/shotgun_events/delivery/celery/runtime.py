@@ -47,6 +47,14 @@ class Done(Protocol):
         """Record the event done."""
         ...
 
+    def claim_all(self, plugin: str, ids: list[int], owner: str) -> tuple[set[int], set[int]]:
+        """Claim every id; return (claimed, already done)."""
+        ...
+
+    def settle(self, plugin: str, done: list[int], release: list[int]) -> None:
+        """Record ids done and drop claims."""
+        ...
+
 
 class Connections(Protocol):
     """Source of callbacks' ``sg`` (client.connections.ConnectionPool)."""
@@ -130,53 +138,56 @@ class WorkerRuntime:
             return self._answer(WRONG_VERSION, worker_hash=mine)
         callbacks = list(plugin.callbacks)
         ids = [int(e["id"]) for e in spec.events]
-        already = self._done.done_among(spec.plugin, ids)
+        # One round trip to claim the task's events and see which are done already, one
+        # to record them done before answering: a kill in between re-runs at most the
+        # events of this task, once.
+        claimed, already = self._done.claim_all(spec.plugin, ids, self.hostname)
         handled: list[int] = []
         ran: list[int] = []
-        for event in spec.events:
-            event_id = int(event["id"])
-            if event_id in already:
-                log.info("%s: event %d already done; skipped", spec.plugin, event_id)
+        completed: list[int] = []
+        try:
+            for event in spec.events:
+                event_id = int(event["id"])
+                if event_id in already:
+                    log.info("%s: event %d already done; skipped", spec.plugin, event_id)
+                    handled.append(event_id)
+                    ran.append(event_id)
+                    continue
+                matching = [cb for cb in callbacks if cb.matches(event)]
+                if not matching:
+                    handled.append(event_id)
+                    continue
+                if event_id not in claimed:
+                    log.info(
+                        "%s: event %d is running elsewhere; answering busy", spec.plugin, event_id
+                    )
+                    return self._answer(BUSY, handled=handled, ran=ran, failed_id=event_id)
+                for callback in matching:
+                    error = self._call(callback, event)
+                    if error is not None:
+                        callback.logger.error(
+                            "%s failed on event %d: %s: %s",
+                            callback.name,
+                            event_id,
+                            type(error).__name__,
+                            error,
+                            exc_info=error,
+                        )
+                        return self._answer(
+                            FAILED,
+                            handled=handled,
+                            ran=ran,
+                            failed_id=event_id,
+                            error=f"{callback.name}: {type(error).__name__}: {error}",
+                            stop_on_error=callback.stop_on_error,
+                            callback=callback.name,
+                        )
+                completed.append(event_id)
                 handled.append(event_id)
                 ran.append(event_id)
-                continue
-            matching = [cb for cb in callbacks if cb.matches(event)]
-            if not matching:
-                handled.append(event_id)
-                continue
-            if not self._done.claim(spec.plugin, event_id, self.hostname):
-                log.info("%s: event %d is running elsewhere; answering busy", spec.plugin, event_id)
-                return self._answer(BUSY, handled=handled, ran=ran, failed_id=event_id)
-            if self._done.done_among(spec.plugin, [event_id]):
-                # Another copy finished it between our first look and the claim.
-                self._done.release(spec.plugin, event_id)
-                handled.append(event_id)
-                ran.append(event_id)
-                continue
-            for callback in matching:
-                error = self._call(callback, event)
-                if error is not None:
-                    self._done.release(spec.plugin, event_id)
-                    callback.logger.error(
-                        "%s failed on event %d: %s: %s",
-                        callback.name,
-                        event_id,
-                        type(error).__name__,
-                        error,
-                        exc_info=error,
-                    )
-                    return self._answer(
-                        FAILED,
-                        handled=handled,
-                        ran=ran,
-                        failed_id=event_id,
-                        error=f"{callback.name}: {type(error).__name__}: {error}",
-                        stop_on_error=callback.stop_on_error,
-                        callback=callback.name,
-                    )
-            self._done.mark_done(spec.plugin, event_id)
-            handled.append(event_id)
-            ran.append(event_id)
+        finally:
+            released = sorted(claimed - set(completed))
+            self._done.settle(spec.plugin, completed, released)
         return self._answer(DONE, handled=handled, ran=ran, worker_hash=mine)
 
     def _call(self, callback: Any, event: dict[str, Any]) -> BaseException | None:

@@ -53,6 +53,28 @@ class DoneStore:
         """Drop the running claim (the callback failed; the daemon decides what next)."""
         self._client.delete(self._key("run", plugin, event_id))
 
+    def claim_all(self, plugin: str, ids: list[int], owner: str) -> tuple[set[int], set[int]]:
+        """Claim every id in one round trip; return (claimed, already done)."""
+        pipe = self._client.pipeline(transaction=False)
+        for event_id in ids:
+            pipe.set(self._key("run", plugin, event_id), owner, nx=True, px=self._claim_ms)
+        pipe.mget([self._key("done", plugin, i) for i in ids])
+        replies = pipe.execute()
+        claimed = {i for i, ok in zip(ids, replies[:-1], strict=True) if ok}
+        done = {i for i, value in zip(ids, replies[-1], strict=True) if value is not None}
+        return claimed, done
+
+    def settle(self, plugin: str, done: list[int], release: list[int]) -> None:
+        """Record ``done`` done and drop the claims of ``done`` and ``release``, in one trip."""
+        if not done and not release:
+            return
+        pipe = self._client.pipeline(transaction=True)
+        for event_id in done:
+            pipe.set(self._key("done", plugin, event_id), "1", ex=self._ttl)
+        keys = [self._key("run", plugin, i) for i in (*done, *release)]
+        pipe.delete(*keys)
+        pipe.execute()
+
     def mark_done(self, plugin: str, event_id: int) -> None:
         """Record the event done and drop its claim, in one round trip."""
         pipe = self._client.pipeline(transaction=True)

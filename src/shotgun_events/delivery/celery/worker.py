@@ -20,7 +20,7 @@ from typing import Any
 from celery.exceptions import Reject
 
 from celery import Celery
-from shotgun_events.client.connections import ConnectionPool, factory_for
+from shotgun_events.client.connections import ConnectionFactory, factory_for
 from shotgun_events.config.model import Config
 from shotgun_events.delivery.celery.app import make_app, queue_name
 from shotgun_events.delivery.celery.codec import (
@@ -47,6 +47,29 @@ class WorkerOptions:
     concurrency: int = 4
     hostname: str = ""
     foreground: bool = True
+
+
+class ThreadConnections:
+    """One ``sg`` and one HTTP connection per (credentials, callback thread) of this worker.
+
+    The daemon's pool shares one HTTP link per credential because its plugins
+    mostly take turns; a worker's threads run callbacks at the same time, and
+    sharing one link would make them wait for each other's site calls.
+    """
+
+    def __init__(self, factory: ConnectionFactory) -> None:
+        self._factory = factory
+        self._local = threading.local()
+
+    def get(self, script_name: str, script_key: str) -> Any:
+        """Return the calling thread's connection for these credentials."""
+        cache: dict[tuple[str, str], Any] | None = getattr(self._local, "cache", None)
+        if cache is None:
+            cache = self._local.cache = {}
+        sg = cache.get((script_name, script_key))
+        if sg is None:
+            sg = cache[(script_name, script_key)] = self._factory.create(script_name, script_key)
+        return sg
 
 
 def register_task(app: Celery, runtime: WorkerRuntime) -> None:
@@ -98,7 +121,7 @@ def run_worker(config: Config, options: WorkerOptions) -> int:
     runtime = WorkerRuntime(
         loader=loader,
         done=done,
-        connections=ConnectionPool(factory_for(config)),
+        connections=ThreadConnections(factory_for(config)),
         hostname=hostname,
         only=options.plugins or None,
         use_session_uuid=config.use_session_uuid,
