@@ -210,3 +210,32 @@ def test_worker_beacons_name_the_plugins_and_versions(celery_rig: CeleryRig) -> 
     assert list(beacon["plugins"]) == ["rec"]
     client = redis.Redis(port=celery_rig.redis.port)
     assert json.loads(client.get(f"t{celery_rig.redis.port}:worker:w1@test") or b"{}")
+
+
+def test_status_shows_tasks_in_flight_queue_length_and_workers(celery_rig: CeleryRig) -> None:
+    # Given a factory-built executor with a task waiting on a queue no worker serves yet
+    from shotgun_events.delivery.celery.factory import CeleryFactory
+    from shotgun_events.delivery.failures import RetryPolicy
+
+    celery_rig.add_plugin("rec")
+    config = celery_rig.config
+    factory = CeleryFactory(
+        celery_rig.daemon_hub(),
+        config.celery,
+        policy=RetryPolicy(),
+        dead_letters=None,
+        key_function=lambda order_by: lambda e: e["entity"]["id"],
+    )
+    executor = factory(celery_rig.load_plugin("rec"), "entity", lambda e, o: None)
+    executor.submit(event(1, entity=1))
+    # Then status shows the task in flight and on the queue, no worker, no secret
+    status = factory.status()
+    assert status["plugins"]["rec"]["tasks_in_flight"] == 1
+    assert status["plugins"]["rec"]["queue_length"] == 1
+    assert status["workers"] == [] and status["redis_reachable"]
+    # When a worker starts, it takes the task and shows up
+    celery_rig.start_worker("--hostname", "w9@test")
+    assert executor.drain(60)
+    status = factory.status()
+    assert status["plugins"]["rec"]["tasks_in_flight"] == 0
+    assert [w["hostname"] for w in status["workers"]] == ["w9@test"]

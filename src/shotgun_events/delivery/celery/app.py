@@ -30,9 +30,7 @@ def queue_name(config: CeleryConfig, plugin: str) -> str:
     return f"{config.queue_prefix}.{plugin}"
 
 
-def make_app(
-    config: CeleryConfig, *, main: str = "shotgun_events", worker: bool = False
-) -> Celery:
+def make_app(config: CeleryConfig, *, main: str = "shotgun_events", worker: bool = False) -> Celery:
     """Return a configured Celery app (no connection is opened yet).
 
     A worker reconnects forever; the daemon's sends fail fast instead, so an
