@@ -1,4 +1,4 @@
-"""Section 9: plugin callbacks on Celery workers (issue 15), loopback Redis, real worker processes.
+"""Section 10: plugin callbacks on Celery workers (issue 15), loopback Redis, real worker processes.
 
 Figures: strict-order catch-up through Celery (trivial plugin, one ordering
 key); a 50 ms site call per event over 100 entities on 2 workers x 4 threads
@@ -39,7 +39,7 @@ from shotgun_events.delivery.dispatch import Outcome  # noqa: E402
 from shotgun_events.plugins.loader import PluginLoader  # noqa: E402
 from shotgun_events.site import LocalSite  # noqa: E402
 
-SECTION = "9 celery"
+SECTION = "10 celery"
 PLUGIN = """\
 import os, time
 RECORD = os.environ.get("RECORD_FILE", os.devnull)

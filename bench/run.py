@@ -8,9 +8,9 @@ Usage::
     python bench/run.py --json out.json
 
 Sections: 1 catch-up, 2 dispatch, 3 isolation, 4 site load, 5 state,
-6 memory, 7 latency, 8 observe, 9 wake-ups, 10 Celery workers. Every figure is printed,
-none is asserted: a target
-that is missed shows ``NO`` in the ``met`` column. A section that fails
+6 memory, 7 latency, 8 observe, 9 wake-ups, 10 Celery workers. Every figure is
+printed, none is asserted: a target that is missed shows ``NO`` in the ``met``
+column. A section that fails
 prints one row saying why, and the others still run.
 """
 
