@@ -202,8 +202,14 @@ def test_redis_stopped_and_started_again_loses_nothing(
     time.sleep(3)
     assert executor.in_flight() >= set(range(11, 21))
     celery_rig.redis.start()
-    # Then everything is delivered, each event ran once
-    assert executor.drain(90), f"left: {sorted(executor.in_flight())}"
+    # Then everything is delivered, each event ran once. Celery's worker may stop on the
+    # lost connection (an unrecoverable error in kombu's restore): the service manager
+    # restarts it (conf/shotgun-events-worker@.service, Restart=always), as here.
+    deadline = time.monotonic() + 90
+    while not executor.drain(1.0) and time.monotonic() < deadline:
+        if all(w.poll() is not None for w in celery_rig.workers):
+            celery_rig.start_worker()
+    assert executor.drain(0), f"left: {sorted(executor.in_flight())}"
     assert sorted(int(r[1]) for r in celery_rig.records()) == list(range(1, 21))
 
 
@@ -243,6 +249,7 @@ def test_status_shows_tasks_in_flight_queue_length_and_workers(celery_rig: Celer
     # When a worker starts, it takes the task and shows up
     celery_rig.start_worker("--hostname", "w9@test")
     assert executor.drain(60)
+    celery_rig.wait_workers()
     status = factory.status()
     assert status["plugins"]["rec"]["tasks_in_flight"] == 0
     assert [w["hostname"] for w in status["workers"]] == ["w9@test"]

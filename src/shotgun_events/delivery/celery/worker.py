@@ -183,12 +183,7 @@ def _keep_up(
     beacon_due = 0.0
     elapsed = 0.0
     step = min(config.plugin_poll_interval, BEACON_EVERY)
-    while not stop.wait(step):
-        elapsed += step
-        try:
-            runtime.refresh()
-        except Exception:  # a scan must never take the worker down
-            log.exception("plugin rescan failed; trying again")
+    while True:
         if elapsed >= beacon_due:
             beacon_due = elapsed + BEACON_EVERY
             try:
@@ -204,6 +199,13 @@ def _keep_up(
                 )
             except Exception as exc:  # Redis down: Celery reconnects; the beacon waits
                 log.debug("beacon not written: %s", exc)
+        if stop.wait(step):
+            return
+        elapsed += step
+        try:
+            runtime.refresh()
+        except Exception:  # a scan must never take the worker down
+            log.exception("plugin rescan failed; trying again")
 
 
 def _safe(name: str) -> str:
