@@ -8,7 +8,6 @@ dead letters, stopOnError, refusals and time-outs.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,7 +66,6 @@ class Rig:
     def __init__(self, *, retries: int = 0, stop_on_error: bool = True, batch: int = 20) -> None:
         self.plugin: Any = recording_plugin("p1", stop_on_error=stop_on_error)
         self.plugin.fingerprint = (0, 0, HASH)
-        self.plugin.logger = logging.getLogger("plugin.p1")
         self.hub = FakeHub()
         self.now = 100.0
         self.done: list[tuple[int, Outcome]] = []
