@@ -8,7 +8,8 @@ Usage::
     python bench/run.py --json out.json
 
 Sections: 1 catch-up, 2 dispatch, 3 isolation, 4 site load, 5 state,
-6 memory, 7 latency, 8 observe, 9 wake-ups, 10 concurrency inside a plugin.
+6 memory, 7 latency, 8 observe, 9 wake-ups, 10 concurrency inside a plugin,
+11 Celery workers.
 Every figure is printed, none is asserted: a target that is missed shows
 ``NO`` in the ``met`` column. A section that fails prints one row saying
 why, and the others still run.
@@ -29,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_catchup
+import bench_celery
 import bench_concurrency
 import bench_dispatch
 import bench_isolation
@@ -52,6 +54,7 @@ SECTIONS: tuple[tuple[int, str, Callable[[Profile], list[Row]]], ...] = (
     (8, "observe ([http] on: metrics scraped during catch-up)", bench_observe.run),
     (9, "wake-ups (webhooks, adaptive polling)", bench_wakeups.run),
     (10, "concurrency inside a plugin", bench_concurrency.run),
+    (11, "celery workers (Redis)", bench_celery.run),
 )
 
 

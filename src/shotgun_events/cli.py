@@ -119,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--rate", type=float, default=4.0, help="site activity, events per second (default 4)"
     )
 
+    _worker_command(commands)
+
     site = commands.add_parser(
         "site", help="run the local site (an embedded stand-in for a real site)"
     )
@@ -130,6 +132,40 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_authoring_commands(commands)
     return parser
+
+
+def _worker_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The ``worker`` sub-command: run plugin callbacks on this machine for a Celery daemon."""
+    worker = commands.add_parser(
+        "worker",
+        help="run plugin callbacks as a Celery worker (with [daemon] dispatch = celery)",
+        description="Start a Celery worker that loads the config's plugin folders and runs "
+        "the callbacks of the tasks the daemon sends (Ctrl-C or SIGTERM stops it).",
+    )
+    worker.add_argument(
+        "--plugins", default="", metavar="A,B", help="serve only these plugins (default: all)"
+    )
+    worker.add_argument(
+        "--concurrency", type=int, default=4, metavar="N", help="callback threads (default 4)"
+    )
+    worker.add_argument("--hostname", default="", help="Celery node name (default: unique)")
+
+
+def _worker(config_path: str, args: argparse.Namespace) -> int:
+    """Run the ``worker`` sub-command."""
+    from pathlib import Path
+
+    from shotgun_events.config.load import load_config
+    from shotgun_events.delivery.celery import require_celery
+
+    require_celery("the worker command")
+    from shotgun_events.delivery.celery.worker import WorkerOptions, run_worker
+
+    if args.concurrency < 1:
+        raise ConfigError(f"--concurrency must be 1 or more, not {args.concurrency}")
+    plugins = tuple(p.strip() for p in args.plugins.split(",") if p.strip())
+    options = WorkerOptions(plugins=plugins, concurrency=args.concurrency, hostname=args.hostname)
+    return run_worker(load_config(Path(config_path)), options)
 
 
 def _reason_option(command: argparse.ArgumentParser) -> None:
@@ -182,6 +218,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         from shotgun_events.testing.commands import run_authoring
 
         return run_authoring(args, config_path)
+    if command == "worker":
+        return _worker(str(config_path), args)
     if command == "foreground":
         options = Options(foreground=True, from_id=args.from_id)
         config = load_config(config_path)

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from shotgun_events.config.celery_section import CeleryConfig, read_celery_section
 from shotgun_events.config.http_section import read_http
 from shotgun_events.config.ini import IniReader, parse_file
 from shotgun_events.config.model import (
@@ -117,7 +118,7 @@ def _build(ini: IniReader) -> Config:
         backlog_poll_interval=ini.seconds("daemon", "backlog_poll_interval", positive=True),
         request_timeout=ini.seconds("shotgun", "timeout_secs", positive=True),
         start_from_id=ini.integer("daemon", "start_from_id") if start_from else None,
-        dispatch=ini.choice("daemon", "dispatch", ("parallel", "serial")),
+        dispatch=ini.choice("daemon", "dispatch", ("parallel", "serial", "celery")),
         stop_timeout=ini.seconds("daemon", "stop_timeout", positive=True),
         callback_timeout=ini.seconds("daemon", "callback_timeout"),
         state_fsync=ini.choice("daemon", "state_fsync", ("always", "interval", "never")),
@@ -141,11 +142,22 @@ def _build(ini: IniReader) -> Config:
         plugin_poll_interval=ini.seconds("plugins", "poll_interval", positive=True),
         plugin_config_dir_on_path=ini.boolean("plugins", "config_dir_on_path"),
         control_socket=_control_socket(ini),
-        plugin_settings=read_plugin_sections(ini),
+        plugin_settings=(plugin_settings := read_plugin_sections(ini)),
         http=read_http(ini),
         active_fetch_interval=read_active_interval(ini),
         webhooks=read_webhooks(ini),
+        celery=_celery(ini, plugin_settings),
     )
+
+
+def _celery(ini: IniReader, plugin_settings: Mapping[str, object]) -> CeleryConfig:
+    """Read [celery] when it is there or some plugin runs on Celery; else ignore it."""
+    used = ini.raw("daemon", "dispatch").strip().lower() == "celery" or any(
+        getattr(s, "executor", None) == "celery" for s in plugin_settings.values()
+    )
+    if not used and not ini.parser.has_section("celery"):
+        return CeleryConfig()
+    return read_celery_section(ini)
 
 
 def _control_socket(ini: IniReader) -> Path | None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from types import MappingProxyType
 from urllib.parse import unquote
 
+from shotgun_events.config.celery_section import CELERY_DEFAULTS, CeleryConfig
 from shotgun_events.config.http_section import HTTP_DEFAULTS, HttpSettings
 from shotgun_events.config.plugin_sections import PluginSettings
 
@@ -74,6 +75,8 @@ DEFAULTS: Mapping[tuple[str, str], str] = MappingProxyType(
         ("webhooks", "listen"): "",
         ("webhooks", "secret"): "",
         ("webhooks", "path"): "/",
+        # [celery]: read only when some plugin runs on Celery workers (celery_section.py).
+        **CELERY_DEFAULTS,
     }
 )
 #: Keys without a default; the daemon cannot start without them.
@@ -87,7 +90,9 @@ REQUIRED: tuple[tuple[str, str], ...] = (
     ("plugins", "paths"),
 )
 KNOWN_KEYS = frozenset(DEFAULTS) | frozenset(REQUIRED)
-SECRET_KEYS = frozenset({"key", "password", "proxy_server", "token", "secret"})
+SECRET_KEYS = frozenset(
+    {"key", "password", "proxy_server", "token", "secret", "broker_url", "result_backend"}
+)
 SMTPS_PORT = 465
 #: Longest path a Unix domain socket can be bound to (sun_path is 108 bytes on Linux, with NUL).
 SOCKET_PATH_LIMIT = 107
@@ -183,6 +188,22 @@ class Config:
     active_fetch_interval: float = 1.0
     #: The [webhooks] section: where deliveries from the site wake the poll loop.
     webhooks: WebhookConfig = field(default_factory=lambda: WebhookConfig())
+    #: The ``[celery]`` section (defaults when no plugin runs on Celery).
+    celery: CeleryConfig = field(default_factory=CeleryConfig)
+
+    def executor_for(self, plugin_name: str) -> str:
+        """Return ``local`` or ``celery``: the plugin's section wins over ``[daemon] dispatch``."""
+        own = self.plugin_settings.get(plugin_name)
+        if own is not None and own.executor is not None:
+            return own.executor
+        return "celery" if self.dispatch == "celery" else "local"
+
+    @property
+    def uses_celery(self) -> bool:
+        """Whether any plugin may run on Celery workers."""
+        return self.dispatch == "celery" or any(
+            s.executor == "celery" for s in self.plugin_settings.values()
+        )
 
     @property
     def control_socket_path(self) -> Path:
@@ -216,6 +237,7 @@ class Config:
             self.webhooks.secret,
         ]
         found.extend(_proxy_credentials(self.proxy_server or ""))
+        found.extend(self.celery.secrets)
         return tuple(dict.fromkeys(s for s in found if s))
 
 
