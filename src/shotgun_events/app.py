@@ -227,7 +227,7 @@ class Daemon:
         )
         mailer = _mailer(config, logs)
         store = StateStore(config.event_id_file, fsync=config.state_fsync, config_path=config.path)
-        pool = ConnectionPool(factory_for(config))
+        pool = ConnectionPool(factory_for(config), config.max_connections_per_script)
         lookup = SiteLookup(
             lambda: factory_for(config).create(config.script_name, config.script_key)
         )

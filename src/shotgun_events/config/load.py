@@ -141,6 +141,8 @@ def _build(ini: IniReader) -> Config:
         plugin_poll_interval=ini.seconds("plugins", "poll_interval", positive=True),
         plugin_config_dir_on_path=ini.boolean("plugins", "config_dir_on_path"),
         control_socket=_control_socket(ini),
+        max_connections_per_script=ini.integer("daemon", "max_connections_per_script", 1, 256),
+        read_ahead=ini.integer("daemon", "read_ahead", 1, 32),
         plugin_settings=read_plugin_sections(ini),
         http=read_http(ini),
         active_fetch_interval=read_active_interval(ini),
