@@ -289,6 +289,7 @@ class Daemon:
                 batch_size=config.max_event_batch_size,
                 fetch_interval=config.fetch_interval,
                 active_fetch_interval=config.active_fetch_interval,
+                read_ahead=config.read_ahead,
                 backlog_timeout=timedelta(seconds=config.backlog_timeout),
                 backlog_poll_interval=config.backlog_poll_interval,
                 start_from_id=options.from_id

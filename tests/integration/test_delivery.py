@@ -85,6 +85,12 @@ def test_kill_9_loses_nothing_and_repeats_at_most_one_event_per_plugin(rig: Daem
         timeout=60,
         what="catch-up after kills",
     )
+    # The last restart may still be starting (the events came before the last kill):
+    # wait until it is up, or SIGTERM lands before its handlers are installed.
+    wait_for(
+        lambda: rig.log_text().count("operator commands accepted") >= kills + 1,
+        what="the last restart up",
+    )
     assert rig.stop() == 0
     # Then every event was delivered, and repeats are bounded by one per plugin per kill
     for name in ("a", "b"):
