@@ -8,10 +8,10 @@ Usage::
     python bench/run.py --json out.json
 
 Sections: 1 catch-up, 2 dispatch, 3 isolation, 4 site load, 5 state,
-6 memory, 7 latency, 8 observe, 9 wake-ups, 10 concurrency inside a plugin.
-Every figure is printed, none is asserted: a target that is missed shows
-``NO`` in the ``met`` column. A section that fails prints one row saying
-why, and the others still run.
+6 memory, 7 latency, 8 observe, 9 wake-ups, 10 concurrency inside a plugin,
+11 real plugins (issue 12). Every figure is printed, none is asserted: a
+target that is missed shows ``NO`` in the ``met`` column. A section that
+fails prints one row saying why, and the others still run.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ import bench_memory
 import bench_observe
 import bench_persistence
 import bench_wakeups
+import bench_realplugins
 from common import PROFILES, Profile, Row, format_table
 
 #: (section number, title, what runs it), in the order of the issue.
@@ -52,6 +53,11 @@ SECTIONS: tuple[tuple[int, str, Callable[[Profile], list[Row]]], ...] = (
     (8, "observe ([http] on: metrics scraped during catch-up)", bench_observe.run),
     (9, "wake-ups (webhooks, adaptive polling)", bench_wakeups.run),
     (10, "concurrency inside a plugin", bench_concurrency.run),
+    (
+        11,
+        "real plugins (issue 12: site calls, distant site, pool, read-ahead)",
+        bench_realplugins.run,
+    ),
 )
 
 
