@@ -52,7 +52,7 @@ def _most_at_once(calls: list[tuple[str, int, float, float]]) -> int:
     return most
 
 
-@pytest.mark.parametrize("dispatch", ["parallel"])
+@pytest.mark.parametrize("dispatch", ["parallel", "auto"])
 def test_plugins_site_calls_overlap_on_a_distant_site(rig: DaemonRig, dispatch: str) -> None:
     # Given ten plugins on one credential, each calling the site for its own tenth of the
     # events, and a site answering every call after 300 ms
@@ -78,5 +78,7 @@ def test_plugins_site_calls_overlap_on_a_distant_site(rig: DaemonRig, dispatch: 
     assert total >= 60 * 0.3
     assert span < total / 2
     assert _most_at_once(calls) >= 4
-    # And the pool never opened more connections than its cap, plus the engine's own
-    assert rig.site.connection_count() <= 8 + 2
+    # And the pool never opened more connections than its cap: beside the plugins' 8 at
+    # most, the engine reads on one (and up to read_ahead = 4 while catching up), and a
+    # plugin on a thread of its own catches up on a reader of its own
+    assert rig.site.connection_count() <= 8 + 1 + 4 + 10

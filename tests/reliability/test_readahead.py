@@ -11,7 +11,7 @@ from .conftest import Rig
 PLUGINS = ["alpha", "beta"]
 
 
-@pytest.mark.parametrize("dispatch", ["serial", "parallel"])
+@pytest.mark.parametrize("dispatch", ["serial", "parallel", "auto"])
 def test_read_ahead_keeps_order_and_exactly_once_across_gaps_and_late_ids(
     rig: Rig, dispatch: str
 ) -> None:

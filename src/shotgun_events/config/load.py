@@ -117,7 +117,7 @@ def _build(ini: IniReader) -> Config:
         backlog_poll_interval=ini.seconds("daemon", "backlog_poll_interval", positive=True),
         request_timeout=ini.seconds("shotgun", "timeout_secs", positive=True),
         start_from_id=ini.integer("daemon", "start_from_id") if start_from else None,
-        dispatch=ini.choice("daemon", "dispatch", ("parallel", "serial")),
+        dispatch=ini.choice("daemon", "dispatch", ("auto", "parallel", "serial")),
         stop_timeout=ini.seconds("daemon", "stop_timeout", positive=True),
         callback_timeout=ini.seconds("daemon", "callback_timeout"),
         state_fsync=ini.choice("daemon", "state_fsync", ("always", "interval", "never")),

@@ -35,7 +35,7 @@ DEFAULTS: Mapping[tuple[str, str], str] = MappingProxyType(
         ("daemon", "backlog_timeout"): "300",
         ("daemon", "backlog_poll_interval"): "5",
         ("daemon", "start_from_id"): "",
-        ("daemon", "dispatch"): "parallel",
+        ("daemon", "dispatch"): "auto",
         ("daemon", "stop_timeout"): "30",
         ("daemon", "callback_timeout"): "0",
         ("daemon", "state_fsync"): "interval",

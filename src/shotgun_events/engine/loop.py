@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from shotgun_events.client.retry import SiteRetry
 from shotgun_events.client.source import EventSource
+from shotgun_events.delivery.auto import AutoDelivery
 from shotgun_events.delivery.base import Delivery
 from shotgun_events.delivery.base import Hooks as DeliveryHooks
 from shotgun_events.delivery.dispatch import Dispatcher
@@ -70,7 +71,8 @@ class Settings:
     backlog_poll_interval: float = 5.0
     start_from_id: int | None = None
     state_retry_interval: float = 5.0
-    #: "parallel": one worker per plugin; "serial": the original's single thread.
+    #: "parallel": one worker per plugin; "serial": the original's single thread;
+    #: "auto": quick plugins share the engine's thread, slow ones get their own (auto.py).
     dispatch: str = "serial"
     #: Batches a parallel worker may have queued; the engine waits for room in each.
     max_pending_batches: int = 4
@@ -193,8 +195,8 @@ class Engine:
             clock=lambda: self.site_clock.now(),
             event_types=self.event_type_filter,
         )
-        if self._settings.dispatch == "parallel":
-            return ParallelDelivery(
+        if self._settings.dispatch in ("parallel", "auto"):
+            own = ParallelDelivery(
                 hooks,
                 self._stop,
                 source_factory=source_factory,
@@ -204,6 +206,9 @@ class Engine:
                 detach_after=self._settings.detach_after,
                 state_retry_interval=self._settings.state_retry_interval,
             )
+            if self._settings.dispatch == "parallel":
+                return own
+            return AutoDelivery(hooks, self._stop, own=own)
         return SerialDelivery(hooks, self._stop)
 
     # -- what operator actions (operations.py) work with ---------------------
