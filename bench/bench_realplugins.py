@@ -133,6 +133,8 @@ def site_calls(folder: Path, site: SiteProcess, events: int) -> list[Row]:
         stats = daemon.plugin_stats()
         pool = daemon.daemon.pool
         peak = pool.peak_busy
+        delivery = daemon.engine.delivery
+        own = len(getattr(delivery, "promoted", lambda: [])())
     finally:
         site.control("set_latency", ms=0)
         daemon.close()
@@ -141,7 +143,7 @@ def site_calls(folder: Path, site: SiteProcess, events: int) -> list[Row]:
     disorder = sum(s["out_of_order"] for s in stats.values())
     lost = sum(events - s["calls"] for s in stats.values())
     ratio = wall / busiest
-    bound = 1 + peak + daemon.config.read_ahead
+    bound = 1 + peak + daemon.config.read_ahead + own
     return [
         Row(
             SECTION,
@@ -172,8 +174,8 @@ def site_calls(folder: Path, site: SiteProcess, events: int) -> list[Row]:
             "",
             f"<= 1 + in flight ({bound})",
             at_most(connections, bound),
-            note=f"plugins' calls in flight at most {peak}; engine readers "
-            f"{daemon.config.read_ahead}; {calls.get('read', 0)} reads",
+            note=f"in flight at most: plugins' calls {peak}, engine {daemon.config.read_ahead}, "
+            f"readers of plugins on their own thread {own}; {calls.get('read', 0)} reads",
         ),
         Row(
             SECTION,

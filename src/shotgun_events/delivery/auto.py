@@ -3,7 +3,7 @@
 Every plugin starts in the shared group, run like serial mode (event by
 event, plugin by plugin, no hand-off between threads, so trivial plugins
 cost what they cost in serial mode). The time each plugin spends in one
-batch is measured; a plugin that spends more than ``threshold`` seconds in
+batch is measured; a plugin that spends more than ``threshold`` seconds (25 ms) in
 a batch is taken out of the group at once, with its cursor saved, and given
 a worker of its own (the parallel mode's ``Worker``): from where it stopped
 it reads from the site on its own until it has caught up, then follows the
@@ -96,7 +96,7 @@ class AutoDelivery:
         stop: threading.Event,
         *,
         own: ParallelDelivery,
-        threshold: float = 0.1,
+        threshold: float = 0.025,
         rejoin_after: float = 10.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -177,13 +177,13 @@ class AutoDelivery:
         """Queue the batch for the promoted plugins, then run it through the group."""
         if not batch:
             return True
+        # Before the batch is queued: a worker that handled all it was given is idle now.
+        self._rejoin_idle()
         head = self._own.fetch_position(0)
         fresh = [e for e in batch if int(e["id"]) > head]
         if fresh:
             self._own.deliver(fresh)
-        delivered = self._group.deliver(batch)
-        self._rejoin_idle()
-        return delivered
+        return self._group.deliver(batch)
 
     def deliver_late(self, events: list[Event]) -> None:
         """Late events go to whoever waits for them."""
