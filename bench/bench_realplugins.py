@@ -87,7 +87,7 @@ class Sizes:
 
 
 SIZES = {
-    "full": Sizes(2_000, 20_000, 100_000, 20_000, 2_000, 60.0),
+    "full": Sizes(2_000, 20_000, 100_000, 20_000, 10_000, 60.0),
     "quick": Sizes(400, 3_000, 10_000, 3_000, 400, 10.0),
     "tiny": Sizes(100, 600, 1_200, 600, 100, 5.0),
 }
@@ -134,7 +134,7 @@ def site_calls(folder: Path, site: SiteProcess, events: int) -> list[Row]:
         pool = daemon.daemon.pool
         peak = pool.peak_busy
         delivery = daemon.engine.delivery
-        own = len(getattr(delivery, "promoted", lambda: [])())
+        own = int(getattr(delivery, "most_promoted", 0))
     finally:
         site.control("set_latency", ms=0)
         daemon.close()

@@ -110,6 +110,8 @@ class AutoDelivery:
         #: id(runner) -> (runner, when it got its own thread, promotions so far)
         self._promoted: dict[int, tuple[PluginRunner, float, int]] = {}
         self._promotions: dict[int, int] = {}
+        #: The most plugins on threads of their own at once (benchmarks, status).
+        self.most_promoted = 0
 
     # -- membership --------------------------------------------------------------
 
@@ -143,6 +145,7 @@ class AutoDelivery:
             spent,
         )
         self._promoted[id(runner)] = (runner, self._monotonic(), count)
+        self.most_promoted = max(self.most_promoted, len(self._promoted))
         self._own.add(runner)
 
     def _rejoin_idle(self) -> None:
