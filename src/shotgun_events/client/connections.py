@@ -130,8 +130,10 @@ class ConnectionPool:
 
     @property
     def open_links(self) -> int:
-        """HTTP connections of plugins' ``sg`` open right now (one per credential in use)."""
-        return sum(1 for link in list(self._links.values()) if link.http is not None)
+        """HTTP connections of plugins' ``sg`` open right now, over every credential's pool."""
+        with self._lock:
+            links = list(self._links.values())
+        return sum(link.open_count for link in links)
 
     def close(self) -> None:
         """Close every idle connection (objects reconnect by themselves if used again)."""

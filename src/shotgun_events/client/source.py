@@ -78,7 +78,7 @@ class ShotgunEventSource:
         ]
         if event_types is not None:
             filters.append(["event_type", "in", sorted(event_types)])
-        return self._find(filters, limit)
+        return self._find(filters, limit, "after")
 
     def fetch_ids(self, ids: Sequence[int]) -> list[Event]:
         """Return the events among ``ids`` that exist now, ascending."""
