@@ -37,8 +37,8 @@ import bench_load
 import bench_memory
 import bench_observe
 import bench_persistence
-import bench_wakeups
 import bench_realplugins
+import bench_wakeups
 from common import PROFILES, Profile, Row, format_table
 
 #: (section number, title, what runs it), in the order of the issue.
