@@ -9,7 +9,7 @@ Usage::
 
 Sections: 1 catch-up, 2 dispatch, 3 isolation, 4 site load, 5 state,
 6 memory, 7 latency, 8 observe, 9 wake-ups, 10 concurrency inside a plugin,
-11 Celery workers.
+11 Celery workers, 12 real plugins (issue 12).
 Every figure is printed, none is asserted: a target that is missed shows
 ``NO`` in the ``met`` column. A section that fails prints one row saying
 why, and the others still run.
@@ -39,6 +39,7 @@ import bench_load
 import bench_memory
 import bench_observe
 import bench_persistence
+import bench_realplugins
 import bench_wakeups
 from common import PROFILES, Profile, Row, format_table
 
@@ -55,6 +56,11 @@ SECTIONS: tuple[tuple[int, str, Callable[[Profile], list[Row]]], ...] = (
     (9, "wake-ups (webhooks, adaptive polling)", bench_wakeups.run),
     (10, "concurrency inside a plugin", bench_concurrency.run),
     (11, "celery workers (Redis)", bench_celery.run),
+    (
+        12,
+        "real plugins (issue 12: site calls, distant site, pool, read-ahead)",
+        bench_realplugins.run,
+    ),
 )
 
 

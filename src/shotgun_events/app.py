@@ -227,7 +227,7 @@ class Daemon:
         )
         mailer = _mailer(config, logs)
         store = StateStore(config.event_id_file, fsync=config.state_fsync, config_path=config.path)
-        pool = ConnectionPool(factory_for(config))
+        pool = ConnectionPool(factory_for(config), config.max_connections_per_script)
         lookup = SiteLookup(
             lambda: factory_for(config).create(config.script_name, config.script_key)
         )
@@ -289,6 +289,7 @@ class Daemon:
                 batch_size=config.max_event_batch_size,
                 fetch_interval=config.fetch_interval,
                 active_fetch_interval=config.active_fetch_interval,
+                read_ahead=config.read_ahead,
                 backlog_timeout=timedelta(seconds=config.backlog_timeout),
                 backlog_poll_interval=config.backlog_poll_interval,
                 start_from_id=options.from_id

@@ -79,11 +79,18 @@ def test_kill_9_loses_nothing_and_repeats_at_most_one_event_per_plugin(rig: Daem
         time.sleep(rng.uniform(0.05, 0.4))
         rig.kill()
         kills += 1
+        ups = rig.log_text().count("operator commands accepted")
         rig.start()
     wait_for(
         lambda: rig.ids_for("a")[-1:] == [last] and rig.ids_for("b")[-1:] == [last],
         timeout=60,
         what="catch-up after kills",
+    )
+    # The last restart may still be starting (the events came before the last kill):
+    # wait until it is up, or SIGTERM lands before its handlers are installed.
+    wait_for(
+        lambda: rig.log_text().count("operator commands accepted") > ups,
+        what="the last restart up",
     )
     assert rig.stop() == 0
     # Then every event was delivered, and repeats are bounded by one per plugin per kill

@@ -139,7 +139,7 @@ class Rig(DaemonRig):
         conn_retry_sleep: float = 1,
         max_conn_retries: int = 3,
         request_timeout: float = 10,
-        dispatch: str = "parallel",
+        dispatch: str = "auto",
         daemon_extra: str = "",
         shotgun_extra: str = "",
         sections: str = "",

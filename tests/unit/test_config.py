@@ -84,7 +84,8 @@ def test_minimal_file_gets_every_default(tmp_path: Path) -> None:
     assert (config.timing_log, config.conn_retry_sleep, config.max_conn_retries) == (False, 60, 5)
     assert (config.fetch_interval, config.max_event_batch_size) == (5, 500)
     assert (config.backlog_timeout, config.backlog_poll_interval) == (300, 5)
-    assert (config.request_timeout, config.start_from_id, config.dispatch) == (60, None, "parallel")
+    assert (config.request_timeout, config.start_from_id, config.dispatch) == (60, None, "auto")
+    assert (config.max_connections_per_script, config.read_ahead) == (8, 4)
     assert (config.stop_timeout, config.callback_timeout) == (30, 0)
     assert (config.state_fsync, config.strict_permissions) == ("interval", False)
     assert (config.proxy_server, config.ca_certs, config.use_session_uuid) == (None, None, True)
@@ -321,7 +322,7 @@ def test_environment_variables_do_not_become_config_keys(tmp_path: Path) -> None
     with pytest.raises(ConfigError, match=r"\[daemon\] pidFile: expected a value"):
         load_with(tmp_path, "daemon", "pidFile", None)
     # Then the environment did not fill them in (the original's defaults would have)
-    assert (config.log_mode, config.dispatch) == (1, "parallel")
+    assert (config.log_mode, config.dispatch) == (1, "auto")
 
 
 def test_a_lone_percent_in_a_secret_is_an_error_that_hides_the_value(tmp_path: Path) -> None:
@@ -377,8 +378,8 @@ def test_each_missing_required_key_gives_one_exact_line(
             "daemon",
             "dispatch",
             "threads",
-            "'parallel' or 'serial' or 'celery'",
-            "the default is parallel",
+            "'auto' or 'parallel' or 'serial' or 'celery'",
+            "the default is auto",
         ),
         ("daemon", "state_fsync", "sometimes", "'always' or 'interval' or 'never'",
          "the default is interval"),

@@ -1,4 +1,4 @@
-"""Plugins' connections: one HTTP connection per credential, one object per thread."""
+"""Plugins' connections: a pool of HTTP connections per credential, one object per thread."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from shotgun_events.client.connections import ConnectionFactory, ConnectionPool
 from shotgun_events.site import LocalSite
 
 
-def test_threads_share_one_connection_per_credential_and_keep_their_session() -> None:
+def test_threads_share_a_pool_per_credential_and_keep_their_session() -> None:
     # Given a pool on a local site, used by four plugin threads with one credential
     with LocalSite(scripts={"shotgun_events": "local", "other": "key2"}, seed=True) as site:
         setup = shotgun_api3.Shotgun(site.url, "shotgun_events", "local")
@@ -40,11 +40,12 @@ def test_threads_share_one_connection_per_credential_and_keep_their_session() ->
         other = pool.get("other", "key2")
         other.find("Shot", [], ["id"])
         try:
-            # Then every call worked, over one connection (plus one for the other credential)
+            # Then every call worked, over at most one connection per thread (plus one for
+            # the other credential), with one info call per credential
             assert errors == []
-            assert site.connection_count() == 2
+            assert 2 <= site.connection_count() <= 5
+            assert site.connection_count() == pool.opened
             assert site.call_counts().get("info") == 2
-            assert pool.opened == 2
             # And each thread's writes carry its own session uuid in the event log
             events = other.find(
                 "EventLogEntry",

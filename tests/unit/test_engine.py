@@ -10,6 +10,7 @@ import pytest
 
 from shotgun_events.client.retry import SiteRetry
 from shotgun_events.cursor import Cursor
+from shotgun_events.delivery.auto import AutoDelivery
 from shotgun_events.delivery.dispatch import Dispatcher
 from shotgun_events.engine.loop import Engine, Settings
 
@@ -25,9 +26,9 @@ from .fakes import (
 )
 
 
-@pytest.fixture(autouse=True, params=["serial", "parallel"])
+@pytest.fixture(autouse=True, params=["serial", "parallel", "auto"])
 def dispatch(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Run every engine rule in both delivery modes."""
+    """Run every engine rule in every delivery mode."""
     global DISPATCH
     DISPATCH = request.param
     yield request.param
@@ -477,3 +478,55 @@ def test_a_blocked_plugin_does_not_hold_up_the_others_and_catches_up_alone() -> 
         engine.run_once()
         engine.drain(0.2)
     assert slow.received == list(range(2, 42))
+
+
+def test_auto_gives_a_slow_plugin_its_own_thread_and_takes_it_back_once_caught_up() -> None:
+    # Given auto dispatch, two quick plugins and one that takes 30 ms per event
+    if DISPATCH != "auto":
+        pytest.skip("promotion is what auto dispatch does")
+    source = FakeSource()
+    source.add(1)
+    fast = [recording_plugin("fast1"), recording_plugin("fast2")]
+    slow = recording_plugin("slow")
+    inner = slow.callbacks[0].func
+    delay = [0.03]
+    slow.callbacks[0].func = lambda *a: (threading.Event().wait(delay[0]), inner(*a))
+    stop = threading.Event()
+    engine = Engine(
+        source=source,
+        retry=SiteRetry(max_attempts=1, burst_sleep=0, wait=lambda s: stop.is_set()),
+        loader=FakeLoader([*fast, slow]),
+        store=FakeStore(),
+        dispatcher=Dispatcher(connections=FakeConnections(), use_session_uuid=False),
+        settings=Settings(batch_size=10, dispatch="auto", detach_after=0.05),
+        stop=stop,
+    )
+    ENGINES.append(engine)
+    engine.start()
+    delivery = engine.delivery
+    assert isinstance(delivery, AutoDelivery)
+    source.add(*range(2, 62))
+    # When the engine reads the first batch
+    engine.run_once()
+    # Then the slow plugin was moved to a thread of its own part-way, the quick ones
+    # got the whole batch, and the slow one had only its first few events in the group
+    assert [r.plugin.name for r in delivery.promoted()] == ["slow"]
+    assert all(p.received == list(range(2, 12)) for p in fast)
+    # When the engine goes on and the slow plugin is given time to catch up
+    for _ in range(200):
+        if all(p.received[-1:] == [61] for p in [*fast, slow]) and engine.drain(0.1):
+            break
+        engine.run_once()
+        engine.drain(0.1)
+    # Then every plugin got every event once, in id order
+    for plugin in [*fast, slow]:
+        assert plugin.received == list(range(2, 62)), plugin.name
+    # And once caught up, idle and quick again, it shares the engine's thread again
+    delivery._rejoin_after = 0.0
+    delay[0] = 0.0
+    source.add(62)
+    engine.run_once()
+    assert delivery.promoted() == []
+    source.add(63)
+    engine.run_once()
+    assert all(p.received[-2:] == [62, 63] for p in [*fast, slow])

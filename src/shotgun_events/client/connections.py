@@ -1,8 +1,9 @@
-"""Lazy, shared ``shotgun_api3`` connections: one HTTP connection per script credential.
+"""Lazy ``shotgun_api3`` connections: a pool of HTTP connections per script credential.
 
 Each thread gets its own ``Shotgun`` object per credential (the session uuid
-is set on it before each callback), and the objects of one credential share
-one HTTP connection and one ``info`` call (see shared.py). Objects are
+is set on it before each callback), and the objects of one credential borrow
+an HTTP connection from one pool for each call and share one ``info`` call
+(see pool.py). Objects are
 created with ``connect=False`` so nothing touches the network until a
 callback really uses its connection (the original opened one per callback,
 eagerly, each sending ``info``).
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from shotgun_api3.shotgun import Shotgun
 
 from shotgun_events.client.fastdecode import FastDecodeShotgun
-from shotgun_events.client.shared import SharedLink, SharedShotgun
+from shotgun_events.client.pool import CredentialPool, PooledShotgun
 from shotgun_events.config.model import Config
 
 
@@ -44,13 +45,13 @@ class ConnectionFactory:
         script_key: str,
         *,
         fast_decode: bool = False,
-        link: SharedLink | None = None,
+        pool: CredentialPool | None = None,
     ) -> Shotgun:
         """Return a new, not yet connected ``Shotgun`` for these credentials.
 
         ``fast_decode``: the engine's own event reads use a client with a faster,
-        equivalent decoding of replies (see fastdecode.py). ``link``: share the
-        HTTP connection with the other objects of this link (plugins' ``sg``).
+        equivalent decoding of replies (see fastdecode.py). ``pool``: borrow HTTP
+        connections from this credential's pool for each call (plugins' ``sg``).
         """
         options: dict[str, object] = {
             "connect": False,
@@ -58,8 +59,8 @@ class ConnectionFactory:
             "ca_certs": self._ca_certs,
         }
         sg: Shotgun
-        if link is not None:
-            sg = SharedShotgun(self._server, script_name, script_key, link=link, **options)
+        if pool is not None:
+            sg = PooledShotgun(self._server, script_name, script_key, pool=pool, **options)
         elif fast_decode:
             sg = FastDecodeShotgun(self._server, script_name, script_key, **options)  # type: ignore[arg-type]
         else:
@@ -83,13 +84,14 @@ def factory_for(config: Config) -> ConnectionFactory:
 
 
 class ConnectionPool:
-    """Hand out one ``Shotgun`` per (script name, key, thread), one HTTP link per credential."""
+    """Hand out one ``Shotgun`` per (script name, key, thread); one pool per credential."""
 
-    def __init__(self, factory: ConnectionFactory) -> None:
+    def __init__(self, factory: ConnectionFactory, max_per_script: int = 8) -> None:
         self._factory = factory
+        self._max_per_script = max_per_script
         self._lock = threading.Lock()
         self._connections: dict[tuple[str, str, int], Shotgun] = {}
-        self._links: dict[tuple[str, str], SharedLink] = {}
+        self._links: dict[tuple[str, str], CredentialPool] = {}
 
     def get(self, script_name: str, script_key: str) -> Shotgun:
         """Return the calling thread's connection for these credentials, creating it once."""
@@ -99,25 +101,47 @@ class ConnectionPool:
             with self._lock:
                 sg = self._connections.get(key)
                 if sg is None:
-                    link = self._links.setdefault((script_name, script_key), SharedLink())
-                    sg = self._factory.create(script_name, script_key, link=link)
+                    link = self._links.get((script_name, script_key))
+                    if link is None:
+                        link = CredentialPool(self._max_per_script)
+                        self._links[(script_name, script_key)] = link
+                    sg = self._factory.create(script_name, script_key, pool=link)
                     self._connections[key] = sg
         return sg
 
     @property
     def opened(self) -> int:
-        """Number of HTTP connections opened so far (one per credential that was used)."""
-        return sum(link.opened for link in self._links.values())
+        """Number of HTTP connections opened so far, over every credential."""
+        with self._lock:
+            links = list(self._links.values())
+        return sum(link.opened for link in links)
+
+    @property
+    def peak_busy(self) -> int:
+        """The most connections lent out at once on any one credential."""
+        with self._lock:
+            links = list(self._links.values())
+        return max((link.peak_busy for link in links), default=0)
+
+    def credential(self, script_name: str, script_key: str) -> CredentialPool | None:
+        """The connection pool of one credential (None until it was first used)."""
+        with self._lock:
+            return self._links.get((script_name, script_key))
 
     @property
     def open_links(self) -> int:
-        """HTTP connections of plugins' ``sg`` open right now (one per credential in use)."""
-        return sum(1 for link in list(self._links.values()) if link.http is not None)
+        """HTTP connections of plugins' ``sg`` open right now, over every credential's pool."""
+        with self._lock:
+            links = list(self._links.values())
+        return sum(link.open_count for link in links)
 
     def close(self) -> None:
-        """Close every connection (they reconnect by themselves if used again)."""
+        """Close every idle connection (objects reconnect by themselves if used again)."""
         with self._lock:
             connections = list(self._connections.values())
             self._connections.clear()
+            links = list(self._links.values())
         for sg in connections:
             sg.close()
+        for link in links:
+            link.close_idle()

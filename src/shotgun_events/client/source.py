@@ -68,6 +68,18 @@ class ShotgunEventSource:
             filters.append(["event_type", "in", sorted(event_types)])
         return self._find(filters, limit, "after")
 
+    def fetch_window(
+        self, after: int, upto: int, limit: int, event_types: Collection[str] | None = None
+    ) -> list[Event]:
+        """Return up to ``limit`` events with ``after < id <= upto`` (of these types), ascending."""
+        filters: list[list[object]] = [
+            ["id", "greater_than", after],
+            ["id", "less_than", upto + 1],
+        ]
+        if event_types is not None:
+            filters.append(["event_type", "in", sorted(event_types)])
+        return self._find(filters, limit, "after")
+
     def fetch_ids(self, ids: Sequence[int]) -> list[Event]:
         """Return the events among ``ids`` that exist now, ascending."""
         found: list[Event] = []

@@ -36,7 +36,7 @@ DEFAULTS: Mapping[tuple[str, str], str] = MappingProxyType(
         ("daemon", "backlog_timeout"): "300",
         ("daemon", "backlog_poll_interval"): "5",
         ("daemon", "start_from_id"): "",
-        ("daemon", "dispatch"): "parallel",
+        ("daemon", "dispatch"): "auto",
         ("daemon", "stop_timeout"): "30",
         ("daemon", "callback_timeout"): "0",
         ("daemon", "state_fsync"): "interval",
@@ -47,6 +47,9 @@ DEFAULTS: Mapping[tuple[str, str], str] = MappingProxyType(
         ("daemon", "disabled_cooldown"): "0",
         ("daemon", "prefilter"): "False",
         ("daemon", "control_socket"): "",
+        # issue 12: connection pool per credential, read-ahead during catch-up
+        ("daemon", "max_connections_per_script"): "8",
+        ("daemon", "read_ahead"): "4",
         ("shotgun", "proxy_server"): "",
         ("shotgun", "use_session_uuid"): "True",
         ("shotgun", "timeout_secs"): "60",
@@ -178,6 +181,10 @@ class Config:
     plugin_config_dir_on_path: bool = True
     #: The operator control socket; None means ``<pidFile>.sock``.
     control_socket: Path | None = None
+    #: Most HTTP connections open at once per script credential (plugins' ``sg``).
+    max_connections_per_script: int = 8
+    #: Most id windows read concurrently during catch-up (1 = one read at a time).
+    read_ahead: int = 4
     #: ``[plugin:NAME]`` sections by plugin name (scope, concurrency, executor).
     plugin_settings: Mapping[str, PluginSettings] = field(
         default_factory=lambda: MappingProxyType({})

@@ -209,6 +209,12 @@ class ParallelDelivery:
             if (seconds := w.busy_for()) is not None
         ]
 
+    def is_idle(self, runner: PluginRunner) -> bool:
+        """Whether this plugin's worker is attached with nothing queued or running (auto mode)."""
+        with self._lock:
+            worker = self._workers.get(id(runner))
+        return worker is not None and worker.idle()
+
     def drain(self, timeout: float) -> bool:
         """Wait until active workers are attached, idle and have empty inboxes."""
         deadline = time.monotonic() + timeout

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from shotgun_events.client.retry import SiteRetry
 from shotgun_events.client.source import EventSource
+from shotgun_events.delivery.auto import AutoDelivery
 from shotgun_events.delivery.base import Delivery
 from shotgun_events.delivery.base import Hooks as DeliveryHooks
 from shotgun_events.delivery.dispatch import Dispatcher
@@ -34,6 +35,7 @@ from shotgun_events.delivery.watch import CallbackWatch, WatchThread
 from shotgun_events.engine.pacing import Pacing
 from shotgun_events.engine.positions import SavedPositions
 from shotgun_events.engine.progress import CatchUp
+from shotgun_events.engine.readahead import ReadAhead
 from shotgun_events.engine.siteclock import SiteClock
 from shotgun_events.engine.wakeup import WakeUps
 from shotgun_events.errors import StateWriteError
@@ -69,7 +71,8 @@ class Settings:
     backlog_poll_interval: float = 5.0
     start_from_id: int | None = None
     state_retry_interval: float = 5.0
-    #: "parallel": one worker per plugin; "serial": the original's single thread.
+    #: "parallel": one worker per plugin; "serial": the original's single thread;
+    #: "auto": quick plugins share the engine's thread, slow ones get their own (auto.py).
     dispatch: str = "serial"
     #: Batches a parallel worker may have queued; the engine waits for room in each.
     max_pending_batches: int = 4
@@ -83,6 +86,8 @@ class Settings:
     disabled_cooldown: float = 0.0
     #: Ask the site only for event types some active callback can match (when all are finite).
     prefilter: bool = False
+    #: Id windows read at once while catching up (1 = one read at a time; see readahead.py).
+    read_ahead: int = 1
 
 
 @dataclass
@@ -158,6 +163,12 @@ class Engine:
         self._next_backlog_poll = 0.0
         self.stats = Stats()
         self._delivery = self._make_delivery(source_factory or (lambda: source))
+        self._reader = ReadAhead(
+            source,
+            source_factory or (lambda: source),
+            depth=settings.read_ahead if source_factory is not None else 1,
+            batch_size=settings.batch_size,
+        )
         self._watch = WatchThread(
             CallbackWatch(settings.callback_timeout, serial=settings.dispatch != "parallel"),
             self._busy,
@@ -184,8 +195,8 @@ class Engine:
             clock=lambda: self.site_clock.now(),
             event_types=self.event_type_filter,
         )
-        if self._settings.dispatch == "parallel":
-            return ParallelDelivery(
+        if self._settings.dispatch in ("parallel", "auto"):
+            own = ParallelDelivery(
                 hooks,
                 self._stop,
                 source_factory=source_factory,
@@ -195,6 +206,9 @@ class Engine:
                 detach_after=self._settings.detach_after,
                 state_retry_interval=self._settings.state_retry_interval,
             )
+            if self._settings.dispatch == "parallel":
+                return own
+            return AutoDelivery(hooks, self._stop, own=own)
         return SerialDelivery(hooks, self._stop)
 
     # -- what operator actions (operations.py) work with ---------------------
@@ -264,6 +278,7 @@ class Engine:
         newest = self._retry.call("reading the newest event id", self._source.newest_id)
         if newest is None or not self._learn_site_time(newest):
             return False
+        self._reader.learn_newest(newest)
         if self._settings.start_from_id is not None:
             self._head = self._settings.start_from_id - 1
             log.info("starting plugins without a saved position at event %d", self._head + 1)
@@ -312,6 +327,7 @@ class Engine:
                     break
         finally:
             self._watch.stop()
+            self._reader.close()
             self._delivery.close(self._settings.stop_grace)
             self._close_runners()
         return Exit.RELOAD if self._reload.is_set() and not self._stop.is_set() else Exit.STOP
@@ -331,8 +347,9 @@ class Engine:
         self._poll_backlog()
         self._delivery.expire(self.site_clock.now())
         self._hooks.heartbeat()
-        self.progress.step(self, full=len(batch) >= self._settings.batch_size)
-        return delivered and len(batch) >= self._settings.batch_size
+        full = len(batch) >= self._settings.batch_size or self._reader.more_ahead()
+        self.progress.step(self, full=full)
+        return delivered and full
 
     def drain(self, timeout: float = 10.0) -> bool:
         """Wait until every plugin handled what was fetched so far (tests, benchmarks)."""
@@ -346,6 +363,7 @@ class Engine:
 
     def close(self) -> None:
         """Stop delivery: workers finish the event in hand and persist their cursors."""
+        self._reader.close()
         self._delivery.close(self._settings.stop_grace)
         self._close_runners()
 
@@ -439,10 +457,7 @@ class Engine:
     def _fetch_fresh(self) -> list[Event] | None:
         position = self._fetch_position()
         types = self.event_type_filter()
-        batch = self._retry.call(
-            "reading the event log",
-            lambda: self._source.fetch_after(position, self._settings.batch_size, types),
-        )
+        batch = self._reader.next_batch(position, types, self._retry.call)
         if batch is None:
             return None
         self.stats.batches += 1

@@ -50,6 +50,13 @@ def add_site_arguments(parser: argparse.ArgumentParser) -> None:
         help="script names and keys accepted (default shotgun_events:local)",
     )
     parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="delay every API call by MS milliseconds, like a distant site (default 0)",
+    )
+    parser.add_argument(
         "--activity",
         type=float,
         default=0.0,
@@ -108,6 +115,7 @@ def run_site(args: argparse.Namespace) -> int:
                 host=args.host,
                 port=args.port,
                 **webhook_options(args),
+                latency_ms=args.latency,
             )
         except ValueError as e:
             print(f"site: {e}", file=sys.stderr, flush=True)

@@ -112,3 +112,38 @@ class Counters:
         with self._lock:
             self._calls.clear()
             self._connections = 0
+
+
+class Latency:
+    """A delay applied to every API call before it is served (models a distant site); thread-safe.
+
+    The server is threaded, so calls waiting out their latency never hold
+    other connections' requests: N concurrent calls take one latency, not N.
+    """
+
+    def __init__(self, ms: float = 0.0) -> None:
+        """Start with ``ms`` milliseconds (0 = answer at once)."""
+        self._lock = threading.Lock()
+        self._seconds = 0.0
+        self.set(ms)
+
+    def set(self, ms: float) -> None:
+        """Set the delay in milliseconds (0 turns it off)."""
+        value = float(ms)
+        if not 0.0 <= value <= 600_000.0:
+            raise ValueError(f"latency must be between 0 and 600000 ms, got {ms!r}")
+        with self._lock:
+            self._seconds = value / 1000.0
+
+    @property
+    def ms(self) -> float:
+        """The current delay in milliseconds."""
+        with self._lock:
+            return self._seconds * 1000.0
+
+    def wait(self, stop: threading.Event) -> None:
+        """Wait out the delay, returning early when the site stops."""
+        with self._lock:
+            seconds = self._seconds
+        if seconds > 0:
+            stop.wait(seconds)

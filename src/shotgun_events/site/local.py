@@ -12,7 +12,7 @@ from typing import Any
 
 from .activity import Activity
 from .api import Api
-from .controls import Counters, Faults
+from .controls import Counters, Faults, Latency
 from .eventlog import Actor, Link
 from .schema import Schema
 from .seed import seed_production
@@ -43,6 +43,7 @@ CONTROL_ACTIONS = (
     "webhook_fault",
     "clear_webhook_faults",
     "webhook_stats",
+    "set_latency",
 )
 
 
@@ -67,6 +68,7 @@ class LocalSite:
         webhook_url: str | None = None,
         webhook_secret: str = "",
         webhook_batch: bool = False,
+        latency_ms: float = 0.0,
     ) -> None:
         """Configure the site; nothing is opened until start().
 
@@ -93,6 +95,7 @@ class LocalSite:
         self.webhooks = WebhookSender(lambda: self._store)
         if webhook_url is not None:
             self.webhooks.configure(webhook_url, webhook_secret, webhook_batch)
+        self.latency = Latency(latency_ms)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -137,7 +140,9 @@ class LocalSite:
             self._ensure_scripts()
             if self._seed_on_start:
                 self.seed()
-            app = SiteApp(self._api, self.faults, self.counters, self._stopping, self._control)
+            app = SiteApp(
+                self._api, self.faults, self.counters, self._stopping, self._control, self.latency
+            )
             self._server = SiteHTTPServer((self._host, self._port), app)
         except BaseException:
             self._close_store()
@@ -297,6 +302,11 @@ class LocalSite:
     def clear_faults(self) -> None:
         """Drop queued faults and release hanging calls."""
         self.faults.clear()
+
+    def set_latency(self, ms: float) -> float:
+        """Delay every API call by ``ms`` milliseconds before serving it (0 = off); returns it."""
+        self.latency.set(ms)
+        return self.latency.ms
 
     def call_counts(self) -> dict[str, int]:
         """API calls received, by method_name."""

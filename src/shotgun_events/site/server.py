@@ -9,13 +9,13 @@ import socket
 import struct
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from .api import Api
-from .controls import Counters, Fault, Faults
+from .controls import Counters, Fault, Faults, Latency
 from .errors import PROTOCOL_ERROR, ApiError
 from .reads import RawJSON
 
@@ -35,6 +35,7 @@ class SiteApp:
     counters: Counters
     stopping: threading.Event
     control: Callable[[str, dict[str, Any]], Any]
+    latency: Latency = field(default_factory=Latency)
 
 
 def envelope(result: Any) -> bytes:
@@ -154,6 +155,7 @@ class SiteHandler(BaseHTTPRequestHandler):
         method = payload.get("method_name")
         app = self.server.app
         app.counters.call(str(method))
+        app.latency.wait(app.stopping)
         fault = app.faults.take(str(method))
         if fault is not None and self._apply_fault(fault):
             return
