@@ -31,7 +31,8 @@ from shotgun_events.delivery.dispatch import Dispatcher
 from shotgun_events.delivery.failures import DeadLetters, RetryPolicy
 from shotgun_events.delivery.plan import spec_resolver
 from shotgun_events.delivery.scope import Scope, SiteLookup
-from shotgun_events.engine.loop import Engine, Exit, Hooks, Settings
+from shotgun_events.engine.loop import Engine, Hooks
+from shotgun_events.engine.settings import Exit, Settings
 from shotgun_events.engine.wakeup import WakeUps
 from shotgun_events.errors import ConfigError, ShotgunEventsError
 from shotgun_events.notify.logs import LogSetup, configure_logging

@@ -7,7 +7,8 @@ from datetime import timedelta
 
 from shotgun_events.client.retry import SiteRetry
 from shotgun_events.delivery.dispatch import Dispatcher
-from shotgun_events.engine.loop import Engine, Settings
+from shotgun_events.engine.loop import Engine
+from shotgun_events.engine.settings import Settings
 from tests.unit.fakes import Clock, FakeConnections, FakeLoader, FakePlugin, FakeSource, FakeStore
 
 TIMEOUT = timedelta(seconds=300)

@@ -12,7 +12,8 @@ from shotgun_events.client.retry import SiteRetry
 from shotgun_events.cursor import Cursor
 from shotgun_events.delivery.auto import AutoDelivery
 from shotgun_events.delivery.dispatch import Dispatcher
-from shotgun_events.engine.loop import Engine, Settings
+from shotgun_events.engine.loop import Engine
+from shotgun_events.engine.settings import Settings
 
 from .fakes import (
     T0,

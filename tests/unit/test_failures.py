@@ -12,7 +12,8 @@ import pytest
 from shotgun_events.client.retry import SiteRetry
 from shotgun_events.delivery.dispatch import Dispatcher, Outcome
 from shotgun_events.delivery.failures import DeadLetters, RetryPolicy
-from shotgun_events.engine.loop import Engine, Settings
+from shotgun_events.engine.loop import Engine
+from shotgun_events.engine.settings import Settings
 
 from .fakes import (
     Clock,

@@ -24,8 +24,9 @@ from shotgun_events.client.retry import SiteRetry
 from shotgun_events.config.load import load_config_with_warnings
 from shotgun_events.config.model import Config
 from shotgun_events.delivery.dispatch import Dispatcher
-from shotgun_events.engine.loop import Engine, Settings
+from shotgun_events.engine.loop import Engine
 from shotgun_events.engine.progress import CatchUp, duration
+from shotgun_events.engine.settings import Settings
 from shotgun_events.errors import ConfigError
 from shotgun_events.observe import health, metrics, page
 from shotgun_events.observe.recent import PerMinute, RecentLog

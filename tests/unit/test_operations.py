@@ -12,7 +12,8 @@ from shotgun_events.client.retry import SiteRetry
 from shotgun_events.delivery.dispatch import Dispatcher
 from shotgun_events.delivery.executor import ExecutorSpec
 from shotgun_events.delivery.failures import DeadLetters
-from shotgun_events.engine.loop import Engine, Settings
+from shotgun_events.engine.loop import Engine
+from shotgun_events.engine.settings import Settings
 from shotgun_events.errors import ControlError
 from shotgun_events.operator import operations
 

@@ -11,7 +11,8 @@ import pytest
 from shotgun_events.client.retry import SiteRetry
 from shotgun_events.delivery.dispatch import Dispatcher
 from shotgun_events.delivery.watch import CallbackWatch
-from shotgun_events.engine.loop import Engine, Settings
+from shotgun_events.engine.loop import Engine
+from shotgun_events.engine.settings import Settings
 
 from .fakes import Clock, FakeConnections, FakeLoader, FakeSource, FakeStore, recording_plugin
 

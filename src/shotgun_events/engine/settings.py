@@ -1,0 +1,59 @@
+"""The engine's plain data: its knobs (``Settings``), counters (``Stats``) and ``Exit`` reasons."""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+
+class Exit(enum.Enum):
+    """Why ``Engine.run`` returned."""
+
+    STOP = "stop"
+    RELOAD = "reload"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The engine's knobs, taken from the configuration."""
+
+    batch_size: int = 500
+    fetch_interval: float = 5.0
+    #: Seconds between reads while events keep coming (adaptive polling; see pacing.py).
+    active_fetch_interval: float = 1.0
+    backlog_timeout: timedelta = timedelta(seconds=300)
+    backlog_poll_interval: float = 5.0
+    start_from_id: int | None = None
+    state_retry_interval: float = 5.0
+    #: "parallel": one worker per plugin; "serial": the original's single thread;
+    #: "auto": quick plugins share the engine's thread, slow ones get their own (auto.py).
+    dispatch: str = "serial"
+    #: Batches a parallel worker may have queued; the engine waits for room in each.
+    max_pending_batches: int = 4
+    #: Seconds a worker may stay full before it is left to catch up on its own.
+    detach_after: float = 0.25
+    #: Seconds a worker may take to finish its current event when the daemon stops.
+    stop_grace: float = 30.0
+    #: Seconds one callback may run before its stack is logged (0 = never).
+    callback_timeout: float = 0.0
+    #: Seconds after which a plugin switched off by a failing callback is tried again (0 = never).
+    disabled_cooldown: float = 0.0
+    #: Ask the site only for event types some active callback can match (when all are finite).
+    prefilter: bool = False
+    #: Id windows read at once while catching up (1 = one read at a time; see readahead.py).
+    read_ahead: int = 1
+
+
+@dataclass
+class Stats:
+    """Counters for status output and benchmarks."""
+
+    batches: int = 0
+    events_fetched: int = 0
+    backlog_reads: int = 0
+    #: Wake-ups (webhooks) taken, and how many of them named an event not yet read.
+    wakeups: int = 0
+    wakeups_wanted: int = 0
+    started_at: float = field(default_factory=time.time)
