@@ -9,6 +9,11 @@ that was in flight, and the state file is exactly the original's layout.
 With a concurrent executor events finish out of order and the saved cursor
 is a watermark (watermark.py): a crash re-delivers at most the events in
 flight (<= the plugin's concurrency), never one recorded as done.
+
+The strict-order (inline) path and the reload/operator/stop steps are here;
+the concurrent path is ``concurrent.WatermarkPath``, saving is
+``recording.RecordedCursor`` (both base classes of ``PluginRunner``), and
+the gap log lines are in ``gaps``.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from shotgun_events.cursor import NO_GAP, Cursor, GapReport
+from shotgun_events.cursor import NO_GAP, Cursor
+from shotgun_events.delivery.concurrent import DRAIN_TIMEOUT, HANDLED, WatermarkPath
 from shotgun_events.delivery.dispatch import Dispatcher, Outcome
 from shotgun_events.delivery.executor import (
     Executor,
@@ -27,9 +33,10 @@ from shotgun_events.delivery.executor import (
     ExecutorSpec,
     InlineExecutor,
 )
-from shotgun_events.delivery.watermark import FRESH, SEEN, Watermark
+from shotgun_events.delivery.gaps import log_gaps, ranges
+from shotgun_events.delivery.watermark import Watermark
 from shotgun_events.errors import StateWriteError
-from shotgun_events.events import Event, PluginKey
+from shotgun_events.events import Event
 from shotgun_events.state.protocols import PositionRecorder
 
 if TYPE_CHECKING:
@@ -37,20 +44,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("engine.runner")
 
-#: Outcomes after which the event counts as handled and the cursor moves.
-_HANDLED = (Outcome.DONE, Outcome.SKIPPED)
-#: Ids a concurrent plugin may hold above its watermark (in flight + done) before it waits.
-WINDOW_LIMIT = 10_000
-#: Seconds a concurrent plugin's in-flight events get to finish before a reload or a command.
-DRAIN_TIMEOUT = 3600.0
-
 
 def _default_spec(plugin: Plugin) -> ExecutorSpec:
     concurrency = getattr(plugin, "concurrency", 1)
     return ExecutorSpec(concurrency=concurrency, order_by=getattr(plugin, "order_by", "entity"))
 
 
-class PluginRunner:
+class PluginRunner(WatermarkPath):
     """Feed events to one plugin through its executor and keep its cursor."""
 
     def __init__(
@@ -101,11 +101,6 @@ class PluginRunner:
         self._generation = getattr(plugin, "generation", 0)
         self.spec = spec_for(plugin)
         self._executor = self._make_executor(self.spec)
-
-    @property
-    def key(self) -> PluginKey:
-        """The plugin's identity in the state file."""
-        return self.plugin.key
 
     @property
     def active(self) -> bool:
@@ -204,7 +199,7 @@ class PluginRunner:
     def _inline_done(self, event: Event, outcome: Outcome) -> None:
         """Completion of the inline executor: today's cursor rules, in the calling thread."""
         self._outcome = outcome
-        if outcome not in _HANDLED:
+        if outcome not in HANDLED:
             return
         event_id = int(event["id"])
         if not self._late:
@@ -231,108 +226,7 @@ class PluginRunner:
             for waiting in report.waiting:
                 self._added[waiting] = self.cursor.backlog[waiting]
         if report is not NO_GAP:
-            self._report(report)
-
-    def _handle_concurrent(self, wm: Watermark, event: Event, now: datetime) -> Outcome | None:
-        if wm.stuck or self._failed:
-            if self._stop.is_set():
-                return Outcome.INTERRUPTED
-            return self._recover()
-        if self._ignore_until_flush or not self.plugin.active:
-            return None
-        event_id = int(event["id"])
-        # No lock: only this thread moves the read cursor, and the pool threads touch
-        # only ids at or below it, which cannot change what a fresh id is.
-        kind = wm.classify(event_id)
-        if kind is None:
-            return None
-        created_at = event.get("created_at")
-        wanted = kind != SEEN and any(cb.matches(event) for cb in self.plugin.callbacks)
-        if wanted and not self._wait_room(wm):
-            return Outcome.INTERRUPTED if self._stop.is_set() else self._recover()
-        with self._lock:
-            report = wm.take(event_id, kind, created_at, now, self._timeout)
-            for waiting in report.waiting:
-                self._added[waiting] = self.cursor.backlog[waiting]
-            if kind == FRESH:
-                self.last_created_at = created_at
-            if not wanted:
-                # Nothing would run: finish it here, without a trip through the pool.
-                if kind != SEEN:
-                    self._finish_locked(wm, event_id, Outcome.SKIPPED)
-                self._dirty = True
-        if report is not NO_GAP:
-            self._report(report)
-        if wanted:
-            self._executor.submit(event)
-        return None
-
-    def _wait_room(self, wm: Watermark) -> bool:
-        """Wait while the executor is full or the window is; False on stop or a failure."""
-        while True:
-            if self._stop.is_set() or wm.stuck or self._failed or not self.plugin.active:
-                return False
-            if wm.window >= WINDOW_LIMIT:
-                with self._room:
-                    self._room.wait(0.1)
-                continue
-            if self._executor.has_room():
-                return True
-            wait_room = getattr(self._executor, "wait_room", None)
-            if callable(wait_room):
-                wait_room(self._stop)
-            else:
-                with self._room:
-                    self._room.wait(0.05)
-
-    def _concurrent_done(self, event: Event, outcome: Outcome) -> None:
-        """Completion of a concurrent executor (any thread): move the watermark, persist."""
-        wm = self._wm
-        if wm is None:
-            return
-        with self._lock:
-            try:
-                self._finish_locked(wm, int(event["id"]), outcome)
-            finally:
-                if wm.window == WINDOW_LIMIT - 1 or outcome not in _HANDLED:
-                    self._room.notify_all()
-
-    def _finish_locked(self, wm: Watermark, event_id: int, outcome: Outcome) -> None:
-        late = event_id in wm.late
-        newly, settled = wm.finish(event_id, outcome in _HANDLED)
-        if settled:
-            self._note_removed((event_id,))
-        self._done_added.extend(newly)
-        if outcome is Outcome.FAILED:
-            self._failed = True
-        if outcome is Outcome.DONE:
-            if late:
-                log.info("%s: late event %d delivered", self.plugin.name, event_id)
-            self.delivered += 1
-            try:
-                self.save()
-            except StateWriteError:
-                log.critical(
-                    "%s: cannot record event %d as done; it may run again after a crash",
-                    self.plugin.name,
-                    event_id,
-                )
-        elif outcome is Outcome.SKIPPED:
-            self._dirty = True
-
-    def _recover(self) -> Outcome:
-        """After a failure or a stop of the plugin: let in-flight events end, read again from
-        the watermark. Reported as FAILED, so the delivery re-reads for this plugin."""
-        self._executor.drain(DRAIN_TIMEOUT)
-        with self._lock:
-            wm = self._wm
-            if wm is not None:
-                self._note_removed(wm.rewind())
-            self._failed = False
-            self._dirty = True
-            # The rest of the batch in hand lies past the rewound position: not ours now.
-            self._ignore_until_flush = True
-        return Outcome.FAILED
+            log_gaps(self.plugin.name, report)
 
     # -- reload, operator commands, stop ------------------------------------------
 
@@ -415,42 +309,10 @@ class PluginRunner:
             log.warning(
                 "%s: event ids %s never appeared within the backlog timeout; giving up on them",
                 self.plugin.name,
-                _ranges(expired),
+                ranges(expired),
             )
             self.save()
         return expired
-
-    def save(self, *, rewritten: bool = False) -> None:
-        """Persist the cursor; raises StateWriteError and remembers to try again.
-
-        ``rewritten``: the cursor was changed from outside (operator command), so
-        the store compares it whole instead of applying the tracked changes.
-        """
-        with self._lock:
-            if rewritten:
-                self._delta_known = False
-            change = (self._added, self._removed) if self._delta_known else None
-            try:
-                if self._wm is None and not self.cursor.done:
-                    self._recorder.record(self.key, self.cursor, change)
-                else:
-                    saved = self._wm.saved() if self._wm is not None else self.cursor
-                    done = self._done_added if change is not None else None
-                    self._recorder.record(self.key, saved, change, done)
-            except StateWriteError:
-                self._unsaved = True
-                raise
-            self._unsaved = False
-            self._dirty = False
-            self._added = {}
-            self._removed = set()
-            self._done_added = []
-            self._delta_known = True
-
-    def _note_removed(self, ids: tuple[int, ...] | list[int]) -> None:
-        for event_id in ids:
-            if self._added.pop(event_id, None) is None:
-                self._removed.add(event_id)
 
     def _after(self, outcome: Outcome) -> None:
         # A callback ran: persist now, so a crash re-delivers at most this event.
@@ -461,37 +323,3 @@ class PluginRunner:
             self.save()
         else:
             self._dirty = True
-
-    def _report(self, report: GapReport) -> None:
-        if report.waiting:
-            log.debug(
-                "%s: ids %s not visible yet; waiting for them",
-                self.plugin.name,
-                _ranges(report.waiting),
-            )
-        if report.abandoned:
-            log.info(
-                "%s: ids %s are missing from events older than the backlog timeout; "
-                "not waiting for them",
-                self.plugin.name,
-                _ranges(report.abandoned),
-            )
-
-
-def _ranges(ids: tuple[int, ...] | list[int]) -> str:
-    """Compress sorted ids into 'a-b, c' for one-line log messages."""
-    parts: list[str] = []
-    start = prev = None
-    for value in sorted(ids):
-        if start is None:
-            start = prev = value
-        elif prev is not None and value == prev + 1:
-            prev = value
-        else:
-            parts.append(str(start) if start == prev else f"{start}-{prev}")
-            start = prev = value
-    if start is not None:
-        parts.append(str(start) if start == prev else f"{start}-{prev}")
-    if len(parts) > 10:
-        return ", ".join(parts[:10]) + f" and {len(parts) - 10} more ranges"
-    return ", ".join(parts)
