@@ -112,7 +112,7 @@ def bytes_written(
 
     with (
         patched(StateStore, "_append", make_append),
-        patched(state_module, "_write_atomic", make_atomic),
+        patched(state_module, "write_atomic", make_atomic),
     ):
         catch_up(site, folder, plugins, mode, first)
     return journal[0], snapshots[0]
