@@ -25,20 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import bench_state
-from common import (
-    PROFILES,
-    InProcessDaemon,
-    Profile,
-    Row,
-    SiteProcess,
-    at_most,
-    format_table,
-    median,
-    scratch,
-    trivial_plugins,
-    write_config,
-    write_plugins,
-)
+from common import PROFILES, Profile, Row, at_most, format_table, median, scratch
+from rigs import InProcessDaemon, SiteProcess
+from workload import trivial_plugins, write_config, write_plugins
 
 import shotgun_events.state.store as state_module
 from shotgun_events.state.store import StateStore
