@@ -19,22 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench_site import FIELDS, PAGE
-from common import (
-    PROFILES,
-    InProcessDaemon,
-    Profile,
-    Row,
-    SiteProcess,
-    at_least,
-    at_most,
-    format_table,
-    median,
-    scratch,
-    trivial_plugins,
-    write_config,
-    write_plugins,
-)
+from common import PROFILES, Profile, Row, at_least, at_most, format_table, median, scratch
+from rigs import InProcessDaemon, SiteProcess
 from shotgun_api3.shotgun import Shotgun
+from workload import trivial_plugins, write_config, write_plugins
 
 PLUGINS = 10
 MODES = ("parallel", "serial")

@@ -23,20 +23,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from common import (
-    PROFILES,
-    DaemonProcess,
-    InProcessDaemon,
-    Profile,
-    Row,
-    SiteProcess,
-    at_least,
-    at_most,
-    format_table,
-    median,
-    scratch,
-    write_config,
-)
+from common import PROFILES, Profile, Row, at_least, at_most, format_table, median, scratch
+from rigs import DaemonProcess, InProcessDaemon, SiteProcess
+from workload import write_config
 
 SECTION = "10 concurrency"
 LATENCY = 0.050

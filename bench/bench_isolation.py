@@ -17,20 +17,9 @@ import threading
 import time
 from pathlib import Path
 
-from common import (
-    PROFILES,
-    InProcessDaemon,
-    PluginSpec,
-    Profile,
-    Row,
-    SiteProcess,
-    at_most,
-    format_table,
-    median,
-    scratch,
-    write_config,
-    write_plugins,
-)
+from common import PROFILES, Profile, Row, at_most, format_table, median, scratch
+from rigs import InProcessDaemon, SiteProcess
+from workload import PluginSpec, write_config, write_plugins
 
 SLOW = PluginSpec("slow", sleep=0.020)
 FAST = [PluginSpec(f"plugin{n:02d}") for n in range(9)]

@@ -30,19 +30,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from common import (
-    PROFILES,
-    SCRIPTS,
-    InProcessDaemon,
-    PluginSpec,
-    Profile,
-    Row,
-    at_most,
-    format_table,
-    scratch,
-    write_config,
-    write_plugins,
-)
+from common import PROFILES, Profile, Row, at_most, format_table, scratch
+from rigs import SCRIPTS, InProcessDaemon
+from workload import PluginSpec, write_config, write_plugins
 
 from shotgun_events.site import LocalSite
 

@@ -22,20 +22,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from common import (
-    PROFILES,
-    SCRIPTS,
-    DaemonProcess,
-    PluginSpec,
-    Profile,
-    Row,
-    SiteProcess,
-    at_most,
-    format_table,
-    scratch,
-    write_config,
-    write_plugins,
-)
+from common import PROFILES, Profile, Row, at_most, format_table, scratch
+from rigs import SCRIPTS, DaemonProcess, SiteProcess
+from workload import PluginSpec, write_config, write_plugins
 
 CREDENTIALS = [(name, key) for name, key in SCRIPTS.items() if name != "shotgun_events"]
 SPECS = [

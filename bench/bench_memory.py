@@ -21,20 +21,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from common import (
-    PROFILES,
-    DaemonProcess,
-    Profile,
-    Row,
-    SiteProcess,
-    at_most,
-    format_table,
-    rss_mb,
-    scratch,
-    trivial_plugins,
-    write_config,
-    write_plugins,
-)
+from common import PROFILES, Profile, Row, at_most, format_table, rss_mb, scratch
+from rigs import DaemonProcess, SiteProcess
+from workload import trivial_plugins, write_config, write_plugins
 
 PLUGINS = 10
 WARM_UP = 20

@@ -25,21 +25,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import (
-    PROFILES,
-    InProcessDaemon,
-    Profile,
-    Row,
-    SiteProcess,
-    at_least,
-    at_most,
-    format_table,
-    median,
-    scratch,
-    trivial_plugins,
-    write_config,
-    write_plugins,
-)
+from common import PROFILES, Profile, Row, at_least, at_most, format_table, median, scratch
+from rigs import InProcessDaemon, SiteProcess
+from workload import trivial_plugins, write_config, write_plugins
 
 from shotgun_events.observe import metrics
 

@@ -25,20 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import bench_state
-from common import (
-    PROFILES,
-    InProcessDaemon,
-    Profile,
-    Row,
-    SiteProcess,
-    at_most,
-    format_table,
-    median,
-    scratch,
-    trivial_plugins,
-    write_config,
-    write_plugins,
-)
+from common import PROFILES, Profile, Row, at_most, format_table, median, scratch
+from rigs import InProcessDaemon, SiteProcess
+from workload import trivial_plugins, write_config, write_plugins
 
 import shotgun_events.state.store as state_module
 from shotgun_events.state.store import StateStore
@@ -112,7 +101,7 @@ def bytes_written(
 
     with (
         patched(StateStore, "_append", make_append),
-        patched(state_module, "_write_atomic", make_atomic),
+        patched(state_module, "write_atomic", make_atomic),
     ):
         catch_up(site, folder, plugins, mode, first)
     return journal[0], snapshots[0]

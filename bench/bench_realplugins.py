@@ -27,21 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench_catchup import ceiling
-from common import (
-    PROFILES,
-    InProcessDaemon,
-    PluginSpec,
-    Profile,
-    Row,
-    SiteProcess,
-    at_least,
-    at_most,
-    format_table,
-    scratch,
-    trivial_plugins,
-    write_config,
-    write_plugins,
-)
+from common import PROFILES, Profile, Row, at_least, at_most, format_table, scratch
+from rigs import InProcessDaemon, SiteProcess
+from workload import PluginSpec, trivial_plugins, write_config, write_plugins
 
 SECTION = "12 real plugins"
 #: The mode the targets are for (the default).

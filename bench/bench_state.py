@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from shotgun_events.cursor import Cursor
+from shotgun_events.state.files import write_atomic
 from shotgun_events.state.format import snapshot_bytes
-from shotgun_events.state.store import SavedState, StateStore, _write_atomic
+from shotgun_events.state.store import SavedState, StateStore
 
 EXPIRY = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -60,7 +61,7 @@ def _time_rewrite(sequence: list[tuple[tuple[str, str], Cursor]]) -> float:
         start = time.perf_counter()
         for key, cursor in sequence:
             state.positions[key] = cursor
-            _write_atomic(path, snapshot_bytes(state, 1))
+            write_atomic(path, snapshot_bytes(state, 1))
         elapsed = time.perf_counter() - start
     return elapsed / len(sequence) * 1e6
 

@@ -41,22 +41,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench_latency import CommitClock, percentile
-from common import (
-    PROFILES,
-    SCRIPTS,
-    DaemonProcess,
-    InProcessDaemon,
-    PluginSpec,
-    Profile,
-    Row,
-    SiteProcess,
-    at_least,
-    at_most,
-    format_table,
-    scratch,
-    write_config,
-    write_plugins,
-)
+from common import PROFILES, Profile, Row, at_least, at_most, format_table, scratch
+from rigs import SCRIPTS, DaemonProcess, InProcessDaemon, SiteProcess
+from workload import PluginSpec, write_config, write_plugins
 
 from shotgun_events.site import LocalSite
 from shotgun_events.webhooks.payload import sign

@@ -263,7 +263,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "reset":
         return _reset(config, args)
     if command in OPERATOR_COMMANDS:
-        from shotgun_events.operator.offline import run_command
+        from shotgun_events.operator.live import run_command
 
         return run_command(config, command, _operator_args(args), sys.stdout)
     raise AssertionError(f"unhandled command {command}")
@@ -287,7 +287,7 @@ def _reset(config: Config, args: argparse.Namespace) -> int:
     from shotgun_events.service.pidfile import status_process
 
     if status_process(pid_file=config.pid_file).running:
-        from shotgun_events.operator.offline import run_command
+        from shotgun_events.operator.live import run_command
 
         request = {"plugins": list(args.plugins), "all": args.all, "to": args.to}
         return run_command(config, "reset", {**request, "reason": args.reason}, sys.stdout)

@@ -16,9 +16,9 @@ import pytest
 
 from shotgun_events.config.load import load_config
 from shotgun_events.errors import ConfigError, ControlError
-from shotgun_events.operator import offline, operations
+from shotgun_events.operator import live, operations
 from shotgun_events.operator.channel import ControlServer
-from shotgun_events.operator.offline import ControlUnavailable, Reply, request
+from shotgun_events.operator.live import ControlUnavailable, Reply, request
 
 ENGINE = object()  # the fake engine the actions run against
 
@@ -304,18 +304,18 @@ def test_a_missing_folder_is_reported(tmp_path: Path) -> None:
 def test_describe_turns_results_into_sentences() -> None:
     # Given replies as the operations return them, Then each reads as one sentence
     replay = {"plugin": "p", "from_id": 3, "to_id": 9, "delivered": 7}
-    assert offline.describe("replay", Reply(True, replay)) == (
+    assert live.describe("replay", Reply(True, replay)) == (
         "replayed 7 event(s) of 3..9 to p; its position did not move"
     )
     skipped = {"plugin": "p", "skipped": 4, "active": True}
-    assert "active again" in offline.describe("skip", Reply(True, skipped))
+    assert "active again" in live.describe("skip", Reply(True, skipped))
     reset = [{"plugin": "a", "starts_after": 10}]
-    assert offline.describe("reset", Reply(True, reset)) == "reset a: it continues after event 10"
+    assert live.describe("reset", Reply(True, reset)) == "reset a: it continues after event 10"
     reload = {"reloaded": ["a", "b"], "inactive": {"b": "SyntaxError"}}
-    assert offline.describe("reload", Reply(True, reload)) == (
+    assert live.describe("reload", Reply(True, reload)) == (
         "reloaded a, b\n  b is inactive: SyntaxError"
     )
-    assert offline.describe("replay", Reply(False, None, "still running")) == "still running"
+    assert live.describe("replay", Reply(False, None, "still running")) == "still running"
 
 
 CONFIG = """\

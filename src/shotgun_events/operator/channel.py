@@ -11,7 +11,7 @@ The server thread never touches the engine: it hands each command to
 ``engine.submit`` (run in the engine's thread at its next safe point) and
 waits on the future. The socket is created owner-only (0600) before it
 listens, and where the kernel tells the peer's uid (SO_PEERCRED), only the
-daemon's own user and root are served. The client is in offline.py.
+daemon's own user and root are served. The client is in live.py.
 """
 
 from __future__ import annotations

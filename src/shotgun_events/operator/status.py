@@ -18,7 +18,7 @@ from shotgun_events.engine.progress import Progress
 from shotgun_events.errors import ControlError
 from shotgun_events.events import PluginKey
 from shotgun_events.notify.logs import MASK
-from shotgun_events.operator.offline import request
+from shotgun_events.operator.live import request
 from shotgun_events.service.pidfile import ProcessStatus, status_process
 from shotgun_events.state.store import ANY_PLUGIN, read_state
 

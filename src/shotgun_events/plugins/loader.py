@@ -31,7 +31,7 @@ Rules:
   it stopped.
 - Helper modules (files under a plugin folder that are not plugins, such as
   ``_common/util.py``, and modules under ``helper_paths``) are tracked per
-  plugin load (see ``imports.py``). When one changes (stat change, or content
+  plugin load (see ``helpers.py``). When one changes (stat change, or content
   change of a reported path) its modules are evicted from ``sys.modules`` and
   every plugin that imported it is reloaded, in plugin order. Helper paths are
   put on ``sys.path`` like plugin folders (the wiring passes the config file's
@@ -58,12 +58,8 @@ from pathlib import Path
 
 from shotgun_events.errors import PluginError
 from shotgun_events.events import PluginKey
-from shotgun_events.plugins.imports import (
-    HelperTracker,
-    normalise,
-    plugin_module_name,
-    record_imports,
-)
+from shotgun_events.plugins.helpers import HelperTracker, normalise, record_imports
+from shotgun_events.plugins.imports import plugin_module_name
 
 # Re-exported: shotgun_events.testing and plugin authors' tests import it from here.
 from shotgun_events.plugins.imports import register_plugin_file as register_plugin_file

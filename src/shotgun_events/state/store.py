@@ -1,4 +1,7 @@
-"""Durable per-plugin positions: an atomic JSON snapshot plus an append-only journal.
+"""The state store: one writer's journal lines and compactions, and the read-only entry points.
+
+Durable per-plugin positions: an atomic JSON snapshot plus an append-only journal.
+Reading a file back is ``state.replay``; atomic file writes are ``state.files``.
 
 Files, for the configured ``eventIdFile`` ``P``::
 
@@ -41,7 +44,6 @@ leave an empty file after a power cut.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import logging
@@ -53,26 +55,19 @@ from pathlib import Path
 from typing import Any
 
 from shotgun_events.cursor import Cursor
-from shotgun_events.errors import StateError, StateWriteError
+from shotgun_events.errors import StateWriteError
 from shotgun_events.events import PluginKey
+from shotgun_events.state.files import journal_of, write_atomic
 from shotgun_events.state.format import (
     JOURNAL_FORMAT,
     BacklogChange,
     SavedState,
-    apply_entry,
-    as_int,
     delta_line,
-    parse_snapshot,
     record_line,
     snapshot_bytes,
 )
-from shotgun_events.state.legacy import (
-    ANY_PLUGIN,
-    backup_path,
-    corrupt_error,
-    looks_like_pickle,
-    parse_legacy,
-)
+from shotgun_events.state.legacy import ANY_PLUGIN, backup_path
+from shotgun_events.state.replay import load_state
 from shotgun_events.telemetry import NULL, Telemetry
 
 __all__ = [
@@ -107,7 +102,7 @@ class StateStore:
         if fsync not in FSYNC_POLICIES:
             raise ValueError(f"fsync must be one of {', '.join(FSYNC_POLICIES)}, not {fsync!r}")
         self._path = Path(path)
-        self._journal_path = _journal_of(self._path)
+        self._journal_path = journal_of(self._path)
         self._fsync = fsync
         self._fsync_interval = fsync_interval
         self._compact_every = max(1, compact_every)
@@ -134,7 +129,7 @@ class StateStore:
         """Read the state (importing a legacy pickle once); None when there is none at all."""
         with self._lock:
             self._close_fd()
-            state = _read_state(self._path, self._config_path, writer=self)
+            state = load_state(self._path, self._config_path, importer=self._import_legacy)
             self._state = state or SavedState()
             if state is None:
                 return None
@@ -261,7 +256,8 @@ class StateStore:
 
     def _load_quietly(self) -> None:
         """Load on first use when the engine did not call load() itself."""
-        self._state = _read_state(self._path, self._config_path, writer=self) or SavedState()
+        state = load_state(self._path, self._config_path, importer=self._import_legacy)
+        self._state = state or SavedState()
 
     def _writable(self, *, compact: bool = True) -> SavedState:
         """Return the in-memory state, opening the journal (by compacting) when needed."""
@@ -325,7 +321,7 @@ class StateStore:
         assert self._state is not None
         generation = self._state.generation + 1
         try:
-            _write_atomic(self._path, snapshot_bytes(self._state, generation))
+            write_atomic(self._path, snapshot_bytes(self._state, generation))
         except OSError as exc:
             raise self._write_error(exc, self._path) from exc
         self._state.generation = generation
@@ -333,7 +329,7 @@ class StateStore:
         self._close_fd()
         header = json.dumps({"format": JOURNAL_FORMAT, "generation": generation}) + "\n"
         try:
-            _write_atomic(self._journal_path, header.encode())
+            write_atomic(self._journal_path, header.encode())
             self._fd = os.open(self._journal_path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
         except OSError as exc:
             raise self._write_error(exc, self._journal_path) from exc
@@ -361,7 +357,7 @@ class StateStore:
         state = SavedState(positions=positions)
         try:
             if not backup.exists():
-                _write_atomic(backup, data)
+                write_atomic(backup, data)
         except OSError as exc:
             raise self._write_error(exc, backup) from exc
         self._state = state
@@ -385,126 +381,4 @@ def read_positions(path: Path, config_path: Path | None = None) -> dict[PluginKe
 
 def read_state(path: Path, config_path: Path | None = None) -> SavedState | None:
     """Read positions and extras without writing anything; None when there is no state."""
-    return _read_state(Path(path), config_path, writer=None)
-
-
-def _read_state(
-    path: Path, config_path: Path | None, writer: StateStore | None
-) -> SavedState | None:
-    """Read snapshot + journal; with a writer, a legacy pickle is imported, else only decoded."""
-    journal = _journal_of(path)
-    # A live writer may compact between our two reads; the generation check
-    # below notices it and we read again (only the read-only view can race).
-    for _attempt in range(20):
-        data = _read_bytes(path)
-        if data is None:
-            if _read_bytes(journal) is not None:
-                raise corrupt_error(path, f"missing, but its journal {journal} exists", config_path)
-            return None
-        if looks_like_pickle(data):
-            positions = parse_legacy(data, path, config_path)
-            if writer is None:
-                return SavedState(positions=positions)
-            return writer._import_legacy(data, positions)
-        state = parse_snapshot(path, data, config_path)
-        journal_data = _read_bytes(journal)
-        if journal_data is None or _replay(journal, journal_data, state, config_path, writer):
-            return state
-        if writer is not None:
-            break
-        time.sleep(0.01)
-    raise corrupt_error(
-        journal,
-        "its generation is newer than the snapshot's: the snapshot was replaced by an older "
-        "copy? move the journal away to use the snapshot as it is",
-        config_path,
-        kind="state journal",
-    )
-
-
-def _replay(
-    journal: Path,
-    data: bytes,
-    state: SavedState,
-    config_path: Path | None,
-    writer: StateStore | None,
-) -> bool:
-    """Apply journal lines onto the snapshot; False if the journal is newer than it."""
-    lines = data.split(b"\n")
-    tail = lines.pop()  # bytes after the last newline: empty unless the last write was torn
-    if not lines:
-        if tail.strip(b"\0 \t\r"):
-            _warn_torn(journal, 1, writer)
-        return True  # empty journal, or a header cut short while being created
-    try:
-        header = json.loads(lines[0])
-        generation = as_int(header.get("generation"), "generation")
-        if header.get("format") != JOURNAL_FORMAT:
-            raise ValueError("no journal format marker")
-    except (ValueError, AttributeError) as exc:
-        raise corrupt_error(
-            journal, f"line 1 is not a journal header: {exc}", config_path, kind="state journal"
-        ) from None
-    if generation < state.generation:
-        return True  # compaction finished its snapshot; these lines are already in it
-    if generation > state.generation:
-        return False
-    for number, line in enumerate(lines[1:], start=2):
-        try:
-            apply_entry(json.loads(line), state)
-        except (ValueError, TypeError, AttributeError, KeyError) as exc:
-            if number == len(lines) and not tail:
-                _warn_torn(journal, number, writer)  # last line garbled by a power cut
-                return True
-            raise corrupt_error(
-                journal, f"line {number} is unreadable: {exc}", config_path, kind="state journal"
-            ) from None
-    if tail:
-        _warn_torn(journal, len(lines) + 1, writer)
-    return True
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Replace a file so that readers and crashes see the old or the new bytes, never a mix."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        # Owner-only whatever the umask: positions and plugin paths are the daemon's business.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except OSError:
-        with contextlib.suppress(OSError):  # never created, or the folder is read-only
-            os.unlink(tmp)
-        raise
-    # The rename lives in the folder: sync it too, or a power cut may undo it.
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def _journal_of(path: Path) -> Path:
-    return path.with_name(path.name + ".journal")
-
-
-def _read_bytes(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise StateError(f"cannot read state file {path}: {exc.strerror or exc}") from None
-
-
-def _warn_torn(journal: Path, line: int, writer: StateStore | None) -> None:
-    # Only a writer's load means a crash; a reader merely caught a write in progress.
-    level = logging.WARNING if writer is not None else logging.DEBUG
-    log.log(level, "ignoring torn last line %d of %s (interrupted write)", line, journal)
+    return load_state(Path(path), config_path, importer=None)
