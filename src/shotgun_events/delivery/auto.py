@@ -19,13 +19,19 @@ other threads (read-ahead, promoted workers) hold the GIL: at 25 ms, GIL
 waits alone got trivial plugins promoted during a catch-up from a distant
 site, which then each read on their own.
 
-Limit: a single callback that does not return holds the group until it
-returns (the callback watch logs its stack), as in serial mode.
+A single callback that does not return cannot hold the group either: the
+group runs on a thread of its own (a *lane*), and the engine's thread
+watches it. When one callback has run longer than ``threshold``, its plugin
+leaves the group, the stuck lane is left to that callback alone, and a new
+lane takes the rest of the batch (plugins skip the events they already
+handled, by their cursors). When the stuck callback returns, its thread ends
+and the plugin gets a worker of its own, which catches up from its cursor.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -40,6 +46,49 @@ from shotgun_events.errors import StateWriteError
 from shotgun_events.events import Event
 
 log = logging.getLogger("engine.delivery")
+
+
+class _LaneAbandonedError(Exception):
+    """Raised on a lane left to a stuck callback, once that callback has returned."""
+
+
+class _Lane:
+    """A thread that runs the group's work, one job at a time, for the engine's thread."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], bool]] = queue.SimpleQueue()
+        self.done = threading.Event()
+        self.result = True
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="shotgun-events-shared", daemon=True)
+        self._thread.start()
+        self.ident = self._thread.ident or 0
+
+    def submit(self, job: Callable[[], bool]) -> None:
+        """Run ``job`` on the lane; ``done`` is set when it has returned."""
+        self.done.clear()
+        self._jobs.put(job)
+
+    def stop(self) -> None:
+        """Let the thread end once its current job is over."""
+        self._jobs.put(_stop_lane)
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is _stop_lane:
+                return
+            try:
+                self.result = job()
+            except _LaneAbandonedError:
+                return  # the engine has moved on to a new lane
+            except BaseException as exc:  # handed to the engine's thread, raised there
+                self.error = exc
+            self.done.set()
+
+
+def _stop_lane() -> bool:
+    return False
 
 
 class _TimedGroup(SerialDelivery):
@@ -59,6 +108,13 @@ class _TimedGroup(SerialDelivery):
         self._on_slow = on_slow
         self._clock = monotonic
         self._spent: dict[int, float] = {}
+        # Per lane thread: the callback in hand; guarded so that taking a stuck plugin
+        # out and its callback returning are seen in one order by both threads.
+        self._lock = threading.Lock()
+        self._currents: dict[int, tuple[PluginRunner, float, int]] = {}
+        self._abandoned: set[int] = set()
+        #: Plugins whose stuck callback returned on an abandoned lane: promote them.
+        self.released: queue.SimpleQueue[PluginRunner] = queue.SimpleQueue()
 
     @property
     def runners(self) -> list[PluginRunner]:
@@ -70,15 +126,46 @@ class _TimedGroup(SerialDelivery):
         self._spent.clear()
         return super().deliver(batch)
 
+    def busy(self) -> list[tuple[PluginRunner, float, int | None]]:
+        """The callbacks in hand on every lane, stuck ones included."""
+        with self._lock:
+            return [
+                (runner, self._clock() - since, tid)
+                for runner, since, tid in self._currents.values()
+            ]
+
+    def take_stuck(self, lane: int) -> tuple[PluginRunner, float] | None:
+        """Take out of the group the plugin whose callback has held ``lane`` too long."""
+        with self._lock:
+            entry = self._currents.get(lane)
+            if entry is None or self._clock() - entry[1] <= self._threshold:
+                return None
+            runner, since, _ = entry
+            self._abandoned.add(lane)
+            if runner in self._runners:
+                self._runners.remove(runner)
+            self._spent.pop(id(runner), None)
+            return runner, self._clock() - since
+
     def _one(self, event: Event, now: datetime) -> None:
         thread = threading.get_ident()
         for runner in list(self._runners):
+            if runner not in self._runners:
+                continue  # taken out of the group meanwhile
             started = self._clock()
-            self._current = (runner, started, thread)
+            with self._lock:
+                self._currents[thread] = (runner, started, thread)
             try:
                 outcome = runner.handle(event, now)
             finally:
-                self._current = None
+                with self._lock:
+                    self._currents.pop(thread, None)
+                    left = thread in self._abandoned
+                    self._abandoned.discard(thread)
+            if left:
+                # Another lane has the rest of the batch; this thread only finishes its plugin.
+                self.released.put(runner)
+                raise _LaneAbandonedError
             if outcome is None:
                 continue  # not wanted: no callback ran, nothing to measure
             spent = self._spent.get(id(runner), 0.0) + self._clock() - started
@@ -118,6 +205,10 @@ class AutoDelivery:
         self._promotions: dict[int, int] = {}
         #: The most plugins on threads of their own at once (benchmarks, status).
         self.most_promoted = 0
+        self._lane: _Lane | None = None
+        #: Plugins left alone with a callback that overstayed, until it returns.
+        self._stuck: dict[int, PluginRunner] = {}
+        self._watch_every = max(0.01, threshold / 3)
 
     # -- membership --------------------------------------------------------------
 
@@ -128,6 +219,8 @@ class AutoDelivery:
     def remove(self, runner: PluginRunner) -> None:
         """Stop delivering to a removed plugin, wherever it runs."""
         self._promotions.pop(id(runner), None)
+        if self._stuck.pop(id(runner), None) is not None:
+            return  # still inside its stuck callback; it is not promoted when that returns
         if self._promoted.pop(id(runner), None) is not None:
             self._own.remove(runner)
         else:
@@ -144,15 +237,61 @@ class AutoDelivery:
             runner.flush()
         except StateWriteError as exc:
             self._hooks.on_state_trouble(exc)
-        log.info(
-            "plugin %s took %.2f s of one batch; it runs on a thread of its own so the "
-            "other plugins are not held up",
-            runner.plugin.name,
-            spent,
-        )
+        if spent:
+            log.info(
+                "plugin %s took %.2f s of one batch; it runs on a thread of its own so the "
+                "other plugins are not held up",
+                runner.plugin.name,
+                spent,
+            )
+        else:
+            log.info(
+                "plugin %s's long callback returned; it runs on a thread of its own "
+                "until it has caught up",
+                runner.plugin.name,
+            )
         self._promoted[id(runner)] = (runner, self._monotonic(), count)
         self.most_promoted = max(self.most_promoted, len(self._promoted))
         self._own.add(runner)
+
+    def _in_lane(self, job: Callable[[], bool]) -> bool:
+        """Run ``job`` on the group's lane; leave a lane whose callback overstays to it."""
+        self._promote_released()
+        lane = self._lane or self._new_lane()
+        lane.submit(job)
+        while not lane.done.wait(self._watch_every):
+            stuck = self._group.take_stuck(lane.ident)
+            if stuck is None:
+                continue
+            runner, spent = stuck
+            self._stuck[id(runner)] = runner
+            log.warning(
+                "plugin %s has been in one callback for %.2f s; the other plugins go on "
+                "without it, and it gets a thread of its own once the callback returns",
+                runner.plugin.name,
+                spent,
+            )
+            lane = self._new_lane()
+            lane.submit(job)
+        if lane.error is not None:
+            error, lane.error = lane.error, None
+            raise error
+        self._promote_released()
+        return lane.result
+
+    def _new_lane(self) -> _Lane:
+        self._lane = _Lane()
+        return self._lane
+
+    def _promote_released(self) -> None:
+        """Give a thread of its own to each plugin whose stuck callback has returned."""
+        while True:
+            try:
+                runner = self._group.released.get_nowait()
+            except queue.Empty:
+                return
+            if self._stuck.pop(id(runner), None) is not None:
+                self._promote(runner, 0.0)
 
     def _rejoin_idle(self) -> None:
         """Bring back promoted plugins that are caught up, idle and were away long enough."""
@@ -172,6 +311,7 @@ class AutoDelivery:
 
     def fetch_position(self, head: int) -> int:
         """Read from the slowest plugin of the group (workers read on their own)."""
+        self._promote_released()
         own = self._own.fetch_position(head)
         if any(r.active for r in self._group.runners):
             return self._group.fetch_position(head)
@@ -192,12 +332,17 @@ class AutoDelivery:
         fresh = [e for e in batch if int(e["id"]) > head]
         if fresh:
             self._own.deliver(fresh)
-        return self._group.deliver(batch)
+        return self._in_lane(lambda: self._group.deliver(batch))
 
     def deliver_late(self, events: list[Event]) -> None:
         """Late events go to whoever waits for them."""
         self._own.deliver_late(events)
-        self._group.deliver_late(events)
+
+        def late() -> bool:
+            self._group.deliver_late(events)
+            return True
+
+        self._in_lane(late)
 
     def expire(self, now: datetime) -> None:
         """Expire backlogs in the group now and in the workers between their events."""
@@ -221,6 +366,9 @@ class AutoDelivery:
         return self._own.drain(timeout)
 
     def close(self, timeout: float) -> None:
-        """Stop the workers, persist the group's cursors."""
+        """Stop the workers and the lane, persist the group's cursors."""
+        if self._lane is not None:
+            self._lane.stop()
+            self._lane = None
         self._own.close(timeout)
         self._group.close(timeout)
