@@ -27,6 +27,12 @@ from shotgun_events.config.checks import permission_warnings, validate_paths
 from shotgun_events.config.load import load_config_with_warnings
 from shotgun_events.config.model import Config
 from shotgun_events.config.plugin_sections import unknown_plugin_warnings
+from shotgun_events.delivery.celery.wiring import (
+    CeleryWiring,
+    celery_spec_resolver,
+    celery_wiring,
+    engine_dispatch,
+)
 from shotgun_events.delivery.dispatch import Dispatcher
 from shotgun_events.delivery.failures import DeadLetters, RetryPolicy
 from shotgun_events.delivery.plan import spec_resolver
@@ -206,6 +212,7 @@ class Daemon:
     observer: ObserveServer | None = None
     receiver: WebhookReceiver | None = None
     lookup: SiteLookup | None = None
+    celery: CeleryWiring | None = None
 
     @classmethod
     def build(
@@ -259,6 +266,34 @@ class Daemon:
         )
         heartbeat = _Heartbeat(config, flag, systemd, liveness)
         wake = WakeUps() if config.webhooks.enabled else None
+        policy = RetryPolicy(
+            retries=config.callback_retries,
+            delay=config.callback_retry_delay,
+            max_delay=config.callback_retry_max_delay,
+        )
+        dead_letters = DeadLetters(store, scrub=logs.secret_filter.scrub)
+        dispatcher = Dispatcher(
+            connections=pool,
+            use_session_uuid=config.use_session_uuid,
+            timing=logs.timing,
+            policy=policy,
+            dead_letters=dead_letters,
+            # A retry's wait keeps pinging systemd's watchdog: waiting is not hanging.
+            wait=heartbeat.wait,
+            scope=Scope(settings=config.plugin_settings, lookup=lookup, config_path=config.path),
+        )
+        # Celery (issue 15): Redis is reached here, before ready, or the start fails.
+        celery = (
+            celery_wiring(
+                config,
+                dispatcher=dispatcher,
+                policy=policy,
+                dead_letters=dead_letters,
+                wait=heartbeat.wait,
+            )
+            if config.uses_celery
+            else None
+        )
         engine = Engine(
             source=source,
             retry=SiteRetry(
@@ -270,22 +305,7 @@ class Daemon:
             ),
             loader=loader,
             store=store,
-            dispatcher=Dispatcher(
-                connections=pool,
-                use_session_uuid=config.use_session_uuid,
-                timing=logs.timing,
-                policy=RetryPolicy(
-                    retries=config.callback_retries,
-                    delay=config.callback_retry_delay,
-                    max_delay=config.callback_retry_max_delay,
-                ),
-                dead_letters=DeadLetters(store, scrub=logs.secret_filter.scrub),
-                # A retry's wait keeps pinging systemd's watchdog: waiting is not hanging.
-                wait=heartbeat.wait,
-                scope=Scope(
-                    settings=config.plugin_settings, lookup=lookup, config_path=config.path
-                ),
-            ),
+            dispatcher=dispatcher,
             settings=Settings(
                 batch_size=config.max_event_batch_size,
                 fetch_interval=config.fetch_interval,
@@ -296,7 +316,7 @@ class Daemon:
                 start_from_id=options.from_id
                 if options.from_id is not None
                 else config.start_from_id,
-                dispatch=config.dispatch,
+                dispatch=engine_dispatch(config.dispatch),
                 stop_grace=config.stop_timeout,
                 callback_timeout=config.callback_timeout,
                 disabled_cooldown=config.disabled_cooldown,
@@ -306,7 +326,10 @@ class Daemon:
             watcher=watcher,
             wake=wake,
             # [plugin:NAME] concurrency / order_by win over reg.setConcurrency.
-            spec_for=spec_resolver(config.plugin_settings),
+            spec_for=celery_spec_resolver(config)
+            if celery is not None
+            else spec_resolver(config.plugin_settings),
+            executor_factory=celery.executor_for if celery is not None else None,
             stop=flag.stop_requested,
             reload=flag.reload_requested,
             hooks=Hooks(
@@ -348,6 +371,7 @@ class Daemon:
             receiver,
         )
         daemon.lookup = lookup
+        daemon.celery = celery
         return daemon
 
     def run(self) -> Exit:
@@ -393,6 +417,8 @@ class Daemon:
             self.store.close()
         except ShotgunEventsError as exc:
             log.critical("could not save the state file on exit: %s", exc)
+        if self.celery is not None:
+            self.celery.close()
         self.pool.close()
         if self.lookup is not None:
             self.lookup.close()

@@ -22,7 +22,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shotgun_events.cursor import NO_GAP, Cursor
 from shotgun_events.delivery.concurrent import DRAIN_TIMEOUT, HANDLED, WatermarkPath
@@ -141,6 +141,14 @@ class PluginRunner(WatermarkPath):
         """The cursor as persisted: the watermark form for a concurrent plugin."""
         with self._lock:
             return self._wm.saved().copy() if self._wm is not None else self.cursor.copy()
+
+    def executor_status(self) -> dict[str, Any]:
+        """What the plugin's executor tells ``status`` (Celery: queue, tasks, workers)."""
+        describe = getattr(self._executor, "status", None)
+        shown: dict[str, Any] = {"executor": self.spec.kind}
+        if callable(describe):
+            shown.update(describe())
+        return shown
 
     def progress(self) -> dict[str, int]:
         """Watermark, events in flight and the done set's size (for ``status``)."""

@@ -257,6 +257,8 @@ def status(engine: Engine) -> dict[str, Any]:
                 **runner.progress(),
                 "concurrency": runner.spec.concurrency,
                 "order_by": runner.spec.order_by,
+                # executor (local/celery); Celery adds tasks in flight, queue, workers.
+                **runner.executor_status(),
                 "backlog": len(runner.awaited()),
                 "lag_events": max(0, head - runner.cursor.last_id),
                 "lag_seconds": runner.lag_seconds(engine.head_created_at),

@@ -177,6 +177,20 @@ def print_status(config: Config, *, as_json: bool = False, out: TextIO = sys.std
     return int(report["exit_code"])
 
 
+def _celery_part(plugin: dict[str, Any]) -> str:
+    """The Celery executor's figures: tasks out, queue length, workers seen recently."""
+    queued = plugin.get("queue_length")
+    workers = plugin.get("workers")
+    if workers is None:
+        seen = "workers unknown (Redis unreachable)"
+    else:
+        seen = f"workers {','.join(workers)}" if workers else "no worker seen"
+    return (
+        f"celery queue {plugin.get('queue')} tasks in flight {plugin.get('tasks_in_flight', 0)} "
+        f"queued {'?' if queued is None else queued} {seen}"
+    )
+
+
 def _plugin_line(plugin: dict[str, Any]) -> str:
     parts = [
         f"{plugin['name']:<24} {plugin['state']:<9}",
@@ -188,6 +202,8 @@ def _plugin_line(plugin: dict[str, Any]) -> str:
             f"watermark {plugin.get('watermark')} in flight {plugin.get('in_flight', 0)} "
             f"done {plugin.get('done', 0)}"
         )
+    if plugin.get("executor") == "celery":
+        parts.append(_celery_part(plugin))
     if "lag_events" in plugin:
         lag = plugin.get("lag_seconds")
         seconds = f", {lag:.0f} s" if isinstance(lag, int | float) else ""

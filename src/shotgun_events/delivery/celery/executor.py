@@ -108,6 +108,7 @@ class CeleryExecutor:
         task_timeout: float = 300.0,
         capacity: int = 2000,
         monotonic: Callable[[], float] = time.monotonic,
+        describe: Callable[[CeleryExecutor], dict[str, Any]] | None = None,
     ) -> None:
         self.plugin = plugin
         self.queue = queue
@@ -132,6 +133,8 @@ class CeleryExecutor:
         self._seq = itertools.count(1)
         self._closed = False
         self.counters = Counters()
+        # What `status` adds from Redis (queue length, workers): the factory knows the hub.
+        self._describe = describe
         hub.add(self)
 
     # -- the Executor protocol -------------------------------------------------
@@ -160,6 +163,21 @@ class CeleryExecutor:
         """Tasks sent and not answered (for status)."""
         with self._lock:
             return sum(1 for t in self._out.values() if t.due is None)
+
+    def status(self) -> dict[str, Any]:
+        """What ``status`` shows of this plugin's executor (the runner adds it per plugin)."""
+        shown: dict[str, Any] = {
+            "executor": "celery",
+            "queue": self.queue,
+            "tasks_in_flight": self.tasks_in_flight(),
+            "events_held": len(self.in_flight()),
+            "sent": self.counters.sent,
+            "timed_out": self.counters.timed_out,
+            "refused": self.counters.refused,
+        }
+        if self._describe is not None:
+            shown.update(self._describe(self))
+        return shown
 
     def drain(self, timeout: float) -> bool:
         """Wait until every event handed on is reported finished."""

@@ -58,9 +58,26 @@ class CeleryFactory:
             dead_letters=self._dead_letters,
             task_batch=self._config.task_batch,
             task_timeout=self._config.task_timeout,
+            describe=self._describe,
         )
         self.executors[plugin.name] = executor
         return executor
+
+    def _describe(self, executor: CeleryExecutor) -> dict[str, Any]:
+        """Queue length and the workers seen recently serving the plugin (None: Redis away)."""
+        if not self.hub.available:
+            # Asking would wait for socket time-outs; status must answer at once.
+            return {"queue_length": None, "workers": None, "redis_reachable": False}
+        name = executor.plugin.name
+        return {
+            "queue_length": self.hub.queue_length(executor.queue),
+            "workers": sorted(
+                str(w.get("hostname"))
+                for w in self.hub.workers()
+                if name in (w.get("plugins") or {})
+            ),
+            "redis_reachable": True,
+        }
 
     def status(self) -> dict[str, Any]:
         """Per plugin: tasks in flight, events held, queue length; and the workers seen."""

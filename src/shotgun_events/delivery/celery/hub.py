@@ -173,7 +173,9 @@ class CeleryHub:
     def queue_length(self, queue: str) -> int | None:
         """Tasks waiting in a queue, or None when Redis cannot be asked."""
         try:
-            return int(self.app.connection_for_read().default_channel.client.llen(queue))
+            # Closed after use: status asks every few seconds, connections must not pile up.
+            with self.app.connection_for_read() as conn:
+                return int(conn.default_channel.client.llen(queue))
         except Exception:
             return None
 
