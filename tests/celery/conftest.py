@@ -39,6 +39,7 @@ import time
 
 RECORD = os.environ.get("RECORD_FILE", os.devnull)
 HANG = os.environ.get("HANG_FILE", "")
+SLOW = float(os.environ.get("SLOW", "0"))
 FAIL_ON = {{int(x) for x in os.environ.get("FAIL_ON", "").split(",") if x}}
 VERSION = "{version}"
 
@@ -62,6 +63,8 @@ def record(sg, logger, event, args):
     if HANG and os.path.exists(HANG):
         _write("start %d %d" % (event["id"], os.getpid()))
         time.sleep(600)
+    if SLOW:
+        time.sleep(SLOW)
     created = event["created_at"]
     aware = created.tzinfo is not None and created.utcoffset() is not None
     _write("%s %d %s %s %s %s %s" % (

@@ -1,0 +1,170 @@
+"""The real daemon with ``dispatch = celery``: foreground process, redis-server, workers."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shotgun_events.site import LocalSite
+from tests.celery.conftest import CeleryRig, free_port
+from tests.integration.conftest import daemon_command, wait_for
+
+
+class DaemonProcess:
+    """``shotgunEventDaemon -c CONF foreground`` for a CeleryRig's config."""
+
+    def __init__(self, rig: CeleryRig) -> None:
+        self.rig = rig
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_file = rig.folder / "logs" / "shotgunEventDaemon.log"
+
+    def start(self) -> None:
+        with open(self.rig.folder / "daemon.err", "ab") as err:
+            self.proc = subprocess.Popen(
+                [*daemon_command(), "-c", str(self.rig.config_path), "foreground"],
+                env=self.rig.env,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        # Ready once the first scan saved the state file and the control socket answers.
+        wait_for(lambda: (self.rig.folder / "state.json").exists(), 60, "daemon ready")
+        wait_for(lambda: self.cli("status", "--json").returncode == 0, 60, "control channel")
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*daemon_command(), "-c", str(self.rig.config_path), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=self.rig.env,
+        )
+
+    def status(self) -> dict[str, Any]:
+        result = self.cli("status", "--json")
+        report: dict[str, Any] = json.loads(result.stdout)
+        return report
+
+    def plugin(self, name: str) -> dict[str, Any]:
+        return next(p for p in self.status()["plugins"] if p["name"] == name)
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        return self.proc.wait(60)
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+
+
+@pytest.fixture
+def daemon(celery_rig: CeleryRig) -> Iterator[DaemonProcess]:
+    running = DaemonProcess(celery_rig)
+    yield running
+    running.close()
+
+
+def append(site: LocalSite, count: int, keys: int) -> list[int]:
+    """Append ``count`` events, one at a time, cycling over ``keys`` shots."""
+    ids = []
+    for n in range(count):
+        first, _ = site.append_events(1, entity={"type": "Shot", "id": 100 + n % keys})
+        ids.append(first)
+    return ids
+
+
+def finished(daemon: DaemonProcess, last: int) -> bool:
+    """Whether the plugin's watermark (not only its read position) passed ``last``."""
+    shown = daemon.plugin("rec")
+    return bool(shown.get("watermark") == last and shown.get("in_flight") == 0)
+
+
+def recorded(rig: CeleryRig, name: str = "rec") -> list[tuple[int, int]]:
+    """(event id, entity id) of every callback run, in the order they ran."""
+    return [(int(r[1]), int(r[6])) for r in rig.records() if r[0] == name]
+
+
+def test_every_event_runs_once_in_order_per_key_and_status_shows_the_celery_fields(
+    celery_rig: CeleryRig, daemon: DaemonProcess
+) -> None:
+    # Given the daemon with dispatch = celery, a worker and a plugin
+    celery_rig.add_plugin("rec")
+    worker = celery_rig.start_worker("--concurrency", "2", "--hostname", "w1@%h")
+    celery_rig.wait_workers(1)
+    daemon.start()
+    # When 40 events over 4 shots arrive
+    ids = append(celery_rig.site, 40, keys=4)
+    wait_for(lambda: len(recorded(celery_rig)) >= 40, 60, "40 callbacks on the worker")
+    # Then each ran once, on the worker, in id order per shot
+    runs = recorded(celery_rig)
+    assert sorted(i for i, _ in runs) == ids
+    per_key: dict[int, list[int]] = defaultdict(list)
+    for event_id, entity in runs:
+        per_key[entity].append(event_id)
+    assert len(per_key) == 4 and all(v == sorted(v) for v in per_key.values())
+    # And status --json shows the executor, tasks in flight, queue length and workers
+    wait_for(lambda: finished(daemon, ids[-1]), 30, "cursor at the end")
+    shown = daemon.plugin("rec")
+    assert shown["executor"] == "celery"
+    assert shown["tasks_in_flight"] == 0 and shown["queue_length"] == 0
+    assert shown["queue"].endswith(".rec")
+    assert len(shown["workers"]) == 1 and shown["workers"][0].startswith("w1@")
+    # And the plain status prints them on the plugin's line
+    text = daemon.cli("status").stdout
+    assert "celery queue" in text and "tasks in flight 0" in text and "workers w1@" in text
+    assert daemon.stop() == 0
+    assert worker.poll() is None
+
+
+def test_daemon_sigkill_with_tasks_in_flight_loses_nothing_and_runs_nothing_twice(
+    celery_rig: CeleryRig, daemon: DaemonProcess
+) -> None:
+    # Given the daemon and one slow single-threaded worker
+    celery_rig.add_plugin("rec")
+    celery_rig.start_worker("--concurrency", "1", env={"SLOW": "0.1"})
+    celery_rig.wait_workers(1)
+    daemon.start()
+    # When 30 events over 3 shots are out and the daemon is killed mid-way
+    ids = append(celery_rig.site, 30, keys=3)
+    wait_for(lambda: len(recorded(celery_rig)) >= 5, 60, "some callbacks run")
+    assert daemon.plugin("rec")["tasks_in_flight"] >= 1
+    assert daemon.stop(signal.SIGKILL) == -signal.SIGKILL
+    assert len(recorded(celery_rig)) < 30, "everything ran before the kill: nothing tested"
+    # And started again
+    daemon.start()
+    wait_for(lambda: finished(daemon, ids[-1]), 60, "cursor at the end")
+    # Then every event ran exactly once: the re-sent ones done before were skipped
+    runs = [i for i, _ in recorded(celery_rig)]
+    assert sorted(runs) == ids
+    assert daemon.stop() == 0
+
+
+def test_start_with_redis_unreachable_says_so_and_exits_non_zero(celery_rig: CeleryRig) -> None:
+    # Given a config whose broker is a port nothing listens on
+    text = celery_rig.config_path.read_text()
+    dead = free_port()
+    celery_rig.config_path.write_text(
+        text.replace(f"127.0.0.1:{celery_rig.redis.port}", f"127.0.0.1:{dead}")
+    )
+    celery_rig.add_plugin("rec")
+    # When the daemon is started
+    result = subprocess.run(
+        [*daemon_command(), "-c", str(celery_rig.config_path), "start"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # Then start fails with one line naming Redis and the fix, and no daemon is left
+    assert result.returncode == 69
+    lines = [line for line in result.stderr.splitlines() if "Redis" in line]
+    assert len(lines) == 1
+    assert f"127.0.0.1:{dead}" in lines[0] and "[celery] broker_url" in lines[0]
+    assert not Path(celery_rig.folder / "daemon.pid").exists()
