@@ -1,4 +1,4 @@
-"""Section 10: plugin callbacks on Celery workers (issue 15), loopback Redis, real worker processes.
+"""Section 11: plugin callbacks on Celery workers (issue 15), loopback Redis, real worker processes.
 
 Figures: strict-order catch-up through Celery (trivial plugin, one ordering
 key); a 50 ms site call per event over 100 entities on 2 workers x 4 threads
