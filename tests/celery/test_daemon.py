@@ -81,9 +81,9 @@ def append(site: LocalSite, count: int, keys: int) -> list[int]:
     return ids
 
 
-def finished(daemon: DaemonProcess, last: int) -> bool:
+def finished(daemon: DaemonProcess, last: int, name: str) -> bool:
     """Whether the plugin's watermark (not only its read position) passed ``last``."""
-    shown = daemon.plugin("rec")
+    shown = daemon.plugin(name)
     return bool(shown.get("watermark") == last and shown.get("in_flight") == 0)
 
 
@@ -111,7 +111,7 @@ def test_every_event_runs_once_in_order_per_key_and_status_shows_the_celery_fiel
         per_key[entity].append(event_id)
     assert len(per_key) == 4 and all(v == sorted(v) for v in per_key.values())
     # And status --json shows the executor, tasks in flight, queue length and workers
-    wait_for(lambda: finished(daemon, ids[-1]), 30, "cursor at the end")
+    wait_for(lambda: finished(daemon, ids[-1], "rec"), 30, "cursor at the end")
     shown = daemon.plugin("rec")
     assert shown["executor"] == "celery"
     assert shown["tasks_in_flight"] == 0 and shown["queue_length"] == 0
@@ -140,7 +140,7 @@ def test_daemon_sigkill_with_tasks_in_flight_loses_nothing_and_runs_nothing_twic
     assert len(recorded(celery_rig)) < 30, "everything ran before the kill: nothing tested"
     # And started again
     daemon.start()
-    wait_for(lambda: finished(daemon, ids[-1]), 60, "cursor at the end")
+    wait_for(lambda: finished(daemon, ids[-1], "rec"), 60, "cursor at the end")
     # Then every event ran exactly once: the re-sent ones done before were skipped
     runs = [i for i, _ in recorded(celery_rig)]
     assert sorted(runs) == ids
@@ -168,3 +168,30 @@ def test_start_with_redis_unreachable_says_so_and_exits_non_zero(celery_rig: Cel
     assert len(lines) == 1
     assert f"127.0.0.1:{dead}" in lines[0] and "[celery] broker_url" in lines[0]
     assert not Path(celery_rig.folder / "daemon.pid").exists()
+
+
+def test_one_plugin_on_celery_the_other_in_the_daemon(
+    celery_rig: CeleryRig, daemon: DaemonProcess
+) -> None:
+    # Given dispatch left at its default and [plugin:remote] executor = celery
+    text = celery_rig.config_path.read_text().replace("dispatch = celery\n", "")
+    celery_rig.config_path.write_text(text + "\n[plugin:remote]\nexecutor = celery\n")
+    celery_rig.add_plugin("remote")
+    celery_rig.add_plugin("here")
+    daemon.start()
+    # When events arrive while no worker runs
+    ids = append(celery_rig.site, 6, keys=2)
+    # Then the local plugin gets them in the daemon and the remote one waits in its queue
+    wait_for(lambda: sorted(i for i, _ in recorded(celery_rig, "here")) == ids, 60, "local")
+    wait_for(lambda: daemon.plugin("remote")["queue_length"] == 2, 30, "2 tasks queued")
+    assert recorded(celery_rig, "remote") == []
+    shown = {p["name"]: p for p in daemon.status()["plugins"]}
+    # (status masks the script key, which is "local" on the local site: so is the kind)
+    assert shown["here"]["executor"] in ("local", "***") and "queue" not in shown["here"]
+    assert shown["remote"]["executor"] == "celery" and shown["remote"]["workers"] == []
+    assert "no worker seen" in daemon.cli("status").stdout
+    # And once a worker starts, the remote plugin's events run there, once each
+    celery_rig.start_worker()
+    wait_for(lambda: finished(daemon, ids[-1], "remote"), 60, "remote plugin caught up")
+    assert sorted(i for i, _ in recorded(celery_rig, "remote")) == ids
+    assert daemon.stop() == 0
