@@ -110,8 +110,12 @@ def serve(
     lock = StateLock(config.event_id_file, config_path=config.path)
     try:
         notes = [*notes, *_own_state(lock, flag)]
+        reloading = False
         while True:
-            daemon = Daemon.build(config, options, flag=flag, reporter=reporter, systemd=systemd)
+            daemon = Daemon.build(
+                config, options, flag=flag, reporter=reporter, systemd=systemd, reloading=reloading
+            )
+            reloading = True
             for level, text in notes:
                 log.log(level, "%s", text)
             notes = []
@@ -223,8 +227,12 @@ class Daemon:
         flag: StopFlag,
         reporter: ReadyReporter,
         systemd: Notifier,
+        reloading: bool = False,
     ) -> Daemon:
-        """Open logs, state, connections and plugins for this configuration."""
+        """Open logs, state, connections and plugins for this configuration.
+
+        ``reloading``: built again on SIGHUP (Redis is then not waited for).
+        """
         logs = configure_logging(
             log_file=config.log_file_path,
             log_mode=config.log_mode,
@@ -290,6 +298,7 @@ class Daemon:
                 policy=policy,
                 dead_letters=dead_letters,
                 wait=heartbeat.wait,
+                reloading=reloading,
             )
             if config.uses_celery
             else None

@@ -195,3 +195,27 @@ def test_one_plugin_on_celery_the_other_in_the_daemon(
     wait_for(lambda: finished(daemon, ids[-1], "remote"), 60, "remote plugin caught up")
     assert sorted(i for i, _ in recorded(celery_rig, "remote")) == ids
     assert daemon.stop() == 0
+
+
+def test_a_reload_while_redis_is_away_keeps_the_daemon_running_and_loses_nothing(
+    celery_rig: CeleryRig, daemon: DaemonProcess
+) -> None:
+    # Given the daemon with dispatch = celery, running
+    celery_rig.add_plugin("rec")
+    daemon.start()
+    # When Redis goes away and the daemon is told to reload
+    celery_rig.redis.stop()
+    assert daemon.proc is not None
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reload: configuration re-read" in daemon.log_file.read_text(), 60, "reload")
+    # And events arrive before Redis and a worker come back
+    ids = append(celery_rig.site, 6, keys=2)
+    wait_for(lambda: "unreachable" in daemon.log_file.read_text(), 60, "the outage logged")
+    celery_rig.redis.start()
+    celery_rig.start_worker()
+    # Then the daemon never exited and every event ran once
+    wait_for(lambda: sorted(i for i, _ in recorded(celery_rig)) == ids, 60, "all events run")
+    wait_for(lambda: finished(daemon, ids[-1], "rec"), 60, "watermark at the end")
+    assert daemon.proc.poll() is None
+    assert sorted(i for i, _ in recorded(celery_rig)) == ids
+    assert daemon.stop() == 0

@@ -82,11 +82,15 @@ def celery_wiring(
     policy: RetryPolicy,
     dead_letters: DeadLetters,
     wait: Callable[[float], bool],
+    reloading: bool = False,
 ) -> CeleryWiring:
     """Reach Redis (raising BrokerUnavailableError when it never answers) and start the hub.
 
     ``wait(seconds)`` waits between attempts and returns True when the daemon
-    is asked to stop meanwhile. A missing celery/redis package raises ConfigError.
+    is asked to stop meanwhile. On a reload (SIGHUP) Redis is not waited for:
+    a running daemon must not exit because Redis is away for a moment; the
+    hub's outage handling holds every Celery plugin's position until it is
+    back. A missing celery/redis package raises ConfigError.
     """
     from shotgun_events.delivery.celery import require_celery
 
@@ -96,7 +100,8 @@ def celery_wiring(
     from shotgun_events.delivery.celery.hub import CeleryHub
 
     hub = CeleryHub(config.celery)
-    hub.connect(attempts=CONNECT_ATTEMPTS, first_wait=CONNECT_FIRST_WAIT, wait=wait)
+    if not reloading:
+        hub.connect(attempts=CONNECT_ATTEMPTS, first_wait=CONNECT_FIRST_WAIT, wait=wait)
     hub.start()
     log.info(
         "plugin callbacks run on Celery workers through Redis at %s", config.celery.safe_broker
