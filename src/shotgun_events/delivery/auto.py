@@ -69,6 +69,11 @@ class _Lane:
         self.done.clear()
         self._jobs.put(job)
 
+    def join(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the thread to end; True if it has."""
+        self._thread.join(max(0.0, timeout))
+        return not self._thread.is_alive()
+
     def stop(self) -> None:
         """Let the thread end once its current job is over."""
         self._jobs.put(_stop_lane)
@@ -208,6 +213,8 @@ class AutoDelivery:
         self._lane: _Lane | None = None
         #: Plugins left alone with a callback that overstayed, until it returns.
         self._stuck: dict[int, PluginRunner] = {}
+        #: Lanes left to a stuck callback; a stop waits for them as for any callback.
+        self._left: list[_Lane] = []
         self._watch_every = max(0.01, threshold / 3)
 
     # -- membership --------------------------------------------------------------
@@ -265,6 +272,7 @@ class AutoDelivery:
                 continue
             runner, spent = stuck
             self._stuck[id(runner)] = runner
+            self._left.append(lane)
             log.warning(
                 "plugin %s has been in one callback for %.2f s; the other plugins go on "
                 "without it, and it gets a thread of its own once the callback returns",
@@ -285,6 +293,8 @@ class AutoDelivery:
 
     def _promote_released(self) -> None:
         """Give a thread of its own to each plugin whose stuck callback has returned."""
+        if self._left:
+            self._left = [lane for lane in self._left if not lane.join(0)]
         while True:
             try:
                 runner = self._group.released.get_nowait()
@@ -362,13 +372,27 @@ class AutoDelivery:
         return self._own.in_flight()
 
     def drain(self, timeout: float) -> bool:
-        """The group is done when ``deliver`` returns; wait for the workers."""
-        return self._own.drain(timeout)
+        """Wait for the workers and for callbacks still running on lanes left to them."""
+        deadline = self._monotonic() + timeout
+        done = self._own.drain(timeout)
+        self._left = [lane for lane in self._left if not lane.join(deadline - self._monotonic())]
+        return done and not self._left
 
     def close(self, timeout: float) -> None:
-        """Stop the workers and the lane, persist the group's cursors."""
+        """Stop the workers and the lane, persist the group's cursors.
+
+        A callback still running on a lane left to it gets the same grace as the
+        workers' callbacks: its plugin's position is saved when it returns.
+        """
+        deadline = self._monotonic() + timeout
         if self._lane is not None:
             self._lane.stop()
             self._lane = None
         self._own.close(timeout)
+        for lane in self._left:
+            if not lane.join(deadline - self._monotonic()):
+                log.warning(
+                    "a plugin callback is still running after %.1f s; stopping anyway", timeout
+                )
+        self._left = []
         self._group.close(timeout)
