@@ -54,19 +54,28 @@ WITH_TARGET = (
 @pytest.mark.slow
 def test_bench_harness_runs_in_tiny_mode_and_produces_every_row(tmp_path: Path) -> None:
     """Given the suite at tiny sizes, when run.py runs, then every row has a value."""
-    out = tmp_path / "rows.json"
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "run.py"), "--tiny", "--json", str(out)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    rows = json.loads(out.read_text())["rows"]
-
-    failed = [row for row in rows if row["name"] == "FAILED"]
-    assert not failed, f"benchmarks failed: {failed}\n{result.stderr[-3000:]}"
+    # Section 9 (wake-ups) waits on real timers most of its run: it runs beside the
+    # others in a second process, so the smoke test costs the longer of the two.
+    groups = [[9], [n for n in EXPECTED_ROWS if n != 9]]
+    runs = []
+    for index, group in enumerate(groups):
+        out = tmp_path / f"rows-{index}.json"
+        command = [sys.executable, str(ROOT / "bench" / "run.py"), "--tiny", "--json", str(out)]
+        command += ["--only", *map(str, group)]
+        process = subprocess.Popen(
+            command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        runs.append((process, out))
+    rows = []
+    printed = ""
+    for process, out in runs:
+        stdout, stderr = process.communicate(timeout=240)
+        assert process.returncode == 0, stderr[-3000:]
+        part = json.loads(out.read_text())["rows"]
+        failed = [row for row in part if row["name"] == "FAILED"]
+        assert not failed, f"benchmarks failed: {failed}\n{stderr[-3000:]}"
+        rows += part
+        printed += stdout
     counts: dict[int, int] = {}
     for row in rows:
         number = int(row["section"].split()[0])
@@ -79,4 +88,4 @@ def test_bench_harness_runs_in_tiny_mode_and_produces_every_row(tmp_path: Path) 
         assert matching, f"no row named like {piece!r}"
         assert all(row["target"] and row["met"] is not None for row in matching), matching
     # The printed table is the product: every row appears in it.
-    assert result.stdout.count("\n| ") >= len(rows)
+    assert printed.count("\n| ") >= len(rows)
