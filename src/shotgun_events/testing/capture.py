@@ -19,12 +19,13 @@ from typing import Any, TextIO
 
 from shotgun_events.errors import ConfigError
 from shotgun_events.events import Event
+from shotgun_events.notify.logs import MASK
+from shotgun_events.operator.status import mask_secrets
 
 #: Fields whose values are credentials; their events keep everything but the values.
 SECRET_FIELDS = frozenset(
     {"password", "password_proxy", "salted_password", "api_key", "script_key", "session_token"}
 )
-MASK = "***"
 _STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 _STAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 PAGE = 500
@@ -52,18 +53,6 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def _mask(value: Any, secrets: tuple[str, ...]) -> Any:
-    if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, MASK)
-        return value
-    if isinstance(value, dict):
-        return {k: _mask(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mask(v, secrets) for v in value]
-    return value
-
-
 def scrub_event(event: Event, secrets: Iterable[str] = ()) -> Event:
     """A copy of ``event`` with secrets masked (and nothing else changed)."""
     found = [s for s in secrets if s]
@@ -77,7 +66,7 @@ def scrub_event(event: Event, secrets: Iterable[str] = ()) -> Event:
         meta = {**meta, **{k: MASK for k in ("old_value", "new_value") if meta.get(k)}}
         event = {**event, "meta": meta}
     ordered = tuple(sorted(set(found), key=len, reverse=True))
-    return dict(_mask(event, ordered)) if ordered else dict(event)
+    return dict(mask_secrets(event, ordered)) if ordered else dict(event)
 
 
 def dump_event(event: Event) -> str:
