@@ -3,7 +3,8 @@
 Every request is answered at once and does no work beyond checking it: a
 valid delivery hands its event ids to ``on_delivery`` (the engine's
 ``WakeUps.notify``, a lock and an Event) and gets 200. An invalid signature
-gets 401 (counted; logged at most once a minute), a body over 1 MB 413,
+gets 401 (counted; logged at most once a minute), a body over 1 MB 413
+(what the sender still writes is dropped unkept, so it reads that answer),
 anything else malformed 400, a wrong path 404, another verb 405; none of
 those reach the engine. Secrets and bodies are never logged.
 """
@@ -34,6 +35,10 @@ log = logging.getLogger("engine.webhooks")
 MAX_BODY = 1024 * 1024
 #: Seconds a connection may stay silent (slow clients cannot hold a thread for long).
 CONNECTION_TIMEOUT = 10.0
+#: How long and how much of a refused body is read and dropped before closing.
+DISCARD_SECONDS = 2.0
+DISCARD_BYTES = 8 * 1024 * 1024
+
 #: Connections served at once; more are closed at once (a flood cannot exhaust threads).
 MAX_CONNECTIONS = 64
 #: At most one log line about invalid signatures per this many seconds.
@@ -240,11 +245,13 @@ class _Handler(BaseHTTPRequestHandler):
             receiver._count("too_large")
             self.close_connection = True  # the body is not read: the connection cannot go on
             self._answer(413)
+            self._discard_rest()
             return
         if length < 0 or "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             receiver._count("malformed")
             self.close_connection = True
             self._answer(400)
+            self._discard_rest()
             return
         try:
             body = self.rfile.read(length) if length else b""
@@ -256,6 +263,29 @@ class _Handler(BaseHTTPRequestHandler):
             return
         path = self.path.split("?", 1)[0]
         self._answer(receiver.handle(path, body, self.headers.get(SIGNATURE_HEADER)))
+
+    def _discard_rest(self) -> None:
+        """Let a sender still writing a refused body finish, so it reads the answer.
+
+        Closing with unread bytes makes the kernel reset the connection, and the
+        sender then sees a broken pipe instead of the 413/400. So the answer is
+        sent, our side is shut, and what still arrives is read and dropped, for
+        at most DISCARD_SECONDS and DISCARD_BYTES (a sender cannot hold us).
+        """
+        sock = self.connection
+        deadline = time.monotonic() + DISCARD_SECONDS
+        dropped = 0
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_WR)
+            while dropped < DISCARD_BYTES:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                sock.settimeout(left)
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                dropped += len(chunk)
 
     def _other_verb(self) -> None:
         self.close_connection = True
