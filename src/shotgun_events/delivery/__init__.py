@@ -2,6 +2,8 @@
 
 Owns the dispatcher, the per-plugin runner (cursor advance and persist), the
 failure policy (retries, dead letters), the callback watch, and the variants
-behind one ``Delivery`` interface: serial, and one worker thread per plugin.
+behind two interfaces: ``Delivery`` (which thread runs a plugin: serial,
+parallel, auto with its lanes) and ``Executor`` (how one plugin's events run:
+inline in id order, keyed on the plugin's own pool, or on Celery workers).
 May import: the core, ``config``, ``notify``, ``state``, ``client`` and ``plugins``.
 """

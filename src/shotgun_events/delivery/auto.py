@@ -8,7 +8,9 @@ a batch is taken out of the group at once, with its cursor saved, and given
 a worker of its own (the parallel mode's ``Worker``): from where it stopped
 it reads from the site on its own until it has caught up, then follows the
 engine's batches. The others go on with the rest of the batch, so a slow
-plugin holds them for at most ``threshold`` seconds per promotion. A
+plugin holds them for at most ``threshold`` seconds per promotion, and a
+plugin that takes nearly all of the batch's time (a sleeper, a plugin
+waiting on the site beside quick ones) leaves after a fifth of it. A
 promoted plugin whose worker is caught up and idle goes back to the group
 after ``rejoin_after`` seconds; each new promotion doubles that wait, so a
 plugin that is slow for good stays on its own thread.
@@ -39,6 +41,7 @@ from datetime import datetime
 
 from shotgun_events.delivery.base import Hooks
 from shotgun_events.delivery.dispatch import Outcome
+from shotgun_events.delivery.lane import Lane, LaneAbandonedError
 from shotgun_events.delivery.parallel import ParallelDelivery
 from shotgun_events.delivery.runner import PluginRunner
 from shotgun_events.delivery.serial import SerialDelivery
@@ -47,53 +50,10 @@ from shotgun_events.events import Event
 
 log = logging.getLogger("engine.delivery")
 
-
-class _LaneAbandonedError(Exception):
-    """Raised on a lane left to a stuck callback, once that callback has returned."""
-
-
-class _Lane:
-    """A thread that runs the group's work, one job at a time, for the engine's thread."""
-
-    def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[Callable[[], bool]] = queue.SimpleQueue()
-        self.done = threading.Event()
-        self.result = True
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="shotgun-events-shared", daemon=True)
-        self._thread.start()
-        self.ident = self._thread.ident or 0
-
-    def submit(self, job: Callable[[], bool]) -> None:
-        """Run ``job`` on the lane; ``done`` is set when it has returned."""
-        self.done.clear()
-        self._jobs.put(job)
-
-    def join(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for the thread to end; True if it has."""
-        self._thread.join(max(0.0, timeout))
-        return not self._thread.is_alive()
-
-    def stop(self) -> None:
-        """Let the thread end once its current job is over."""
-        self._jobs.put(_stop_lane)
-
-    def _run(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is _stop_lane:
-                return
-            try:
-                self.result = job()
-            except _LaneAbandonedError:
-                return  # the engine has moved on to a new lane
-            except BaseException as exc:  # handed to the engine's thread, raised there
-                self.error = exc
-            self.done.set()
-
-
-def _stop_lane() -> bool:
-    return False
+#: A plugin taking more than this share of a batch's time in the group leaves early,
+DOMINANT_SHARE = 0.8
+#: once it has spent this fraction of the threshold (30 ms of 150 ms).
+DOMINANT_AFTER = 0.2
 
 
 class _TimedGroup(SerialDelivery):
@@ -113,6 +73,7 @@ class _TimedGroup(SerialDelivery):
         self._on_slow = on_slow
         self._clock = monotonic
         self._spent: dict[int, float] = {}
+        self._batch_total = 0.0
         # Per lane thread: the callback in hand; guarded so that taking a stuck plugin
         # out and its callback returning are seen in one order by both threads.
         self._lock = threading.Lock()
@@ -129,7 +90,22 @@ class _TimedGroup(SerialDelivery):
     def deliver(self, batch: list[Event]) -> bool:
         """Deliver as serial mode does, measuring each plugin's share of the batch."""
         self._spent.clear()
+        self._batch_total = 0.0
         return super().deliver(batch)
+
+    def _dominates(self, spent: float) -> bool:
+        """Whether one plugin has taken most of the group's time in this batch.
+
+        A plugin that sleeps or waits on the site takes nearly all the batch's
+        time, so it leaves after ``DOMINANT_AFTER`` of the threshold instead of
+        all of it. GIL waits slow every plugin of the group alike, so none of
+        them reaches that share (which the full threshold alone cannot tell).
+        """
+        return (
+            len(self._runners) > 1
+            and spent > self._threshold * DOMINANT_AFTER
+            and spent > DOMINANT_SHARE * self._batch_total
+        )
 
     def busy(self) -> list[tuple[PluginRunner, float, int | None]]:
         """The callbacks in hand on every lane, stuck ones included."""
@@ -170,16 +146,18 @@ class _TimedGroup(SerialDelivery):
             if left:
                 # Another lane has the rest of the batch; this thread only finishes its plugin.
                 self.released.put(runner)
-                raise _LaneAbandonedError
+                raise LaneAbandonedError
             if outcome is None:
                 continue  # not wanted: no callback ran, nothing to measure
-            spent = self._spent.get(id(runner), 0.0) + self._clock() - started
+            took = self._clock() - started
+            spent = self._spent.get(id(runner), 0.0) + took
             self._spent[id(runner)] = spent
+            self._batch_total += took
             if outcome is Outcome.FAILED:
                 self._hooks.on_failed(runner.plugin)
             elif outcome is Outcome.INTERRUPTED:
                 return
-            if spent > self._threshold and runner.active:
+            if runner.active and (spent > self._threshold or self._dominates(spent)):
                 self._runners.remove(runner)
                 self._spent.pop(id(runner), None)
                 self._on_slow(runner, spent)
@@ -210,11 +188,11 @@ class AutoDelivery:
         self._promotions: dict[int, int] = {}
         #: The most plugins on threads of their own at once (benchmarks, status).
         self.most_promoted = 0
-        self._lane: _Lane | None = None
+        self._lane: Lane | None = None
         #: Plugins left alone with a callback that overstayed, until it returns.
         self._stuck: dict[int, PluginRunner] = {}
         #: Lanes left to a stuck callback; a stop waits for them as for any callback.
-        self._left: list[_Lane] = []
+        self._left: list[Lane] = []
         self._watch_every = max(0.01, threshold / 3)
 
     # -- membership --------------------------------------------------------------
@@ -287,8 +265,8 @@ class AutoDelivery:
         self._promote_released()
         return lane.result
 
-    def _new_lane(self) -> _Lane:
-        self._lane = _Lane()
+    def _new_lane(self) -> Lane:
+        self._lane = Lane()
         return self._lane
 
     def _promote_released(self) -> None:

@@ -88,4 +88,3 @@ class Hooks:
         self.on_state_trouble = on_state_trouble
         self.clock = clock
         self.event_types = event_types
-

@@ -48,7 +48,6 @@ class WorkerHost(Protocol):
         ...
 
 
-
 class Worker:
     """A thread that delivers events to one plugin in id order."""
 
