@@ -214,8 +214,9 @@ class KeyedExecutor:
                     self._cond.notify()
                 elif queue is not None:
                     del self._queues[key]
-            if not self._running:
-                # Threads held back by a reload's generation barrier may start now.
-                self._cond.notify_all()
+            if not self._running and self._ready:
+                # Threads held back by a reload's generation barrier may start now. (Only
+                # then: waking every idle thread after each event costs more than the event.)
+                self._cond.notify(len(self._ready))
             if len(self._ids) <= self._capacity // 2:
                 self._room.notify_all()
