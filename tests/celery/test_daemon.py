@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import urllib.request
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,6 +82,20 @@ def append(site: LocalSite, count: int, keys: int) -> list[int]:
     return ids
 
 
+def fetch(port: int, path: str) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as reply:
+        text: str = reply.read().decode()
+        return text
+
+
+def sample(metrics: str, name: str) -> float | None:
+    """The value of one sample line of a Prometheus text page, or None."""
+    for line in metrics.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
 def finished(daemon: DaemonProcess, last: int, name: str) -> bool:
     """Whether the plugin's watermark (not only its read position) passed ``last``."""
     shown = daemon.plugin(name)
@@ -95,7 +110,10 @@ def recorded(rig: CeleryRig, name: str = "rec") -> list[tuple[int, int]]:
 def test_every_event_runs_once_in_order_per_key_and_status_shows_the_celery_fields(
     celery_rig: CeleryRig, daemon: DaemonProcess
 ) -> None:
-    # Given the daemon with dispatch = celery, a worker and a plugin
+    # Given the daemon with dispatch = celery, a worker, a plugin, and [http] on
+    http_port = free_port()
+    with open(celery_rig.config_path, "a") as conf:
+        conf.write(f"\n[http]\nlisten = 127.0.0.1:{http_port}\n")
     celery_rig.add_plugin("rec")
     worker = celery_rig.start_worker("--concurrency", "2", "--hostname", "w1@%h")
     celery_rig.wait_workers(1)
@@ -120,6 +138,17 @@ def test_every_event_runs_once_in_order_per_key_and_status_shows_the_celery_fiel
     # And the plain status prints them on the plugin's line
     text = daemon.cli("status").stdout
     assert "celery queue" in text and "tasks in flight 0" in text and "workers w1@" in text
+    # And /metrics exports the tasks sent, re-sent and in flight, the page shows them
+    metrics = fetch(http_port, "/metrics")
+    sent = sample(metrics, 'shotgun_events_celery_tasks_sent_total{plugin="rec"}')
+    assert sent is not None and 1 <= sent <= 40
+    assert sample(metrics, 'shotgun_events_celery_tasks_in_flight{plugin="rec"}') == 0
+    retried = 'shotgun_events_celery_tasks_resent_total{plugin="rec",reason="retry"}'
+    assert sample(metrics, retried) == 0
+    assert sample(metrics, 'shotgun_events_plugin_in_flight{plugin="rec"}') == 0
+    page = fetch(http_port, "/")
+    assert 'data-executor="celery"' in page
+    assert f"on Celery: 0 tasks in flight, {int(sent)} sent, 0 re-sent" in page
     assert daemon.stop() == 0
     assert worker.poll() is None
 

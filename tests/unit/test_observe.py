@@ -11,6 +11,8 @@ import logging
 import re
 import textwrap
 import threading
+import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -213,13 +215,16 @@ def test_durations_read_well() -> None:
 # -- metrics, readiness, page on a real engine ---------------------------------------------
 
 
-def observed(tmp_path: Path, plugins: int = 2) -> tuple[DaemonView, Engine, FakeSource, list[Any]]:
+def observed(
+    tmp_path: Path, plugins: int = 2, prepare: Callable[[list[Any]], None] = lambda made: None
+) -> tuple[DaemonView, Engine, FakeSource, list[Any]]:
     config, _ = config_with(tmp_path, "listen = 127.0.0.1:9464")
     source = FakeSource()
     source.add(1, 2, 3)
     made = [
         recording_plugin(f"plugin{i:02d}", fail_on={5} if i == 0 else None) for i in range(plugins)
     ]
+    prepare(made)
     stop = threading.Event()
     sink = MetricsSink()
     dispatcher = Dispatcher(connections=FakeConnections(), use_session_uuid=True)
@@ -361,3 +366,36 @@ def test_the_shipped_dashboard_and_alerts_use_only_exported_metrics(tmp_path: Pa
         "shotgun_events_dead_letters_total",
     ):
         assert expr in alerts, expr  # fmt: skip
+
+
+def test_in_flight_counts_events_handed_to_a_concurrent_plugins_pool(tmp_path: Path) -> None:
+    # Given a plugin at concurrency 4 whose callback is held on event 5
+    release = threading.Event()
+
+    def hold_five(made: list[Any]) -> None:
+        held = made[1]
+        held.concurrency = 4
+        inner = held.callbacks[0].func
+        held.callbacks[0].func = lambda sg, lg, ev, args: (
+            release.wait(10) if ev["id"] == 5 else None,
+            inner(sg, lg, ev, args),
+        )
+
+    view, engine, source, _ = observed(tmp_path, plugins=2, prepare=hold_five)
+    # When events 4..6 of one shot are read (4 finishes, 5 is held, 6 waits behind it)
+    source.add(4, 5, 6)
+    engine.run_once()
+    in_flight = ("shotgun_events_plugin_in_flight", (("plugin", "plugin01"),))
+    for _ in range(500):  # event 4 finishes on a pool thread
+        found = samples(view)
+        if found[in_flight] <= 2:
+            break
+        time.sleep(0.01)
+    # Then the plugin shows the two events its pool still holds, the serial one none
+    try:
+        assert found[in_flight] == 2
+        assert found[("shotgun_events_plugin_in_flight", (("plugin", "plugin00"),))] == 0
+    finally:
+        release.set()
+    assert engine.drain(10)
+    assert samples(view)[in_flight] == 0

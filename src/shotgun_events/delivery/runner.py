@@ -150,6 +150,11 @@ class PluginRunner(WatermarkPath):
             shown.update(describe())
         return shown
 
+    def executor_figures(self) -> dict[str, int]:
+        """The executor's counters for metrics (Celery: tasks in flight, sent, re-sent)."""
+        figures = getattr(self._executor, "figures", None)
+        return dict(figures()) if callable(figures) else {}
+
     def progress(self) -> dict[str, int]:
         """Watermark, events in flight and the done set's size (for ``status``)."""
         with self._lock:

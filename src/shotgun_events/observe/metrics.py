@@ -22,7 +22,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from shotgun_events.observe import health
-from shotgun_events.observe.view import DaemonView
+from shotgun_events.observe.view import DaemonView, PluginRow
 
 PREFIX = "shotgun_events"
 
@@ -67,7 +67,32 @@ class DaemonCollector(Collector):
             disabled.add_metric([row.name], float(row.state == "disabled"))
         yield active
         yield disabled
+        yield from self._celery_families(rows)
         yield from self._callback_families()
+
+    def _celery_families(self, rows: list[PluginRow]) -> Iterator[Metric]:
+        celery = [row for row in rows if row.tasks]
+        in_flight = GaugeMetricFamily(
+            f"{PREFIX}_celery_tasks_in_flight",
+            "Celery tasks sent and not answered yet",
+            labels=["plugin"],
+        )
+        sent = CounterMetricFamily(
+            f"{PREFIX}_celery_tasks_sent", "Celery tasks sent to workers", labels=["plugin"]
+        )
+        resent = CounterMetricFamily(
+            f"{PREFIX}_celery_tasks_resent",
+            "Celery tasks sent again: after a callback failed (retry) or no answer came (timeout)",
+            labels=["plugin", "reason"],
+        )
+        for row in celery:
+            in_flight.add_metric([row.name], row.tasks.get("tasks_in_flight", 0))
+            sent.add_metric([row.name], row.tasks.get("sent", 0))
+            resent.add_metric([row.name, "retry"], row.tasks.get("resent", 0))
+            resent.add_metric([row.name, "timeout"], row.tasks.get("timed_out", 0))
+        yield in_flight
+        yield sent
+        yield resent
 
     def _callback_families(self) -> Iterator[Metric]:
         plugins = dict(self._view.sink.plugins)

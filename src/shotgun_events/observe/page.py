@@ -122,10 +122,17 @@ def _plugins_table(view: DaemonView, rows: list[PluginRow]) -> str:
         if row.retrying:
             event_id, attempt = row.retrying
             why += f'<div class="why">retrying event {event_id} (attempt {attempt})</div>'
+        if row.tasks:
+            resent = row.tasks.get("resent", 0) + row.tasks.get("timed_out", 0)
+            why += (
+                f'<div class="why celery">on Celery: {row.tasks.get("tasks_in_flight", 0)} '
+                f'tasks in flight, {row.tasks.get("sent", 0)} sent, {resent} re-sent</div>'
+            )
         error = view.recent.last_error(row.name)
         last = f"{_e(_when(error.time))}<div class=why>{_e(error.message)}</div>" if error else "-"
         body.append(
-            f'<tr class="plugin" data-plugin="{_e(row.name)}" data-state="{_e(row.state)}">'
+            f'<tr class="plugin" data-plugin="{_e(row.name)}" data-state="{_e(row.state)}" '
+            f'data-executor="{_e(row.executor)}">'
             f"<td>{_e(row.name)}</td>"
             f'<td><span class="state state-{_e(row.state)}">{_e(row.state)}</span>{why}</td>'
             f'<td class=n>{row.position}</td><td class=n>{row.lag_events}</td>'

@@ -41,6 +41,9 @@ class PluginRow:
     in_flight: int
     delivered: int
     retrying: tuple[int, int] | None
+    #: ``local`` or ``celery``; the Celery executor's counters (empty for a local one).
+    executor: str = "local"
+    tasks: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -92,9 +95,12 @@ class DaemonView:
                     lag_events=max(0, head - runner.cursor.last_id),
                     lag_seconds=runner.lag_seconds(head_at),
                     backlog=len(runner.awaited()),
-                    in_flight=busy.get(id(runner), 0),
+                    # Inside a callback here, or handed to the plugin's pool or to Celery.
+                    in_flight=max(busy.get(id(runner), 0), runner.progress()["in_flight"]),
                     delivered=runner.delivered,
                     retrying=retrying.get(plugin.name),
+                    executor=runner.spec.kind,
+                    tasks=runner.executor_figures(),
                 )
             )
         return rows

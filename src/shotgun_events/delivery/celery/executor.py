@@ -20,8 +20,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from shotgun_events.delivery.celery.codec import (
     BUSY,
@@ -32,6 +31,7 @@ from shotgun_events.delivery.celery.codec import (
     TaskSpec,
     encode_task,
 )
+from shotgun_events.delivery.celery.tasks import Counters, Hub, Task
 from shotgun_events.delivery.dispatch import Outcome
 from shotgun_events.delivery.failures import DeadLetters, RetryPolicy
 from shotgun_events.events import Event
@@ -45,50 +45,6 @@ log = logging.getLogger("engine.celery")
 REFUSED_WAIT = (1.0, 2.0, 5.0, 10.0)
 #: Waits between sends while Redis is away.
 OUTAGE_WAIT = 1.0
-
-
-class Hub(Protocol):
-    """What the executor needs of the CeleryHub."""
-
-    def add(self, client: Any) -> None:
-        """Serve this executor."""
-        ...
-
-    def remove(self, client: Any) -> None:
-        """Stop serving it."""
-        ...
-
-    def send(self, client: Any, queue: str, body: dict[str, Any], task_id: str) -> bool:
-        """Publish one task; False while Redis is away."""
-        ...
-
-    def forget(self, task_id: str) -> None:
-        """Stop waiting for this task id."""
-        ...
-
-
-@dataclass
-class _Task:
-    key: Hashable
-    events: list[Event]
-    task_id: str | None = None
-    sent_at: float = 0.0
-    #: When to send (again); None while out.
-    due: float | None = None
-    refusals: int = 0
-
-
-@dataclass
-class Counters:
-    """What status shows of one Celery plugin."""
-
-    sent: int = 0
-    resent: int = 0
-    timed_out: int = 0
-    refused: int = 0
-    failed: int = 0
-    dead_letters: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 class CeleryExecutor:
@@ -125,8 +81,8 @@ class CeleryExecutor:
         #: Per key: events not sent yet, in id order.
         self._lines: dict[Hashable, deque[Event]] = {}
         #: Per key: the one task out (or waiting to be sent again).
-        self._out: dict[Hashable, _Task] = {}
-        self._by_id: dict[str, _Task] = {}
+        self._out: dict[Hashable, Task] = {}
+        self._by_id: dict[str, Task] = {}
         self._failures: dict[int, int] = {}
         self._count = 0
         self._resend = False
@@ -164,6 +120,16 @@ class CeleryExecutor:
         with self._lock:
             return sum(1 for t in self._out.values() if t.due is None)
 
+    def figures(self) -> dict[str, int]:
+        """Counters cheap enough for every metrics scrape (no Redis round trip)."""
+        c = self.counters
+        return {
+            "tasks_in_flight": self.tasks_in_flight(),
+            "sent": c.sent,
+            "resent": c.resent,
+            "timed_out": c.timed_out,
+        }
+
     def status(self) -> dict[str, Any]:
         """What ``status`` shows of this plugin's executor (the runner adds it per plugin)."""
         shown: dict[str, Any] = {
@@ -172,6 +138,7 @@ class CeleryExecutor:
             "tasks_in_flight": self.tasks_in_flight(),
             "events_held": len(self.in_flight()),
             "sent": self.counters.sent,
+            "resent": self.counters.resent,
             "timed_out": self.counters.timed_out,
             "refused": self.counters.refused,
         }
@@ -256,7 +223,7 @@ class CeleryExecutor:
     def _pump(self) -> None:
         """Send the head of every idle key's line, and every task that is due."""
         now = self._monotonic()
-        to_send: list[_Task] = []
+        to_send: list[Task] = []
         with self._lock:
             if self._closed or not self.plugin.active:
                 return
@@ -271,7 +238,7 @@ class CeleryExecutor:
                 events = [line.popleft() for _ in range(min(self._batch, len(line)))]
                 if not line:
                     del self._lines[key]
-                task = _Task(key=key, events=events)
+                task = Task(key=key, events=events)
                 self._out[key] = task
                 to_send.append(task)
             for task in to_send:
@@ -283,7 +250,7 @@ class CeleryExecutor:
         for task in to_send:
             self._send(task)
 
-    def _send(self, task: _Task) -> None:
+    def _send(self, task: Task) -> None:
         task_id = task.task_id
         if task_id is None:
             return
@@ -298,7 +265,7 @@ class CeleryExecutor:
                 task.due = self._monotonic() + OUTAGE_WAIT
 
     def _finish(
-        self, task: _Task, finished: list[tuple[Event, Outcome]], keep: list[Event]
+        self, task: Task, finished: list[tuple[Event, Outcome]], keep: list[Event]
     ) -> None:
         with self._lock:
             if keep:
@@ -314,7 +281,7 @@ class CeleryExecutor:
 
     def _failed(
         self,
-        task: _Task,
+        task: Task,
         finished: list[tuple[Event, Outcome]],
         rest: list[Event],
         result: TaskResult,
@@ -389,7 +356,7 @@ class CeleryExecutor:
 
     def _refused(
         self,
-        task: _Task,
+        task: Task,
         finished: list[tuple[Event, Outcome]],
         rest: list[Event],
         result: TaskResult,
