@@ -1,4 +1,7 @@
-"""Wiring: build every part of the daemon from one ``Config`` and run it.
+"""Assemble every part of the daemon from one ``Config`` and run it.
+
+``Daemon.build`` puts together the parts that ``wiring`` builds; this module
+keeps the process: the state lock, signals, and rebuilding on SIGHUP.
 
 ``prepare()`` does every check that can fail because of the operator's files
 (config, folders, state) in the calling process, so ``start`` reports them on
@@ -11,34 +14,23 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import ssl
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
+from shotgun_events import wiring
 from shotgun_events.client.connections import ConnectionPool, factory_for
-from shotgun_events.client.retry import SiteRetry
-from shotgun_events.client.source import ShotgunEventSource, daemon_source
+from shotgun_events.client.source import ShotgunEventSource
 from shotgun_events.config.checks import permission_warnings, validate_paths
 from shotgun_events.config.load import load_config_with_warnings
 from shotgun_events.config.model import Config
-from shotgun_events.config.plugin_sections import unknown_plugin_warnings
-from shotgun_events.delivery.celery.wiring import (
-    CeleryWiring,
-    celery_spec_resolver,
-    celery_wiring,
-    engine_dispatch,
-)
-from shotgun_events.delivery.dispatch import Dispatcher
-from shotgun_events.delivery.failures import DeadLetters, RetryPolicy
+from shotgun_events.delivery.celery.wiring import CeleryWiring, celery_spec_resolver
 from shotgun_events.delivery.plan import spec_resolver
-from shotgun_events.delivery.scope import Scope, SiteLookup
+from shotgun_events.delivery.scope import SiteLookup
 from shotgun_events.engine.loop import Engine, Hooks
-from shotgun_events.engine.settings import Exit, Settings
+from shotgun_events.engine.settings import Exit
 from shotgun_events.engine.wakeup import WakeUps
 from shotgun_events.errors import ConfigError, ShotgunEventsError
 from shotgun_events.notify.logs import LogSetup, configure_logging
@@ -50,10 +42,9 @@ from shotgun_events.observe.sink import MetricsSink
 from shotgun_events.observe.view import DaemonView
 from shotgun_events.operator import operations
 from shotgun_events.operator.channel import ControlServer
-from shotgun_events.plugins.loader import Plugin, PluginLoader
+from shotgun_events.plugins.loader import PluginLoader
 from shotgun_events.plugins.watcher import PluginWatcher
 from shotgun_events.service.lifecycle import ReadyReporter, Run
-from shotgun_events.service.liveness import Liveness, live_timeout
 from shotgun_events.service.pidfile import PidFile
 from shotgun_events.service.sdnotify import Notifier
 from shotgun_events.service.signals import StopFlag
@@ -241,7 +232,7 @@ class Daemon:
             timing_log=config.timing_log,
             secrets=config.secrets,
         )
-        mailer = _mailer(config, logs)
+        mailer = wiring.build_mailer(config, logs)
         store = StateStore(config.event_id_file, fsync=config.state_fsync, config_path=config.path)
         pool = ConnectionPool(factory_for(config), config.max_connections_per_script)
         lookup = SiteLookup(
@@ -250,87 +241,33 @@ class Daemon:
 
         # [http] on: the parts report to a sink that /metrics reads; off: to nothing.
         sink = MetricsSink() if config.http.enabled else None
-
-        def new_source() -> ShotgunEventSource:
-            made = daemon_source(config)
-            if sink is not None:
-                made.telemetry = sink
-            return made
-
+        new_source = wiring.source_factory(config, sink)
         source = new_source()
         loader = PluginLoader(
             paths=config.plugin_paths,
             helper_paths=config.plugin_import_paths,
             logger_factory=logs.plugin_logger,
         )
-        watcher = _watcher(config)
-        liveness = Liveness(
-            live_timeout(
-                config.http.live_timeout,
-                fetch_interval=config.fetch_interval,
-                request_timeout=config.request_timeout,
-                watchdog_interval=systemd.watchdog_interval(),
-            )
-        )
-        heartbeat = _Heartbeat(config, flag, systemd, liveness)
+        watcher = wiring.build_watcher(config)
+        liveness = wiring.build_liveness(config, systemd)
+        heartbeat = wiring.Heartbeat(config, flag, systemd, liveness)
         wake = WakeUps() if config.webhooks.enabled else None
-        policy = RetryPolicy(
-            retries=config.callback_retries,
-            delay=config.callback_retry_delay,
-            max_delay=config.callback_retry_max_delay,
-        )
-        dead_letters = DeadLetters(store, scrub=logs.secret_filter.scrub)
-        dispatcher = Dispatcher(
-            connections=pool,
-            use_session_uuid=config.use_session_uuid,
-            timing=logs.timing,
-            policy=policy,
-            dead_letters=dead_letters,
-            # A retry's wait keeps pinging systemd's watchdog: waiting is not hanging.
+        dispatcher, celery = wiring.build_delivery(
+            config,
+            logs=logs,
+            store=store,
+            pool=pool,
+            lookup=lookup,
             wait=heartbeat.wait,
-            scope=Scope(settings=config.plugin_settings, lookup=lookup, config_path=config.path),
-        )
-        # Celery (issue 15): Redis is reached here, before ready, or the start fails.
-        celery = (
-            celery_wiring(
-                config,
-                dispatcher=dispatcher,
-                policy=policy,
-                dead_letters=dead_letters,
-                wait=heartbeat.wait,
-                reloading=reloading,
-            )
-            if config.uses_celery
-            else None
+            reloading=reloading,
         )
         engine = Engine(
             source=source,
-            retry=SiteRetry(
-                max_attempts=config.max_conn_retries,
-                burst_sleep=config.conn_retry_sleep,
-                # The heartbeat's wait keeps pinging systemd while the site is down.
-                wait=heartbeat.wait,
-                config_hint=f"the [shotgun] section of {config.path}",
-            ),
+            retry=wiring.site_retry(config, heartbeat.wait),
             loader=loader,
             store=store,
             dispatcher=dispatcher,
-            settings=Settings(
-                batch_size=config.max_event_batch_size,
-                fetch_interval=config.fetch_interval,
-                active_fetch_interval=config.active_fetch_interval,
-                read_ahead=config.read_ahead,
-                backlog_timeout=timedelta(seconds=config.backlog_timeout),
-                backlog_poll_interval=config.backlog_poll_interval,
-                start_from_id=options.from_id
-                if options.from_id is not None
-                else config.start_from_id,
-                dispatch=engine_dispatch(config.dispatch),
-                stop_grace=config.stop_timeout,
-                callback_timeout=config.callback_timeout,
-                disabled_cooldown=config.disabled_cooldown,
-                prefilter=config.prefilter,
-            ),
+            settings=wiring.engine_settings(config, options.from_id),
             source_factory=new_source,
             watcher=watcher,
             wake=wake,
@@ -344,7 +281,7 @@ class Daemon:
             hooks=Hooks(
                 on_ready=reporter.ready,
                 heartbeat=heartbeat,
-                on_plugins_changed=_on_plugins_changed(config, mailer),
+                on_plugins_changed=wiring.plugins_changed(config, mailer),
                 on_started=operations.queue_pending_replays,
             ),
         )
@@ -355,7 +292,7 @@ class Daemon:
             config.event_id_file,
         )
         control = ControlServer(config.control_socket_path, engine.submit)
-        receiver = _receiver(config, wake)
+        receiver = wiring.build_receiver(config, wake)
         observer = None
         if sink is not None:
             for part in (store, loader, engine.dispatcher, mailer):
@@ -389,12 +326,7 @@ class Daemon:
             # Started here, after any fork, and before the first scan: no change is missed.
             self.watcher.start()
         if self.control is not None:
-            try:
-                self.control.start()
-            except ShotgunEventsError as exc:
-                # Events matter more than operator commands: keep delivering without them.
-                log.error("%s; operator commands work only while the daemon is stopped", exc)
-                self.control = None
+            self.control = wiring.start_control(self.control)
         if self.observer is not None:
             try:
                 self.observer.start()
@@ -402,7 +334,7 @@ class Daemon:
                 log.error("%s; delivering events without metrics and status page", exc)
                 self.observer = None
         if self.receiver is not None:
-            _start_receiver(self.receiver, self.config)
+            wiring.start_receiver(self.receiver, self.config)
         outcome = self.engine.run()
         log.info(
             "engine %s after %d events in %d batches",
@@ -435,131 +367,3 @@ class Daemon:
         if self.mailer is not None:
             self.mailer.close()
         self.logs.close()
-
-
-class _Heartbeat:
-    """Once per loop: ping the systemd watchdog and stop when the pid file was taken away."""
-
-    def __init__(
-        self, config: Config, flag: StopFlag, systemd: Notifier, liveness: Liveness
-    ) -> None:
-        self._pidfile = PidFile(config.pid_file, config_path=config.path)
-        self._watch_pidfile = self._pidfile.read() is not None
-        self._flag = flag
-        self._systemd = systemd
-        self._liveness = liveness
-        interval = systemd.watchdog_interval()
-        self._watchdog_every = interval
-        self._next_ping = 0.0
-
-    def wait(self, seconds: float) -> bool:
-        """Wait like the stop flag does, still pinging the watchdog; True when stopping."""
-        deadline = time.monotonic() + seconds
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return self._flag.stop_requested.is_set()
-            # Beat at least every second while waiting: an outage is not a hang (/livez).
-            step = min(remaining, self._watchdog_every or 1.0)
-            if self._flag.wait(step):
-                return True
-            self()
-
-    def __call__(self) -> None:
-        self._liveness.beat()
-        if self._watchdog_every is not None and time.monotonic() >= self._next_ping:
-            self._systemd.watchdog()
-            self._next_ping = time.monotonic() + self._watchdog_every
-        if self._watch_pidfile and not self._pidfile.still_ours():
-            log.warning("pid file %s was removed or replaced; stopping", self._pidfile.path)
-            self._flag.request_stop("pid file removed")
-
-
-def _mailer(config: Config, logs: LogSetup) -> EmailNotifier | None:
-    email = config.email
-    if not email.enabled:
-        return None
-    mailer = EmailNotifier(
-        server=email.server,
-        port=email.port,
-        use_tls=email.use_tls,
-        use_ssl=email.use_ssl,
-        username=email.username,
-        password=email.password,
-        sender=email.sender,
-        to=email.to,
-        subject=email.subject,
-        digest_seconds=email.digest_seconds,
-        timeout=email.timeout,
-        ssl_context=ssl.create_default_context(cafile=email.ca_certs) if email.ca_certs else None,
-    )
-    logs.attach(mailer, "engine", "plugin")
-    return mailer
-
-
-def _watcher(config: Config) -> PluginWatcher | None:
-    if config.plugin_watch == "off":
-        return None
-    return PluginWatcher(
-        config.plugin_paths,
-        helper_paths=config.plugin_helper_paths,
-        # Beside the config only its own files matter; its sub-folders hold logs and state.
-        shallow_paths=(config.path.parent,) if config.plugin_config_dir_on_path else (),
-        polling=config.plugin_watch == "polling",
-        poll_interval=config.plugin_poll_interval,
-        debounce=config.reload_debounce,
-    )
-
-
-def _on_plugins_changed(
-    config: Config, mailer: EmailNotifier | None
-) -> Callable[[Iterable[Plugin]], None]:
-    """Route emails at every scan; after the first, warn once of sections naming no plugin."""
-    warned = False
-
-    def changed(plugins: Iterable[Plugin]) -> None:
-        nonlocal warned
-        plugins = list(plugins)
-        _route_emails(mailer, plugins)
-        if not warned:
-            warned = True
-            loaded = {plugin.name for plugin in plugins}
-            for line in unknown_plugin_warnings(config.plugin_settings, loaded, config.path):
-                log.warning("%s", line)
-
-    return changed
-
-
-def _route_emails(mailer: EmailNotifier | None, plugins: Iterable[Plugin]) -> None:
-    if mailer is None:
-        return
-    for plugin in plugins:
-        mailer.set_recipients(plugin.name, plugin.emails)
-
-
-def _receiver(config: Config, wake: WakeUps | None) -> WebhookReceiver | None:
-    hooks = config.webhooks
-    if wake is None or hooks.host is None:
-        return None
-    return WebhookReceiver(
-        host=hooks.host,
-        port=hooks.port,
-        secret=hooks.secret,
-        path=hooks.path,
-        on_delivery=wake.notify,
-    )
-
-
-def _start_receiver(receiver: WebhookReceiver, config: Config) -> None:
-    """Listen for webhooks; without them the daemon still delivers everything, by polling."""
-    try:
-        receiver.start()
-    except OSError as exc:
-        log.error(
-            "[webhooks] listen %s:%d in %s: cannot listen (%s); events are still read "
-            "every fetch_interval; free the port or change listen, then reload",
-            config.webhooks.host,
-            config.webhooks.port,
-            config.path,
-            exc.strerror or exc,
-        )

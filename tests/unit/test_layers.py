@@ -33,6 +33,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         "service",
         "operator",
         "observe",
+        "wiring",
         "app",
         "testing",
         "demo",

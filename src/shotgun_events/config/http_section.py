@@ -32,7 +32,7 @@ class HttpSettings:
     host: str | None = None
     port: int = 0
     token: str | None = field(default=None, repr=False)
-    #: Seconds without an engine heartbeat before /livez fails; None: derived (see app.py).
+    #: Seconds without an engine heartbeat before /livez fails; None: derived (see live_timeout).
     live_timeout: float | None = None
 
     @property

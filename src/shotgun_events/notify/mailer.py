@@ -8,7 +8,8 @@ quiet period is mailed at once, later ones are collected and mailed as one
 digest when the window ends. ``emit()`` only does bookkeeping and queues; a
 sender thread talks SMTP, so a slow or dead mail server never stalls the
 daemon. A mail that cannot be sent is folded back into its group's next
-digest, and the failure is logged once, never mailed.
+digest, and the failure is logged once, never mailed. What a mail says is
+``digest``'s.
 """
 
 from __future__ import annotations
@@ -19,12 +20,11 @@ import smtplib
 import ssl
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from email.message import EmailMessage
 
+from shotgun_events.notify.digest import Batch, report_of
 from shotgun_events.notify.logs import SecretFilter
 from shotgun_events.telemetry import NULL, Telemetry
 
@@ -32,96 +32,9 @@ from shotgun_events.telemetry import NULL, Telemetry
 log = logging.getLogger("shotgun_events.mailer")
 
 ENGINE_GROUP = "engine"
-#: Distinct messages listed in one digest; further ones are only counted.
-MAX_DISTINCT = 50
-#: Characters of one message kept to tell messages apart.
-MAX_KEY_CHARS = 2000
 _QUEUE_SIZE = 64
 #: How often the sender thread looks for digests whose window is over.
 _POLL_SECONDS = 1.0
-
-
-@dataclass(frozen=True)
-class ErrorReport:
-    """Everything a mail says about one log record, captured when it was logged."""
-
-    levelno: int
-    levelname: str
-    created: float
-    logger: str
-    path: str
-    function: str
-    line: int
-    message: str
-    traceback: str
-
-    def details(self) -> str:
-        """The body block of one record, in the original daemon's layout."""
-        stamp = datetime.fromtimestamp(self.created).astimezone().isoformat(" ", "seconds")
-        text = (
-            f"Time: {stamp}\nLogger: {self.logger}\nPath: {self.path}\n"
-            f"Function: {self.function}\nLine: {self.line}\n\n{self.message}"
-        )
-        return f"{text}\n\n{self.traceback}" if self.traceback else text
-
-
-@dataclass
-class Batch:
-    """Errors of one group that go out together in one mail."""
-
-    first: ErrorReport
-    count: int = 1
-    levelno: int = logging.ERROR
-    levelname: str = "ERROR"
-    messages: Counter[str] = field(default_factory=Counter)
-    #: Records not listed by message (too many distinct messages).
-    unlisted: int = 0
-
-    @classmethod
-    def of(cls, report: ErrorReport) -> Batch:
-        """Start a batch with one record."""
-        batch = cls(first=report, count=0, levelno=report.levelno, levelname=report.levelname)
-        batch.add(report.levelno, report.levelname, report.message)
-        return batch
-
-    def add(self, levelno: int, levelname: str, message: str) -> None:
-        """Count one more record."""
-        self.count += 1
-        if levelno > self.levelno:
-            self.levelno, self.levelname = levelno, levelname
-        key = message[:MAX_KEY_CHARS]
-        if key in self.messages or len(self.messages) < MAX_DISTINCT:
-            self.messages[key] += 1
-        else:
-            self.unlisted += 1
-
-    def merge(self, later: Batch) -> None:
-        """Take in the records of a batch that started after this one."""
-        self.count += later.count
-        if later.levelno > self.levelno:
-            self.levelno, self.levelname = later.levelno, later.levelname
-        self.unlisted += later.unlisted
-        for key, n in later.messages.items():
-            if key in self.messages or len(self.messages) < MAX_DISTINCT:
-                self.messages[key] += n
-            else:
-                self.unlisted += n
-
-    def body(self) -> str:
-        """The mail text: one record in full, or a digest with counts."""
-        if self.count == 1:
-            return self.first.details() + "\n"
-        since = datetime.fromtimestamp(self.first.created).astimezone().isoformat(" ", "seconds")
-        distinct = len(self.messages) + (1 if self.unlisted else 0)
-        lines = [f"{self.count} errors ({distinct} distinct) since {since}.", ""]
-        for message, n in self.messages.most_common():
-            head, *rest = message.splitlines() or [""]
-            more = f" (+{len(rest)} lines)" if rest else ""
-            lines.append(f"{n:>8} x {head}{more}")
-        if self.unlisted:
-            lines.append(f"{self.unlisted:>8} x (other messages, not listed)")
-        lines += ["", "First error:", "", self.first.details(), ""]
-        return "\n".join(lines)
 
 
 @dataclass
@@ -240,10 +153,10 @@ class EmailNotifier(logging.Handler):
                 if state.pending is None and quiet:
                     state.window_end = now + self.digest_seconds
                     mail: _Mail | None = _Mail(
-                        group, self._recipients_locked(group), Batch.of(_report(record))
+                        group, self._recipients_locked(group), Batch.of(report_of(record))
                     )
                 elif state.pending is None:
-                    state.pending = Batch.of(_report(record))
+                    state.pending = Batch.of(report_of(record))
                     mail = None
                     self.telemetry.email("suppressed")
                 else:
@@ -385,22 +298,3 @@ def _group_of(logger_name: str) -> str:
     if parts[0] == "plugin" and len(parts) > 1:
         return parts[1]
     return ENGINE_GROUP
-
-
-def _report(record: logging.LogRecord) -> ErrorReport:
-    traceback = record.exc_text or ""
-    if not traceback and record.exc_info:
-        traceback = logging.Formatter().formatException(record.exc_info)
-    if record.stack_info:
-        traceback = f"{traceback}\n{record.stack_info}".strip("\n")
-    return ErrorReport(
-        levelno=record.levelno,
-        levelname=record.levelname,
-        created=record.created,
-        logger=record.name,
-        path=record.pathname,
-        function=record.funcName or "",
-        line=record.lineno,
-        message=record.getMessage(),
-        traceback=traceback,
-    )

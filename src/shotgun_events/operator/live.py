@@ -20,8 +20,8 @@ from typing import Any, TextIO
 from shotgun_events.config.model import Config
 from shotgun_events.errors import ControlError
 from shotgun_events.operator import audit
-from shotgun_events.operator.channel import reason_arg
 from shotgun_events.operator.offline import run_offline
+from shotgun_events.operator.requests import reason_arg
 from shotgun_events.service.pidfile import status_process
 
 
@@ -36,7 +36,6 @@ class Reply:
     done: bool
     result: Any = None
     message: str = ""
-
 
 
 # -- the client --------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from shotgun_events.delivery.failures import DeadLetters
 from shotgun_events.errors import ControlError
 from shotgun_events.events import Event, PluginKey
 from shotgun_events.operator import audit
-from shotgun_events.operator.channel import int_arg, optional_int_arg, text_arg
+from shotgun_events.operator.requests import int_arg, optional_int_arg, text_arg
 from shotgun_events.service.pidfile import status_process
 from shotgun_events.state.legacy import ANY_PLUGIN
 from shotgun_events.state.lock import StateLock

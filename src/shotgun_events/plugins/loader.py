@@ -49,7 +49,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -63,6 +62,7 @@ from shotgun_events.plugins.imports import plugin_module_name
 
 # Re-exported: shotgun_events.testing and plugin authors' tests import it from here.
 from shotgun_events.plugins.imports import register_plugin_file as register_plugin_file
+from shotgun_events.plugins.listing import Entry, FolderLister, with_settling
 from shotgun_events.plugins.registrar import Callback, Registrar
 from shotgun_events.plugins.reports import report_load_failure
 from shotgun_events.telemetry import NULL, Telemetry
@@ -70,22 +70,10 @@ from shotgun_events.telemetry import NULL, Telemetry
 log = logging.getLogger("engine.loader")
 
 Fingerprint = tuple[int, int, str]
-#: (plugin name, path, (mtime_ns, size)) of one plugin file in a folder listing.
-_Entry = tuple[str, Path, tuple[int, int]]
 
 
 def _default_logger(name: str) -> logging.Logger:
     return logging.getLogger(f"plugin.{name}")
-
-
-def _file_order(entry: tuple[str, Path, object]) -> str:
-    """Sort key of a plugin: its file name with ``.py``, as the original orders plugins."""
-    return f"{entry[0]}.py"
-
-
-def is_plugin_file(name: str) -> bool:
-    """Tell whether a file name in a plugin folder names a plugin."""
-    return name.endswith(".py") and not name.startswith((".", "_"))
 
 
 @dataclass(eq=False)
@@ -160,7 +148,7 @@ class PluginLoader:
         self._helper_paths = list(dict.fromkeys(Path(p) for p in helper_paths))
         self._logger_factory = logger_factory
         self._plugins: dict[PluginKey, Plugin] = {}
-        self._unreadable: set[Path] = set()
+        self._folders = FolderLister()
         self._helpers = HelperTracker([*self._paths, *self._helper_paths])
         self._scanned = False
         #: Plugins whose helpers changed while they could not be reloaded (settling, unreadable).
@@ -198,7 +186,7 @@ class PluginLoader:
                 ordered.extend(kept)
                 seen.update(p.key for p in kept)
                 continue
-            for name, path, stat in self._with_settling(collection, entries, waiting):
+            for name, path, stat in with_settling(collection, entries, waiting):
                 key = (str(collection), name)
                 plugin = self._plugins.get(key)
                 if stat is None or normalise(path) in waiting:
@@ -261,53 +249,10 @@ class PluginLoader:
             return True  # _load reports the read error and switches the plugin off
         return digest != plugin.fingerprint[2]
 
-    @staticmethod
-    def _with_settling(
-        collection: Path, entries: list[_Entry], waiting: set[Path]
-    ) -> list[tuple[str, Path, tuple[int, int] | None]]:
-        """Add settling plugin files that are missing right now (mid-rename), without a stat."""
-        listed = {normalise(path) for _, path, _ in entries}
-        merged: list[tuple[str, Path, tuple[int, int] | None]] = list(entries)
-        merged.extend(
-            (path.name[:-3], collection / path.name, None)
-            for path in waiting
-            if path not in listed
-            and path.parent == normalise(collection)
-            and is_plugin_file(path.name)
-        )
-        merged.sort(key=_file_order)
-        return merged
-
-    def _list(self, collection: Path) -> list[_Entry] | None:
+    def _list(self, collection: Path) -> list[Entry] | None:
         """List a folder's plugin files with their (mtime_ns, size), sorted by name."""
-        found: list[_Entry] = []
-        try:
-            with os.scandir(collection) as it:
-                for entry in it:
-                    if not is_plugin_file(entry.name):
-                        continue
-                    try:
-                        if not entry.is_file():
-                            continue
-                        st = entry.stat()
-                    except OSError:
-                        continue  # vanished between listing and stat: the next scan sees it
-                    found.append((entry.name[:-3], Path(entry.path), (st.st_mtime_ns, st.st_size)))
-        except OSError as exc:
-            if collection not in self._unreadable:
-                log.warning(
-                    "plugin folder %s cannot be read (%s); keeping its plugins as they are "
-                    "and retrying at every scan",
-                    collection,
-                    exc,
-                )
-                self._unreadable.add(collection)
-            return None
-        if collection in self._unreadable:
-            log.info("plugin folder %s is readable again", collection)
-            self._unreadable.discard(collection)
-        found.sort(key=_file_order)
-        return found
+        # A method, not a direct call: testing's one-file loader narrows the listing here.
+        return self._folders.list(collection)
 
     def _load(self, plugin: Plugin, stat: tuple[int, int]) -> None:
         """(Re)load one plugin atomically; on failure it stays known but inactive."""

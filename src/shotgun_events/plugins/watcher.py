@@ -28,6 +28,8 @@ the next scan notices the stat change). Rules:
   inotify, watch limits), the watcher polls instead and says so at WARNING.
 - A folder that is missing at start, or disappears, is watched again when it
   reappears (checked at each ``take_due``); sub-folders created later too.
+
+Which observer events count, and the paths they name, is ``fsevents``.
 """
 
 from __future__ import annotations
@@ -41,54 +43,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from watchdog.events import (
-    EVENT_TYPE_ATTRIB,
-    EVENT_TYPE_CLOSED,
-    EVENT_TYPE_CREATED,
-    EVENT_TYPE_DELETED,
-    EVENT_TYPE_MODIFIED,
-    EVENT_TYPE_MOVED,
-    DirCreatedEvent,
-    DirDeletedEvent,
-    DirMovedEvent,
-    FileAttribEvent,
-    FileClosedEvent,
-    FileCreatedEvent,
-    FileDeletedEvent,
-    FileModifiedEvent,
-    FileMovedEvent,
-    FileSystemEvent,
-    FileSystemEventHandler,
-)
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
-log = logging.getLogger("engine.watcher")
+from shotgun_events.plugins.fsevents import EVENT_FILTER, changed_files, moves_folders
 
-_FILE_EVENTS = frozenset(
-    {
-        EVENT_TYPE_CREATED,
-        EVENT_TYPE_MODIFIED,
-        EVENT_TYPE_DELETED,
-        EVENT_TYPE_MOVED,
-        EVENT_TYPE_CLOSED,
-        EVENT_TYPE_ATTRIB,
-    }
-)
-_DIR_EVENTS = frozenset({EVENT_TYPE_CREATED, EVENT_TYPE_DELETED, EVENT_TYPE_MOVED})
-# Narrows the inotify mask: the loader's own reads (open, close-no-write) stay silent.
-_EVENT_FILTER: list[type[FileSystemEvent]] = [
-    FileCreatedEvent,
-    FileModifiedEvent,
-    FileAttribEvent,
-    FileDeletedEvent,
-    FileMovedEvent,
-    FileClosedEvent,
-    DirCreatedEvent,
-    DirDeletedEvent,
-    DirMovedEvent,
-]
+log = logging.getLogger("engine.watcher")
 
 #: (folder, recursive)
 _Target = tuple[Path, bool]
@@ -270,7 +232,7 @@ class PluginWatcher:
                     _Handler(self),
                     str(target[0]),
                     recursive=target[1],
-                    event_filter=_EVENT_FILTER,
+                    event_filter=EVENT_FILTER,
                 )
             observer.start()
         except BaseException:
@@ -325,7 +287,7 @@ class PluginWatcher:
                         _Handler(self),
                         str(target[0]),
                         recursive=target[1],
-                        event_filter=_EVENT_FILTER,
+                        event_filter=EVENT_FILTER,
                     )
                 except OSError as exc:
                     log.warning(
@@ -338,20 +300,9 @@ class PluginWatcher:
 
     def _on_event(self, event: FileSystemEvent) -> None:
         """Runs on the observer thread: note relevant paths, never load anything."""
-        if event.is_directory:
-            if event.event_type in _DIR_EVENTS:
-                self._resync = True
-            return
-        if event.event_type not in _FILE_EVENTS:
-            return
-        paths = [event.src_path]
-        if event.event_type == EVENT_TYPE_MOVED:
-            paths.append(event.dest_path)
-        found = [
-            Path(os.path.abspath(os.fsdecode(p)))
-            for p in paths
-            if p and os.fsdecode(p).endswith(".py") and "__pycache__" not in os.fsdecode(p)
-        ]
+        if moves_folders(event):
+            self._resync = True
+        found = changed_files(event)
         if not found:
             return
         with self._cond:
