@@ -121,3 +121,24 @@ def test_the_share_is_counted_per_batch() -> None:
     # Then its earlier time did not carry over: it never left
     assert left == []
     assert moody.handled == list(range(1, 13))
+
+
+def test_one_stall_of_a_quick_plugin_is_not_dominance() -> None:
+    # Given ten quick plugins, one of which stalls once for 40 ms (a garbage collection)
+    clock = FakeClock()
+    quick = [TimedRunner(f"q{n}", 0.00001, clock) for n in range(10)]
+    stalled = quick[3]
+    inner = stalled.handle
+
+    def once(event: Event, now: datetime) -> Outcome:
+        if event["id"] == 1:
+            clock.now += 0.04
+        return inner(event, now)
+
+    stalled.handle = once  # type: ignore[method-assign]
+    timed, left = group(*quick, clock=clock)
+    # When a batch goes through
+    timed.deliver(batch(1, 50))
+    # Then nobody left: 40 ms is most of the batch's time, but in one callback
+    assert left == []
+    assert all(r.handled == list(range(1, 51)) for r in quick)

@@ -10,7 +10,8 @@ it reads from the site on its own until it has caught up, then follows the
 engine's batches. The others go on with the rest of the batch, so a slow
 plugin holds them for at most ``threshold`` seconds per promotion, and a
 plugin that takes nearly all of the batch's time (a sleeper, a plugin
-waiting on the site beside quick ones) leaves after a fifth of it. A
+waiting on the site beside quick ones, in at least two slow callbacks)
+leaves after a fifth of it. A
 promoted plugin whose worker is caught up and idle goes back to the group
 after ``rejoin_after`` seconds; each new promotion doubles that wait, so a
 plugin that is slow for good stays on its own thread.
@@ -52,8 +53,10 @@ log = logging.getLogger("engine.delivery")
 
 #: A plugin taking more than this share of a batch's time in the group leaves early,
 DOMINANT_SHARE = 0.8
-#: once it has spent this fraction of the threshold (30 ms of 150 ms).
+#: once it has spent this fraction of the threshold (30 ms of 150 ms)
 DOMINANT_AFTER = 0.2
+#: in callbacks of which at least two took this long each.
+SLOW_CALLBACK = 0.01
 
 
 class _TimedGroup(SerialDelivery):
@@ -73,6 +76,8 @@ class _TimedGroup(SerialDelivery):
         self._on_slow = on_slow
         self._clock = monotonic
         self._spent: dict[int, float] = {}
+        #: Callbacks over SLOW_CALLBACK per plugin in this batch (one stall is not dominance).
+        self._slow: dict[int, int] = {}
         self._batch_total = 0.0
         # Per lane thread: the callback in hand; guarded so that taking a stuck plugin
         # out and its callback returning are seen in one order by both threads.
@@ -90,19 +95,23 @@ class _TimedGroup(SerialDelivery):
     def deliver(self, batch: list[Event]) -> bool:
         """Deliver as serial mode does, measuring each plugin's share of the batch."""
         self._spent.clear()
+        self._slow.clear()
         self._batch_total = 0.0
         return super().deliver(batch)
 
-    def _dominates(self, spent: float) -> bool:
+    def _dominates(self, runner: PluginRunner, spent: float) -> bool:
         """Whether one plugin has taken most of the group's time in this batch.
 
         A plugin that sleeps or waits on the site takes nearly all the batch's
         time, so it leaves after ``DOMINANT_AFTER`` of the threshold instead of
         all of it. GIL waits slow every plugin of the group alike, so none of
-        them reaches that share (which the full threshold alone cannot tell).
+        them reaches that share (which the full threshold alone cannot tell);
+        and one stall (a garbage collection, a page fault) is not a slow plugin:
+        at least two of its callbacks must each have taken ``SLOW_CALLBACK``.
         """
         return (
             len(self._runners) > 1
+            and self._slow.get(id(runner), 0) >= 2
             and spent > self._threshold * DOMINANT_AFTER
             and spent > DOMINANT_SHARE * self._batch_total
         )
@@ -153,11 +162,13 @@ class _TimedGroup(SerialDelivery):
             spent = self._spent.get(id(runner), 0.0) + took
             self._spent[id(runner)] = spent
             self._batch_total += took
+            if took > SLOW_CALLBACK:
+                self._slow[id(runner)] = self._slow.get(id(runner), 0) + 1
             if outcome is Outcome.FAILED:
                 self._hooks.on_failed(runner.plugin)
             elif outcome is Outcome.INTERRUPTED:
                 return
-            if runner.active and (spent > self._threshold or self._dominates(spent)):
+            if runner.active and (spent > self._threshold or self._dominates(runner, spent)):
                 self._runners.remove(runner)
                 self._spent.pop(id(runner), None)
                 self._on_slow(runner, spent)
