@@ -73,6 +73,8 @@ class _TimedGroup(SerialDelivery):
     ) -> None:
         super().__init__(hooks, stop)
         self._threshold = threshold
+        #: Below this a plugin's time in a batch cannot make it leave (the earliest rule).
+        self._early = threshold * DOMINANT_AFTER
         self._on_slow = on_slow
         self._clock = monotonic
         self._spent: dict[int, float] = {}
@@ -132,26 +134,36 @@ class _TimedGroup(SerialDelivery):
                 return None
             runner, since, _ = entry
             self._abandoned.add(lane)
-            if runner in self._runners:
-                self._runners.remove(runner)
+            self.remove(runner)
             self._spent.pop(id(runner), None)
             return runner, self._clock() - since
 
+    def add(self, runner: PluginRunner) -> None:
+        """Start delivering to a new plugin (a new list: a lane may be iterating the old one)."""
+        self._runners = [*self._runners, runner]
+
+    def remove(self, runner: PluginRunner) -> None:
+        """Stop delivering to a plugin (a new list, as for ``add``)."""
+        self._runners = [r for r in self._runners if r is not runner]
+
     def _one(self, event: Event, now: datetime) -> None:
         thread = threading.get_ident()
-        for runner in list(self._runners):
-            if runner not in self._runners:
+        runners = self._runners  # replaced, never changed in place: no copy per event
+        for runner in runners:
+            if self._runners is not runners and runner not in self._runners:
                 continue  # taken out of the group meanwhile
             started = self._clock()
-            with self._lock:
-                self._currents[thread] = (runner, started, thread)
+            # No lock to start: the watcher decides, and the lane learns it, under the lock
+            # below, so a callback seen or not seen here is seen in one order by both.
+            self._currents[thread] = (runner, started, thread)
             try:
                 outcome = runner.handle(event, now)
             finally:
                 with self._lock:
-                    self._currents.pop(thread, None)
-                    left = thread in self._abandoned
-                    self._abandoned.discard(thread)
+                    del self._currents[thread]
+                    left = bool(self._abandoned) and thread in self._abandoned
+                    if left:
+                        self._abandoned.discard(thread)
             if left:
                 # Another lane has the rest of the batch; this thread only finishes its plugin.
                 self.released.put(runner)
@@ -159,18 +171,22 @@ class _TimedGroup(SerialDelivery):
             if outcome is None:
                 continue  # not wanted: no callback ran, nothing to measure
             took = self._clock() - started
-            spent = self._spent.get(id(runner), 0.0) + took
-            self._spent[id(runner)] = spent
+            key = id(runner)
+            spent = self._spent.get(key, 0.0) + took
+            self._spent[key] = spent
             self._batch_total += took
             if took > SLOW_CALLBACK:
-                self._slow[id(runner)] = self._slow.get(id(runner), 0) + 1
+                self._slow[key] = self._slow.get(key, 0) + 1
             if outcome is Outcome.FAILED:
                 self._hooks.on_failed(runner.plugin)
             elif outcome is Outcome.INTERRUPTED:
                 return
-            if runner.active and (spent > self._threshold or self._dominates(runner, spent)):
-                self._runners.remove(runner)
-                self._spent.pop(id(runner), None)
+            leaves = spent > self._early and (
+                spent > self._threshold or self._dominates(runner, spent)
+            )
+            if leaves and runner.active:
+                self.remove(runner)
+                self._spent.pop(key, None)
                 self._on_slow(runner, spent)
 
 
