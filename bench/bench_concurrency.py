@@ -1,16 +1,17 @@
 """Concurrency inside a plugin: a site-bound plugin at concurrency 8 vs 1, order, overhead, kill -9.
 
-- speed-up: one plugin making one site call (``sg.find_one``) per event plus
-  50 ms of simulated site latency (a sleep in the plugin, where the site's
-  own latency control is not available), N events over N/10 shots, caught up
-  by the real daemon in-process at concurrency 8 and at 1;
+- speed-up: one plugin making one site call (``sg.find_one``) per event on a
+  site that answers every call in 50 ms (the local site's latency control),
+  N events over N/10 shots, caught up by the real daemon in-process at
+  concurrency 8 and at 1;
 - order violations: events of one shot seen out of id order at concurrency 8
   (``order_by = entity``); with ``order_by = none`` order is not promised and
   not checked;
 - overhead: a trivial plugin (no site call, no sleep) caught up at
   concurrency 8 vs strict order: the cost of the pool and the watermark;
-- kill -9: the daemon as a process, catching up at concurrency 8, killed at
-  random instants; events run again per kill (target <= concurrency).
+- kill -9: the daemon as a process, catching up at concurrency 8 on a site at
+  30 ms per call, killed at random instants; events run again per kill
+  (target <= concurrency).
 
 Run alone: ``python bench/bench_concurrency.py [--quick]``.
 """
@@ -28,16 +29,16 @@ from rigs import DaemonProcess, InProcessDaemon, SiteProcess
 from workload import write_config
 
 SECTION = "10 concurrency"
-LATENCY = 0.050
+#: Milliseconds the site takes to answer each call in the speed-up and kill -9 runs.
+LATENCY_MS = 50
+KILL_LATENCY_MS = 30
 CONCURRENCY = 8
 
 PLUGIN = '''\
-"""Benchmark plugin: {concurrency} at once by {order_by}; a site call and {latency} s per event."""
+"""Benchmark plugin: {concurrency} at once by {order_by}; a site call per event (or none)."""
 import os
 import threading
-import time
 
-LATENCY = {latency!r}
 USE_SG = {use_sg!r}
 RECORD = {record!r}
 STATS = {{"calls": 0, "violations": 0}}
@@ -64,8 +65,6 @@ def on_event(sg, logger, event, args):
         _record("S", event["id"])
     if USE_SG:
         sg.find_one("Shot", [["id", "is", shot]], ["code"])
-    if LATENCY:
-        time.sleep(LATENCY)
     with _lock:
         if event["id"] < _last.get(shot, 0):
             STATS["violations"] += 1
@@ -82,7 +81,6 @@ def _setup(
     *,
     concurrency: int,
     order_by: str = "entity",
-    latency: float = LATENCY,
     use_sg: bool = True,
     record: Path | None = None,
     dispatch: str = "parallel",
@@ -93,7 +91,6 @@ def _setup(
         PLUGIN.format(
             concurrency=concurrency,
             order_by=order_by,
-            latency=latency,
             use_sg=use_sg,
             record=str(record) if record else "",
         )
@@ -132,6 +129,8 @@ def _speedup(profile: Profile) -> list[Row]:
     for _ in range(profile.runs):
         with scratch("conc") as folder, SiteProcess(folder) as site:
             first, last = _append_over_shots(site, events, shots)
+            # Every call the site answers takes this long, the daemon's reads included.
+            site.control("set_latency", ms=LATENCY_MS)
             for concurrency in (1, CONCURRENCY):
                 config = _setup(folder / f"c{concurrency}", site, concurrency=concurrency)
                 seconds, stats = _catch_up(config, first)
@@ -143,7 +142,7 @@ def _speedup(profile: Profile) -> list[Row]:
             none_seconds.append(_catch_up(config, first)[0])
     slow, fast = median(times[1]), median(times[CONCURRENCY])
     ratio = slow / fast if fast else None
-    note = f"{events} events over {shots} shots; site call + {LATENCY * 1000:.0f} ms each"
+    note = f"{events} events over {shots} shots; one site call each, site at {LATENCY_MS} ms"
     return [
         Row(SECTION, "catch-up, concurrency 1", slow, "s", note=note, runs=times[1]),
         Row(SECTION, f"catch-up, concurrency {CONCURRENCY}", fast, "s", runs=times[CONCURRENCY]),
@@ -170,7 +169,6 @@ def _overhead(profile: Profile) -> list[Row]:
                     folder / f"c{concurrency}",
                     site,
                     concurrency=concurrency,
-                    latency=0.0,
                     use_sg=False,
                 )
                 times[concurrency].append(_catch_up(config, first)[0])
@@ -210,9 +208,8 @@ def _kill9(profile: Profile) -> list[Row]:
     with scratch("conc_kill") as folder, SiteProcess(folder) as site:
         first, last = _append_over_shots(site, events, max(4, events // 10))
         record = folder / "record.txt"
-        config = _setup(
-            folder / "daemon", site, concurrency=CONCURRENCY, latency=0.03, record=record
-        )
+        site.control("set_latency", ms=KILL_LATENCY_MS)
+        config = _setup(folder / "daemon", site, concurrency=CONCURRENCY, record=record)
         runs: list[int] = []
         kills = 0
         daemon = DaemonProcess(config, from_id=first)
