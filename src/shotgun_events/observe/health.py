@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from shotgun_events.observe.view import DaemonView
+from shotgun_events.observe.view import DaemonView, PluginRow
 
 #: Fetch intervals without a successful read after which the daemon is not ready.
 READ_INTERVALS = 3
@@ -24,8 +24,13 @@ def live(view: DaemonView) -> tuple[bool, str]:
     return view.liveness.check()
 
 
-def ready(view: DaemonView, *, now: float | None = None) -> tuple[bool, str]:
-    """(ready, reason): the first failing check, or a summary of why all pass."""
+def ready(
+    view: DaemonView, *, now: float | None = None, rows: list[PluginRow] | None = None
+) -> tuple[bool, str]:
+    """(ready, reason): the first failing check, or a summary of why all pass.
+
+    ``rows``: the plugins as the caller already read them for the same answer.
+    """
     now = time.time() if now is None else now
     sink = view.sink
     if sink.last_read_ok is None and sink.last_read_error is None:
@@ -44,7 +49,7 @@ def ready(view: DaemonView, *, now: float | None = None) -> tuple[bool, str]:
     if not sink.state_writable():
         _, error = sink.state_error or (now, "error")
         return False, f"the state file cannot be written ({error}); delivery is paused"
-    rows = view.plugins()
+    rows = view.plugins() if rows is None else rows
     active = [row for row in rows if row.state == "active"]
     if not active:
         if not rows:

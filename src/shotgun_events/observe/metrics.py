@@ -35,13 +35,12 @@ class DaemonCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         """Yield the families (called by the registry at each scrape)."""
-        yield from self._plugin_families()
+        rows = self._view.plugins()  # read once: the plugin families and readiness share it
+        yield from self._plugin_families(rows)
         yield from self._site_families()
-        yield from self._service_families()
+        yield from self._service_families(rows)
 
-    def _plugin_families(self) -> Iterator[Metric]:
-        view = self._view
-        rows = view.plugins()
+    def _plugin_families(self, rows: list[PluginRow]) -> Iterator[Metric]:
         gauges = {
             "position": ("Event id up to which the plugin has handled the log", "position"),
             "lag_events": ("Events between the plugin's position and the head", "lag_events"),
@@ -166,7 +165,7 @@ class DaemonCollector(Collector):
         connections.add_metric(["plugins"], float(self._view.pool.open_links))
         yield connections
 
-    def _service_families(self) -> Iterator[Metric]:
+    def _service_families(self, rows: list[PluginRow]) -> Iterator[Metric]:
         view = self._view
         sink = view.sink
         yield CounterMetricFamily(f"{PREFIX}_state_writes", "State file writes", sink.state_writes)
@@ -196,9 +195,8 @@ class DaemonCollector(Collector):
         yield GaugeMetricFamily(
             f"{PREFIX}_live", "1 while the engine loop makes progress", float(health.live(view)[0])
         )
-        yield GaugeMetricFamily(
-            f"{PREFIX}_ready", "1 while /readyz answers 200", float(health.ready(view)[0])
-        )
+        is_ready, _ = health.ready(view, rows=rows)
+        yield GaugeMetricFamily(f"{PREFIX}_ready", "1 while /readyz answers 200", float(is_ready))
         yield GaugeMetricFamily(
             f"{PREFIX}_uptime_seconds", "Seconds since the daemon (or its last reload) started",
             view.uptime(),

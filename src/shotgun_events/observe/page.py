@@ -65,7 +65,8 @@ def render(view: DaemonView) -> str:
     """The whole page for the daemon's state right now."""
     secrets = view.config.secrets
     alive, live_reason = health.live(view)
-    is_ready, ready_reason = health.ready(view)
+    rows = view.plugins()
+    is_ready, ready_reason = health.ready(view, rows=rows)
     head_age = view.head_age()
     progress = view.engine.progress.current
     facts = [
@@ -90,7 +91,7 @@ def render(view: DaemonView) -> str:
     ]  # fmt: skip
     if progress is not None:
         parts.append(f'<p id="progress"><b>catching up:</b> {_e(progress.describe())}</p>')
-    parts.append(_plugins_table(view, view.plugins()))
+    parts.append(_plugins_table(view, rows))
     parts.append("<h2>Events per minute, last hour</h2>")
     parts.append(chart(view.per_minute.series()))
     parts.append(_recent(view))
