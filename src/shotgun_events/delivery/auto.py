@@ -104,17 +104,17 @@ class _TimedGroup(SerialDelivery):
     def _dominates(self, runner: PluginRunner, spent: float) -> bool:
         """Whether one plugin has taken most of the group's time in this batch.
 
-        A plugin that sleeps or waits on the site takes nearly all the batch's
-        time, so it leaves after ``DOMINANT_AFTER`` of the threshold instead of
-        all of it. GIL waits slow every plugin of the group alike, so none of
-        them reaches that share (which the full threshold alone cannot tell);
-        and one stall (a garbage collection, a page fault) is not a slow plugin:
-        at least two of its callbacks must each have taken ``SLOW_CALLBACK``.
+        Asked once the plugin has spent ``DOMINANT_AFTER`` of the threshold. A
+        plugin that sleeps or waits on the site takes nearly all the batch's
+        time, so it leaves then instead of at the full threshold. GIL waits slow
+        every plugin of the group alike, so none of them reaches that share
+        (which the full threshold alone cannot tell); and one stall (a garbage
+        collection, a page fault) is not a slow plugin: at least two of its
+        callbacks must each have taken ``SLOW_CALLBACK``.
         """
         return (
             len(self._runners) > 1
             and self._slow.get(id(runner), 0) >= 2
-            and spent > self._threshold * DOMINANT_AFTER
             and spent > DOMINANT_SHARE * self._batch_total
         )
 

@@ -195,7 +195,7 @@ class KeyedExecutor:
             outcome = self._run(event)
             with self._cond:
                 self._running.pop(ident, None)
-            event = self._finish(event, outcome, key=key, free=True)
+            event = self._finish(event, outcome, key=key)
 
     def _run(self, event: Event) -> Outcome:
         if not self._plugin.active:
@@ -208,15 +208,14 @@ class KeyedExecutor:
             log.exception("plugin %s: delivering event %s failed", self._plugin.name, event["id"])
             return Outcome.INTERRUPTED
 
-    def _finish(
-        self, event: Event, outcome: Outcome, *, key: Hashable | None, free: bool = False
-    ) -> Event | None:
+    def _finish(self, event: Event, outcome: Outcome, *, key: Hashable | None) -> Event | None:
         """Report the event, then free its key; return the key's next event for this thread.
 
-        ``free``: called by a pool thread about to take more work. It goes on with
-        its key's next event itself while that is the lowest id waiting, and
-        otherwise takes the lowest ready key itself: no other thread is woken for
-        work this one is about to take (each wake-up costs more than a quick event).
+        ``key`` is the key a pool thread just ran (None when ``close`` reports an
+        event that never ran). That thread goes on with the key's next event
+        itself while that is the lowest id waiting, and otherwise takes the
+        lowest ready key itself: no other thread is woken for work it is about
+        to take (each wake-up costs more than a quick event).
         """
         try:
             self._on_done(event, outcome)
@@ -230,12 +229,10 @@ class KeyedExecutor:
                 if queue:
                     head = int(queue[0]["id"])
                     lowest = not self._ready or self._ready[0][0] > head
-                    if free and lowest and not self._closing and self._barrier_clear():
+                    if lowest and not self._closing and self._barrier_clear():
                         following = queue.popleft()
                     else:
                         self._push_ready(key, queue[0])
-                        if not free:
-                            self._cond.notify()
                 elif queue is not None:
                     del self._queues[key]
             if not self._running and self._ready:
