@@ -135,11 +135,8 @@ class CeleryExecutor:
         shown: dict[str, Any] = {
             "executor": "celery",
             "queue": self.queue,
-            "tasks_in_flight": self.tasks_in_flight(),
+            **self.figures(),
             "events_held": len(self.in_flight()),
-            "sent": self.counters.sent,
-            "resent": self.counters.resent,
-            "timed_out": self.counters.timed_out,
             "refused": self.counters.refused,
         }
         if self._describe is not None:
