@@ -216,6 +216,7 @@ def build_watcher(config: Config) -> PluginWatcher | None:
         helper_paths=config.plugin_helper_paths,
         # Beside the config only its own files matter; its sub-folders hold logs and state.
         shallow_paths=(config.path.parent,) if config.plugin_config_dir_on_path else (),
+        output_folders=config.output_folders,
         polling=config.plugin_watch == "polling",
         poll_interval=config.plugin_poll_interval,
         debounce=config.reload_debounce,

@@ -10,7 +10,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from watchdog.events import FileSystemEvent
 
+from shotgun_events.plugins import fsevents
 from shotgun_events.plugins import watcher as watcher_module
 from shotgun_events.plugins.loader import PluginLoader
 from shotgun_events.plugins.watcher import PluginWatcher
@@ -299,3 +301,81 @@ def test_files_written_just_before_start_are_not_pending(plugins: Path) -> None:
         # When one is written again after the start / Then it is pending like any other write
         path.write_text("X = 20\n")  # another size: the same mtime tick would not tell
         assert path in w.pending()
+
+
+# -- the daemon's own files never reach the watcher ---------------------------
+
+
+class CountingWatcher(PluginWatcher):
+    """A watcher that keeps every observer event it is handed."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.seen: list[str] = []
+
+    def _on_event(self, event: FileSystemEvent) -> None:
+        self.seen.append(os.fsdecode(event.src_path))
+        super()._on_event(event)
+
+
+def test_plan_polls_output_folders_and_splits_trees_above_them(tmp_path: Path) -> None:
+    # Given a helper tree with logs two levels down, and a config folder holding the state
+    helpers, conf = tmp_path / "pipeline", tmp_path / "conf"
+    for folder in ("pipeline/lib", "pipeline/var/logs", "pipeline/var/cache", "conf/sub"):
+        (tmp_path / folder).mkdir(parents=True)
+    logs = helpers / "var" / "logs"
+    # When the watch plan is made
+    found = fsevents.plan([(helpers, True), (conf, False)], {logs, conf})
+    # Then the output folders are polled alone, the folders above them are watched without
+    # their sub-folders, and every other sub-tree natively as a whole
+    assert found == {
+        fsevents.Watch(helpers, False, False),
+        fsevents.Watch(helpers / "lib", True, False),
+        fsevents.Watch(helpers / "var", False, False),
+        fsevents.Watch(logs, False, True),
+        fsevents.Watch(helpers / "var" / "cache", True, False),
+        fsevents.Watch(conf, False, True),
+    }
+    # And with no output folders among them, the targets are watched as asked
+    assert fsevents.plan([(helpers, True)], {tmp_path / "elsewhere"}) == {
+        fsevents.Watch(helpers, True, False)
+    }
+    assert fsevents.plan([(helpers, True)], set(), poll_all=True) == {
+        fsevents.Watch(helpers, True, True)
+    }
+
+
+@pytest.mark.parametrize("polling", [False, True])
+def test_the_daemons_own_writes_reach_no_handler_and_code_there_is_still_reported(
+    tmp_path: Path, polling: bool
+) -> None:
+    # Given the config's folder holding a helper, the state, its journal and a log file
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    helper = conf / "studio.py"
+    helper.write_text("X = 1\n")
+    with CountingWatcher(
+        [],
+        shallow_paths=[conf],
+        output_folders=[conf],
+        polling=polling,
+        poll_interval=0.05,
+        debounce=0.05,
+    ) as w:
+        # When the daemon appends to its journal and log, replaces its state and pid file
+        with (conf / "state.json.journal").open("a") as journal, (conf / "d.log").open("a") as log:
+            for n in range(300):
+                journal.write(f'{{"n": {n}}}\n')
+                journal.flush()
+                log.write(f"line {n}\n")
+                log.flush()
+        (conf / "state.json.tmp").write_text("{}")
+        os.replace(conf / "state.json.tmp", conf / "state.json")
+        (conf / "daemon.pid").write_text("42\n")
+        time.sleep(0.3)
+        # Then the watcher is handed nothing for them
+        assert w.seen == []
+        # And an edit of the helper beside them is still reported
+        helper.write_text("X = 2  # edited\n")
+        assert helper in collect(w, helper)
+    assert all(path.endswith(".py") for path in w.seen)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,6 +234,21 @@ class Config:
     def log_dir(self) -> Path:
         """The folder of the main log file, where per-plugin and timing logs go too."""
         return self.log_file_path.parent
+
+    @property
+    def output_folders(self) -> tuple[Path, ...]:
+        """Folders the daemon (or a worker of it) writes into: state, logs, pid file, socket.
+
+        The plugin watcher never watches these natively: each write there would wake it.
+        """
+        folders = (
+            self.event_id_file.parent,
+            self.log_dir,
+            self.log_dir / "workers",
+            self.pid_file.parent,
+            self.control_socket_path.parent,
+        )
+        return tuple(dict.fromkeys(Path(os.path.abspath(f)) for f in folders))
 
     @property
     def secrets(self) -> tuple[str, ...]:

@@ -26,10 +26,15 @@ the next scan notices the stat change). Rules:
 - Native watching (inotify) is used unless ``polling`` is asked for (network
   file systems, where inotify sees no remote writes); if it cannot start (no
   inotify, watch limits), the watcher polls instead and says so at WARNING.
+- A folder the daemon writes into (``output_folders``: state, logs, pid file,
+  control socket) is polled every ``poll_interval`` through a listing of its
+  ``*.py`` files only, never watched natively: the daemon's own writes there
+  would each be an event to read, build and drop (see ``fsevents.plan``).
 - A folder that is missing at start, or disappears, is watched again when it
   reappears (checked at each ``take_due``); sub-folders created later too.
 
-Which observer events count, and the paths they name, is ``fsevents``.
+How each folder is watched, which observer events count, and the paths they
+name, is ``fsevents``.
 """
 
 from __future__ import annotations
@@ -46,9 +51,18 @@ from types import TracebackType
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
-from watchdog.observers.polling import PollingObserver
+from watchdog.observers.polling import PollingObserverVFS
 
-from shotgun_events.plugins.fsevents import EVENT_FILTER, changed_files, moves_folders
+from shotgun_events.plugins.fsevents import (
+    EVENT_FILTER,
+    Watch,
+    changed_files,
+    code_entries,
+    moves_folders,
+    plan,
+    python_files,
+    subfolders,
+)
 
 log = logging.getLogger("engine.watcher")
 
@@ -73,6 +87,7 @@ class PluginWatcher:
         *,
         helper_paths: Sequence[Path] = (),
         shallow_paths: Sequence[Path] = (),
+        output_folders: Sequence[Path] = (),
         polling: bool = False,
         poll_interval: float = 1.0,
         debounce: float = 0.3,
@@ -82,6 +97,7 @@ class PluginWatcher:
         self._paths = list(dict.fromkeys(Path(os.path.abspath(p)) for p in paths))
         self._helper_paths = list(dict.fromkeys(Path(os.path.abspath(p)) for p in helper_paths))
         self._shallow_paths = list(dict.fromkeys(Path(os.path.abspath(p)) for p in shallow_paths))
+        self._outputs = frozenset(Path(os.path.abspath(p)) for p in output_folders)
         self._polling = polling
         self._poll_interval = poll_interval
         self._debounce = debounce
@@ -92,9 +108,11 @@ class PluginWatcher:
         self._cond = threading.Condition()  # guards _pending and _closing
         self._pending: dict[Path, float] = {}
         self._closing = False
-        self._watch_lock = threading.Lock()  # guards the observer and its watches
-        self._observer: BaseObserver | None = None
-        self._watches: dict[_Target, ObservedWatch] = {}
+        self._watch_lock = threading.Lock()  # guards the observers and their watches
+        #: The running observers: polling (True) and native (False), each started when needed.
+        self._observers: dict[bool, BaseObserver] = {}
+        self._started = False
+        self._watches: dict[Watch, ObservedWatch] = {}
         self._resync = False
         self._missing: set[Path] = set()
         self._settler: threading.Thread | None = None
@@ -103,8 +121,8 @@ class PluginWatcher:
 
     @property
     def polling(self) -> bool:
-        """True when the running observer polls (asked for, or the native one failed)."""
-        return isinstance(self._observer, PollingObserver)
+        """True when every folder is polled (asked for, or native watching failed)."""
+        return self._polling
 
     def __enter__(self) -> PluginWatcher:
         self.start()
@@ -121,25 +139,27 @@ class PluginWatcher:
     def start(self) -> None:
         """Start watching (once); falls back to polling if native watching cannot start."""
         with self._watch_lock:
-            if self._observer is not None or self._closing:
+            if self._started or self._closing:
                 return
+            self._started = True
             self._baseline = {
                 path: (st.st_mtime_ns, st.st_size)
                 for folder, recursive in self._folders()
-                for path, st in _python_files(folder, recursive)
+                for path, st in python_files(folder, recursive)
             }
-            if not self._polling:
-                try:
-                    self._observer = self._launch(Observer())
-                except Exception as exc:
-                    log.warning(
-                        "native file watching cannot start (%s); polling the plugin folders "
-                        "every %.1f s instead",
-                        exc,
-                        self._poll_interval,
-                    )
-            if self._observer is None:
-                self._observer = self._launch(PollingObserver(timeout=self._poll_interval))
+            try:
+                self._launch()
+            except Exception as exc:
+                if self._polling:
+                    raise
+                log.warning(
+                    "native file watching cannot start (%s); polling the plugin folders "
+                    "every %.1f s instead",
+                    exc,
+                    self._poll_interval,
+                )
+                self._polling = True
+                self._launch()
         self._settler = threading.Thread(
             target=self._settle, name="plugin-watcher-settler", daemon=True
         )
@@ -151,6 +171,13 @@ class PluginWatcher:
             "polling" if self.polling else "native",
             self._debounce,
         )
+        polled = sorted(str(w.path) for w in self._watches if w.polled and not self.polling)
+        if polled:
+            log.info(
+                "polling %s every %.1f s for code changes: the daemon writes its own files there",
+                ", ".join(polled),
+                self._poll_interval,
+            )
 
     def stop(self) -> None:
         """Stop watching and join every thread the watcher started; safe to call twice."""
@@ -158,9 +185,10 @@ class PluginWatcher:
             self._closing = True
             self._cond.notify_all()
         with self._watch_lock:
-            observer, self._observer = self._observer, None
+            observers = list(self._observers.values())
+            self._observers.clear()
             self._watches.clear()
-        if observer is not None:
+        for observer in observers:
             _dispose(observer)
         if self._settler is not None:
             self._settler.join()
@@ -193,12 +221,12 @@ class PluginWatcher:
 
     def _recently_written(self) -> dict[Path, float]:
         """``*.py`` files in the watched folders whose mtime is less than ``debounce`` old."""
-        if self._observer is None:
+        if not self._started or self._closing:
             return {}
         now, wall = self._clock(), self._wall_clock()
         found: dict[Path, float] = {}
         for folder, recursive in self._folders():
-            for path, st in _python_files(folder, recursive):
+            for path, st in python_files(folder, recursive):
                 if path in self._baseline:
                     if self._baseline[path] == (st.st_mtime_ns, st.st_size):
                         continue
@@ -212,37 +240,42 @@ class PluginWatcher:
         """The folders ``pending`` looks into: as watched, without the watch bookkeeping."""
         folders: list[_Target] = [(p, False) for p in self._paths]
         for folder in self._paths:
-            with contextlib.suppress(OSError), os.scandir(folder) as entries:
-                folders.extend(
-                    (Path(e.path), True)
-                    for e in entries
-                    if _watched_dir(e.name) and e.is_dir(follow_symlinks=False)
-                )
+            folders.extend((child, True) for child in subfolders(folder))
         folders.extend((p, True) for p in self._helper_paths)
         folders.extend((p, False) for p in self._shallow_paths)
         return folders
 
     # -- observer side --------------------------------------------------------
 
-    def _launch(self, observer: BaseObserver) -> BaseObserver:
-        """Schedule every existing target on ``observer`` and start it; dispose of it on error."""
+    def _launch(self) -> None:
+        """Schedule every existing folder on its observer and start them; dispose on error."""
         try:
-            for target in self._targets():
-                self._watches[target] = observer.schedule(
-                    _Handler(self),
-                    str(target[0]),
-                    recursive=target[1],
-                    event_filter=EVENT_FILTER,
-                )
-            observer.start()
+            for watch in self._targets():
+                self._schedule(watch)
         except BaseException:
             self._watches.clear()
-            _dispose(observer)
+            for observer in self._observers.values():
+                _dispose(observer)
+            self._observers.clear()
             raise
-        return observer
 
-    def _targets(self) -> set[_Target]:
-        """The folders to watch now; remembers configured ones that are missing."""
+    def _schedule(self, watch: Watch) -> None:
+        """Watch one folder, starting the observer of its kind if it is the first."""
+        observer = self._observers.get(watch.polled)
+        if observer is None:
+            observer = (
+                PollingObserverVFS(os.stat, code_entries, polling_interval=self._poll_interval)
+                if watch.polled
+                else Observer()
+            )
+            observer.start()
+            self._observers[watch.polled] = observer
+        self._watches[watch] = observer.schedule(
+            _Handler(self), str(watch.path), recursive=watch.recursive, event_filter=EVENT_FILTER
+        )
+
+    def _targets(self) -> set[Watch]:
+        """The folders to watch now, and how; remembers configured ones that are missing."""
         targets: set[_Target] = set()
         missing: set[Path] = set()
         for folder in self._paths:
@@ -250,12 +283,7 @@ class PluginWatcher:
                 missing.add(folder)
                 continue
             targets.add((folder, False))
-            with contextlib.suppress(OSError), os.scandir(folder) as entries:
-                targets.update(
-                    (Path(e.path), True)
-                    for e in entries
-                    if _watched_dir(e.name) and e.is_dir(follow_symlinks=False)
-                )
+            targets.update((child, True) for child in subfolders(folder))
         for folder in self._helper_paths:
             if folder.is_dir():
                 targets.add((folder, True))
@@ -268,35 +296,29 @@ class PluginWatcher:
                 folder,
             )
         self._missing = missing
-        return targets
+        return plan(targets, self._outputs, poll_all=self._polling)
 
     def _sync_if_needed(self) -> None:
         with self._watch_lock:
-            observer = self._observer
-            if observer is None or not (self._resync or self._missing):
+            if not self._started or self._closing or not (self._resync or self._missing):
                 return
             self._resync = False
             wanted = self._targets()
             for target in set(self._watches) - wanted:
                 watch = self._watches.pop(target)
                 with contextlib.suppress(Exception):  # its folder is gone: nothing to release
-                    observer.unschedule(watch)
+                    self._observers[target.polled].unschedule(watch)
             for target in wanted - set(self._watches):
                 try:
-                    self._watches[target] = observer.schedule(
-                        _Handler(self),
-                        str(target[0]),
-                        recursive=target[1],
-                        event_filter=EVENT_FILTER,
-                    )
+                    self._schedule(target)
                 except OSError as exc:
                     log.warning(
                         "cannot watch %s (%s); its changes are found by the regular scan",
-                        target[0],
+                        target.path,
                         exc,
                     )
                 else:
-                    log.info("now watching %s", target[0])
+                    log.info("now watching %s", target.path)
 
     def _on_event(self, event: FileSystemEvent) -> None:
         """Runs on the observer thread: note relevant paths, never load anything."""
@@ -331,32 +353,3 @@ def _dispose(observer: BaseObserver) -> None:
     observer.stop()  # also releases the inotify instance of one that never started
     if observer.ident is not None:
         observer.join()
-
-
-def _watched_dir(name: str) -> bool:
-    return not name.startswith(".") and name != "__pycache__"
-
-
-def _python_files(folder: Path, recursive: bool) -> list[tuple[Path, os.stat_result]]:
-    """(path, stat) of the ``*.py`` files in a folder (and its watched sub-folders)."""
-    found: list[tuple[Path, os.stat_result]] = []
-    todo = [folder]
-    while todo:
-        current = todo.pop()
-        try:
-            with os.scandir(current) as entries:
-                for entry in entries:
-                    try:
-                        if entry.name.endswith(".py") and entry.is_file():
-                            found.append((Path(entry.path), entry.stat()))
-                        elif (
-                            recursive
-                            and _watched_dir(entry.name)
-                            and entry.is_dir(follow_symlinks=False)
-                        ):
-                            todo.append(Path(entry.path))
-                    except OSError:
-                        continue  # vanished meanwhile: the observer reports it
-        except OSError:
-            continue  # a missing or unreadable folder: nothing is being written there
-    return found
