@@ -9,12 +9,20 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.unit.fakes import T0, Clock, FakePlugin, FakeSource, FakeStore, recording_plugin
+from tests.unit.fakes import (
+    DISPATCH_MODES,
+    T0,
+    Clock,
+    FakePlugin,
+    FakeSource,
+    FakeStore,
+    recording_plugin,
+)
 
 from .engine_rig import POLL, SteppedEngine, build
 
 
-@pytest.fixture(params=["serial", "parallel"])
+@pytest.fixture(params=DISPATCH_MODES)
 def dispatch(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from shotgun_events.state.store import read_state
+from tests.unit.fakes import DISPATCH_MODES
 
 from .conftest import SCRIPT_KEY, SCRIPT_NAME, Rig
 from .summary import SUMMARY
@@ -96,7 +97,7 @@ def _peak(rig: Rig) -> int:
     return max((int(x) for x in path.read_text().split()), default=0)
 
 
-@pytest.mark.parametrize("dispatch", ["parallel", "serial"])
+@pytest.mark.parametrize("dispatch", DISPATCH_MODES)
 def test_concurrency_overlaps_and_keeps_each_shot_in_order(rig: Rig, dispatch: str) -> None:
     # Given a plugin asking for 4 events at once, ordered by entity, in code
     rig.write_config(batch=100, dispatch=dispatch)

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from shotgun_events.engine.loop import Engine
-from tests.unit.fakes import FakeCallback, FakePlugin, FakeSource, make_event
+from tests.unit.fakes import DISPATCH_MODES, FakeCallback, FakePlugin, FakeSource, make_event
 
 from .engine_rig import POLL, build
 from .summary import SUMMARY
@@ -32,7 +32,7 @@ ODD_EVENTS = {
 }
 
 
-@pytest.mark.parametrize("dispatch", ["serial", "parallel"])
+@pytest.mark.parametrize("dispatch", DISPATCH_MODES)
 def test_odd_events_are_delivered_and_the_cursor_moves_on(dispatch: str) -> None:
     # Given a log whose events miss fields, carry nulls, huge or non-UTF-8 values
     source = FakeSource()

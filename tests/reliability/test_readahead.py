@@ -6,12 +6,14 @@ from itertools import pairwise
 
 import pytest
 
+from tests.unit.fakes import DISPATCH_MODES
+
 from .conftest import Rig
 
 PLUGINS = ["alpha", "beta"]
 
 
-@pytest.mark.parametrize("dispatch", ["serial", "parallel", "auto"])
+@pytest.mark.parametrize("dispatch", DISPATCH_MODES)
 def test_read_ahead_keeps_order_and_exactly_once_across_gaps_and_late_ids(
     rig: Rig, dispatch: str
 ) -> None:

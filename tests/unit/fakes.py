@@ -15,6 +15,9 @@ from shotgun_events.cursor import Cursor
 from shotgun_events.errors import SiteError, StateWriteError
 from shotgun_events.events import Event, PluginKey
 
+#: Every dispatch mode, the shipped default first: a test over modes always runs the default.
+DISPATCH_MODES = ("auto", "serial", "parallel")
+
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import textwrap
-from dataclasses import replace
+from dataclasses import MISSING, fields, replace
 from pathlib import Path
 
 import pytest
 
+from shotgun_events import wiring
+from shotgun_events.client.connections import ConnectionPool
+from shotgun_events.client.pool import CredentialPool
+from shotgun_events.config.celery_section import CeleryConfig
 from shotgun_events.config.checks import permission_warnings, validate_paths
 from shotgun_events.config.load import (
     CONFIG_ENV,
@@ -17,8 +22,14 @@ from shotgun_events.config.load import (
     load_config,
     load_config_with_warnings,
 )
-from shotgun_events.config.model import DEFAULTS, REQUIRED, Config
+from shotgun_events.config.model import DEFAULTS, REQUIRED, Config, WebhookConfig
+from shotgun_events.delivery.failures import RetryPolicy
+from shotgun_events.engine.settings import Settings
 from shotgun_events.errors import ConfigError
+from shotgun_events.notify.mailer import EmailNotifier
+from shotgun_events.plugins.watcher import PluginWatcher
+from shotgun_events.state.store import StateStore
+from tests.unit.fakes import DISPATCH_MODES
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "conf" / "shotgunEventDaemon.conf"
@@ -71,6 +82,38 @@ def load_with(tmp_path: Path, section: str, key: str, value: str | None) -> Conf
 
 
 # --- defaults and parsing ---------------------------------------------------
+
+
+def test_structures_built_from_the_config_default_to_the_shipped_values(tmp_path: Path) -> None:
+    # Given a file with only the required keys, loaded
+    config = load_config(write(tmp_path, MINIMAL), environ={})
+    # Then every field of Config with a default has the loaded (shipped) value
+    for f in fields(Config):
+        if f.default is not MISSING:
+            assert getattr(config, f.name) == f.default, f.name
+    assert config.celery == CeleryConfig()
+    assert config.webhooks == WebhookConfig()
+    # And what the daemon builds from it equals what code gets that names no value:
+    # the engine runs the shipped mode, the retry policy the shipped retries
+    assert wiring.engine_settings(config, None) == Settings()
+    assert Settings().dispatch == DEFAULTS["daemon", "dispatch"] == DISPATCH_MODES[0]
+    assert Settings().read_ahead == int(DEFAULTS["daemon", "read_ahead"]) > 1
+    assert RetryPolicy() == RetryPolicy(
+        retries=config.callback_retries,
+        delay=config.callback_retry_delay,
+        max_delay=config.callback_retry_max_delay,
+    )
+    for cls, argument, value in (
+        (PluginWatcher, "debounce", config.reload_debounce),
+        (PluginWatcher, "poll_interval", config.plugin_poll_interval),
+        (ConnectionPool, "max_per_script", config.max_connections_per_script),
+        (CredentialPool, "max_size", config.max_connections_per_script),
+        (StateStore, "fsync", config.state_fsync),
+        (EmailNotifier, "digest_seconds", config.email.digest_seconds),
+        (EmailNotifier, "timeout", config.email.timeout),
+    ):
+        default = inspect.signature(cls).parameters[argument].default
+        assert default == value, f"{cls.__name__}({argument}=...)"
 
 
 def test_minimal_file_gets_every_default(tmp_path: Path) -> None:

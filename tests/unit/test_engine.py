@@ -14,6 +14,7 @@ from shotgun_events.delivery.auto import AutoDelivery
 from shotgun_events.delivery.dispatch import Dispatcher
 from shotgun_events.engine.loop import Engine
 from shotgun_events.engine.settings import Settings
+from tests.unit.fakes import DISPATCH_MODES
 
 from .fakes import (
     T0,
@@ -27,7 +28,7 @@ from .fakes import (
 )
 
 
-@pytest.fixture(autouse=True, params=["serial", "parallel", "auto"])
+@pytest.fixture(autouse=True, params=DISPATCH_MODES)
 def dispatch(request: pytest.FixtureRequest) -> Iterator[str]:
     """Run every engine rule in every delivery mode."""
     global DISPATCH

@@ -14,6 +14,7 @@ from shotgun_events.delivery.dispatch import Dispatcher, Outcome
 from shotgun_events.delivery.failures import DeadLetters, RetryPolicy
 from shotgun_events.engine.loop import Engine
 from shotgun_events.engine.settings import Settings
+from tests.unit.fakes import DISPATCH_MODES
 
 from .fakes import (
     Clock,
@@ -143,7 +144,7 @@ def test_replay_failure_neither_switches_off_nor_records() -> None:
     assert DeadLetters(store).entries() == []
 
 
-@pytest.mark.parametrize("dispatch", ["serial", "parallel"])
+@pytest.mark.parametrize("dispatch", DISPATCH_MODES)
 def test_cooled_down_plugin_is_switched_on_and_resumes_at_the_failed_event(
     dispatch: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -16,6 +16,7 @@ from shotgun_events.engine.loop import Engine
 from shotgun_events.engine.settings import Settings
 from shotgun_events.errors import ControlError
 from shotgun_events.operator import operations
+from tests.unit.fakes import DISPATCH_MODES
 
 from .fakes import (
     Clock,
@@ -30,7 +31,7 @@ from .fakes import (
 Rig = tuple[Engine, FakeSource, FakeStore, dict[str, FakePlugin]]
 
 
-@pytest.fixture(params=["serial", "parallel"])
+@pytest.fixture(params=DISPATCH_MODES)
 def dispatch(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

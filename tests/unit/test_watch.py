@@ -13,6 +13,7 @@ from shotgun_events.delivery.dispatch import Dispatcher
 from shotgun_events.delivery.watch import CallbackWatch
 from shotgun_events.engine.loop import Engine
 from shotgun_events.engine.settings import Settings
+from tests.unit.fakes import DISPATCH_MODES
 
 from .fakes import Clock, FakeConnections, FakeLoader, FakeSource, FakeStore, recording_plugin
 
@@ -41,7 +42,7 @@ def test_no_limit_reports_nothing() -> None:
     assert CallbackWatch(0).check([(FakeRunner("x"), 1e6, None)]) == []  # type: ignore[list-item]
 
 
-@pytest.mark.parametrize("dispatch", ["serial", "parallel"])
+@pytest.mark.parametrize("dispatch", DISPATCH_MODES)
 def test_a_callback_stuck_in_the_engine_is_reported_from_the_watch_thread(
     dispatch: str, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -18,7 +18,7 @@ from shotgun_api3.shotgun import Shotgun
 
 from shotgun_events.client.fastdecode import FastDecodeShotgun
 from shotgun_events.client.pool import CredentialPool, PooledShotgun
-from shotgun_events.config.model import Config
+from shotgun_events.config.model import DEFAULTS, Config
 
 
 class ConnectionFactory:
@@ -86,7 +86,11 @@ def factory_for(config: Config) -> ConnectionFactory:
 class ConnectionPool:
     """Hand out one ``Shotgun`` per (script name, key, thread); one pool per credential."""
 
-    def __init__(self, factory: ConnectionFactory, max_per_script: int = 8) -> None:
+    def __init__(
+        self,
+        factory: ConnectionFactory,
+        max_per_script: int = DEFAULTS.integer("daemon", "max_connections_per_script"),
+    ) -> None:
         self._factory = factory
         self._max_per_script = max_per_script
         self._lock = threading.Lock()

@@ -23,6 +23,8 @@ from typing import Any
 from shotgun_api3.lib.httplib2 import Http
 from shotgun_api3.shotgun import ServerCapabilities, Shotgun
 
+from shotgun_events.config.model import DEFAULTS
+
 log = logging.getLogger("client.pool")
 
 #: Seconds an unused connection stays open before the pool closes it.
@@ -44,7 +46,7 @@ class CredentialPool:
 
     def __init__(
         self,
-        max_size: int = 8,
+        max_size: int = DEFAULTS.integer("daemon", "max_connections_per_script"),
         *,
         idle_timeout: float = IDLE_TIMEOUT,
         monotonic: Callable[[], float] = time.monotonic,

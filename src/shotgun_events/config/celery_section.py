@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from shotgun_events.config.ini import IniReader
+from shotgun_events.config.table import DefaultsTable
 
 SECTION = "celery"
 #: Defaults of the section, merged into the one DEFAULTS table.
@@ -24,6 +25,7 @@ CELERY_DEFAULTS: dict[tuple[str, str], str] = {
     (SECTION, "task_batch"): "20",
     (SECTION, "done_ttl"): "604800",
 }
+_DEFAULTS = DefaultsTable(CELERY_DEFAULTS)
 _SCHEMES = ("redis", "rediss")
 _PREFIX_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
@@ -32,17 +34,17 @@ _PREFIX_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0
 class CeleryConfig:
     """The ``[celery]`` section, checked."""
 
-    broker_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
+    broker_url: str = field(default=_DEFAULTS.text(SECTION, "broker_url"), repr=False)
     #: Where workers put results; the broker when not set.
-    result_backend: str = field(default="redis://127.0.0.1:6379/0", repr=False)
+    result_backend: str = field(default=_DEFAULTS.text(SECTION, "broker_url"), repr=False)
     #: Queues are ``<prefix>.<plugin>``, Redis keys of ours ``<prefix>:...``.
-    queue_prefix: str = "shotgun_events"
+    queue_prefix: str = _DEFAULTS.text(SECTION, "queue_prefix")
     #: Seconds before a task whose result has not come back is sent again.
-    task_timeout: float = 300.0
+    task_timeout: float = _DEFAULTS.number(SECTION, "task_timeout")
     #: Most consecutive events of one ordering key carried by one task.
-    task_batch: int = 20
+    task_batch: int = _DEFAULTS.integer(SECTION, "task_batch")
     #: Seconds a worker remembers an event it completed (so a re-sent task skips it).
-    done_ttl: float = 604800.0
+    done_ttl: float = _DEFAULTS.number(SECTION, "done_ttl")
 
     @property
     def secrets(self) -> tuple[str, ...]:

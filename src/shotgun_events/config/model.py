@@ -12,6 +12,7 @@ from urllib.parse import unquote
 from shotgun_events.config.celery_section import CELERY_DEFAULTS, CeleryConfig
 from shotgun_events.config.http_section import HTTP_DEFAULTS, HttpSettings
 from shotgun_events.config.plugin_sections import PluginSettings
+from shotgun_events.config.table import DefaultsTable
 
 __all__ = [
     "DEFAULTS",
@@ -24,7 +25,7 @@ __all__ = [
 ]
 
 #: The one defaults table: every optional key and its default, as written in a file.
-DEFAULTS: Mapping[tuple[str, str], str] = MappingProxyType(
+DEFAULTS = DefaultsTable(
     {
         ("daemon", "logMode"): "1",
         ("daemon", "logPath"): "",
@@ -128,7 +129,7 @@ class WebhookConfig:
     host: str | None = None
     port: int = 0
     secret: str = field(default="", repr=False)
-    path: str = "/"
+    path: str = DEFAULTS.text("webhooks", "path")
 
     @property
     def enabled(self) -> bool:
@@ -169,23 +170,23 @@ class Config:
     plugin_paths: tuple[Path, ...]
     email: EmailConfig
     strict_permissions: bool
-    callback_retries: int = 0
-    callback_retry_delay: float = 5.0
-    callback_retry_max_delay: float = 300.0
-    disabled_cooldown: float = 0.0
-    prefilter: bool = False
-    plugin_watch: str = "auto"
+    callback_retries: int = DEFAULTS.integer("daemon", "callback_retries")
+    callback_retry_delay: float = DEFAULTS.number("daemon", "callback_retry_delay")
+    callback_retry_max_delay: float = DEFAULTS.number("daemon", "callback_retry_max_delay")
+    disabled_cooldown: float = DEFAULTS.number("daemon", "disabled_cooldown")
+    prefilter: bool = DEFAULTS.flag("daemon", "prefilter")
+    plugin_watch: str = DEFAULTS.text("plugins", "watch")
     plugin_helper_paths: tuple[Path, ...] = ()
-    reload_debounce: float = 0.3
-    plugin_poll_interval: float = 1.0
+    reload_debounce: float = DEFAULTS.number("plugins", "reload_debounce")
+    plugin_poll_interval: float = DEFAULTS.number("plugins", "poll_interval")
     #: Put the config file's folder on the plugins' import path, after plugin folders and helpers.
-    plugin_config_dir_on_path: bool = True
+    plugin_config_dir_on_path: bool = DEFAULTS.flag("plugins", "config_dir_on_path")
     #: The operator control socket; None means ``<pidFile>.sock``.
     control_socket: Path | None = None
     #: Most HTTP connections open at once per script credential (plugins' ``sg``).
-    max_connections_per_script: int = 8
+    max_connections_per_script: int = DEFAULTS.integer("daemon", "max_connections_per_script")
     #: Most id windows read concurrently during catch-up (1 = one read at a time).
-    read_ahead: int = 4
+    read_ahead: int = DEFAULTS.integer("daemon", "read_ahead")
     #: ``[plugin:NAME]`` sections by plugin name (scope, concurrency, executor).
     plugin_settings: Mapping[str, PluginSettings] = field(
         default_factory=lambda: MappingProxyType({})
@@ -193,7 +194,7 @@ class Config:
     #: The ``[http]`` section: metrics, health probes, status page (off by default).
     http: HttpSettings = field(default_factory=HttpSettings)
     #: Seconds between reads while events keep arriving (adaptive polling).
-    active_fetch_interval: float = 1.0
+    active_fetch_interval: float = DEFAULTS.number("daemon", "active_fetch_interval")
     #: The [webhooks] section: where deliveries from the site wake the poll loop.
     webhooks: WebhookConfig = field(default_factory=lambda: WebhookConfig())
     #: The ``[celery]`` section (defaults when no plugin runs on Celery).

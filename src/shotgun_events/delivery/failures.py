@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from shotgun_events.config.model import DEFAULTS
 from shotgun_events.plugins.registrar import Callback
 
 #: Dead letters kept in the state file (the oldest are dropped first).
@@ -24,9 +25,9 @@ DEAD_LETTER_LIMIT = 1000
 class RetryPolicy:
     """Defaults from the config; a callback's own ``retries``/``retry_delay`` win."""
 
-    retries: int = 0
-    delay: float = 5.0
-    max_delay: float = 300.0
+    retries: int = DEFAULTS.integer("daemon", "callback_retries")
+    delay: float = DEFAULTS.number("daemon", "callback_retry_delay")
+    max_delay: float = DEFAULTS.number("daemon", "callback_retry_max_delay")
 
     def attempts_for(self, callback: Callback) -> int:
         """Extra attempts after the first failure."""

@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from shotgun_events.config.model import DEFAULTS
+
 
 class Exit(enum.Enum):
     """Why ``Engine.run`` returned."""
@@ -17,33 +19,33 @@ class Exit(enum.Enum):
 
 @dataclass(frozen=True)
 class Settings:
-    """The engine's knobs, taken from the configuration."""
+    """The engine's knobs, taken from the configuration; the defaults are the shipped ones."""
 
-    batch_size: int = 500
-    fetch_interval: float = 5.0
+    batch_size: int = DEFAULTS.integer("daemon", "max_event_batch_size")
+    fetch_interval: float = DEFAULTS.number("daemon", "fetch_interval")
     #: Seconds between reads while events keep coming (adaptive polling; see pacing.py).
-    active_fetch_interval: float = 1.0
-    backlog_timeout: timedelta = timedelta(seconds=300)
-    backlog_poll_interval: float = 5.0
+    active_fetch_interval: float = DEFAULTS.number("daemon", "active_fetch_interval")
+    backlog_timeout: timedelta = timedelta(seconds=DEFAULTS.number("daemon", "backlog_timeout"))
+    backlog_poll_interval: float = DEFAULTS.number("daemon", "backlog_poll_interval")
     start_from_id: int | None = None
     state_retry_interval: float = 5.0
     #: "parallel": one worker per plugin; "serial": the original's single thread;
     #: "auto": quick plugins share the engine's thread, slow ones get their own (auto.py).
-    dispatch: str = "serial"
+    dispatch: str = DEFAULTS.text("daemon", "dispatch")
     #: Batches a parallel worker may have queued; the engine waits for room in each.
     max_pending_batches: int = 4
     #: Seconds a worker may stay full before it is left to catch up on its own.
     detach_after: float = 0.25
     #: Seconds a worker may take to finish its current event when the daemon stops.
-    stop_grace: float = 30.0
+    stop_grace: float = DEFAULTS.number("daemon", "stop_timeout")
     #: Seconds one callback may run before its stack is logged (0 = never).
-    callback_timeout: float = 0.0
+    callback_timeout: float = DEFAULTS.number("daemon", "callback_timeout")
     #: Seconds after which a plugin switched off by a failing callback is tried again (0 = never).
-    disabled_cooldown: float = 0.0
+    disabled_cooldown: float = DEFAULTS.number("daemon", "disabled_cooldown")
     #: Ask the site only for event types some active callback can match (when all are finite).
-    prefilter: bool = False
+    prefilter: bool = DEFAULTS.flag("daemon", "prefilter")
     #: Id windows read at once while catching up (1 = one read at a time; see readahead.py).
-    read_ahead: int = 1
+    read_ahead: int = DEFAULTS.integer("daemon", "read_ahead")
 
 
 @dataclass

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 
+from shotgun_events.config.model import DEFAULTS
 from shotgun_events.notify.digest import Batch, report_of
 from shotgun_events.notify.logs import SecretFilter
 from shotgun_events.telemetry import NULL, Telemetry
@@ -75,8 +76,8 @@ class EmailNotifier(logging.Handler):
         sender: str,
         to: Sequence[str],
         subject: str,
-        digest_seconds: float = 300.0,
-        timeout: float = 30.0,
+        digest_seconds: float = DEFAULTS.number("emails", "digest_interval"),
+        timeout: float = DEFAULTS.number("emails", "timeout"),
         ssl_context: ssl.SSLContext | None = None,
         clock: Callable[[], float] = time.monotonic,
         level: int = logging.ERROR,

@@ -53,6 +53,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserverVFS
 
+from shotgun_events.config.model import DEFAULTS
 from shotgun_events.plugins.fsevents import (
     EVENT_FILTER,
     Watch,
@@ -89,8 +90,8 @@ class PluginWatcher:
         shallow_paths: Sequence[Path] = (),
         output_folders: Sequence[Path] = (),
         polling: bool = False,
-        poll_interval: float = 1.0,
-        debounce: float = 0.3,
+        poll_interval: float = DEFAULTS.number("plugins", "poll_interval"),
+        debounce: float = DEFAULTS.number("plugins", "reload_debounce"),
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:

@@ -54,6 +54,7 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
+from shotgun_events.config.model import DEFAULTS
 from shotgun_events.cursor import Cursor
 from shotgun_events.errors import StateWriteError
 from shotgun_events.events import PluginKey
@@ -93,7 +94,7 @@ class StateStore:
         self,
         path: Path,
         *,
-        fsync: str = "interval",
+        fsync: str = DEFAULTS.text("daemon", "state_fsync"),
         fsync_interval: float = 1.0,
         compact_every: int = 20000,
         clock: Callable[[], float] = time.monotonic,
