@@ -60,7 +60,8 @@ def test_callable_object_is_named_after_its_class_and_called_with_args(reg: Regi
     shared: list[int] = []
     reg.registerCallback("s", "k", obj, None, shared)
     [cb] = reg.callbacks
-    assert cb.name == "CallableHandler" and cb.func is obj
+    # Then it is named as the original names it: <Class>_<hex id>
+    assert cb.name == f"CallableHandler_{hex(id(obj))}" and cb.func is obj
     # When the daemon calls it / Then it gets the very same args object
     event = make_event()
     cb.func("sg", cb.logger, event, cb.args)
@@ -74,7 +75,21 @@ def test_partial_and_bound_method_names(reg: Registrar) -> None:
 
     reg.registerCallback("s", "k", Holder().method)
     reg.registerCallback("s", "k", functools.partial(lambda x, sg, lg, ev, ar: None, 1))
-    assert [cb.name for cb in reg.callbacks] == ["method", "partial"]
+    partial = reg.callbacks[1].func
+    assert [cb.name for cb in reg.callbacks] == ["method", f"partial_{hex(id(partial))}"]
+
+
+def test_instances_of_one_class_each_have_their_own_name_and_logger(reg: Registrar) -> None:
+    # Given a plugin that registers three instances of one callable class (sharedStateC)
+    objects = [CallableHandler() for _ in range(3)]
+    for obj in objects:
+        reg.registerCallback("s", "k", obj)
+    # Then each has its own name and its own logger, a child of the plugin logger
+    names = [cb.name for cb in reg.callbacks]
+    assert len(set(names)) == 3
+    assert all(name.startswith("CallableHandler_0x") for name in names)
+    assert len({id(cb.logger) for cb in reg.callbacks}) == 3
+    assert all(cb.logger.name == f"plugin.myPlugin.{cb.name}" for cb in reg.callbacks)
 
 
 def test_callbacks_keep_registration_order(reg: Registrar) -> None:

@@ -194,9 +194,13 @@ class Callback:
 
 
 def callback_name(callback: object) -> str:
-    """Name a callback as the original does: its ``__name__``, else its class name."""
+    """Name a callback as the original does: its ``__name__``, else ``<Class>_<hex id>``.
+
+    Each instance of a callable class gets a name (and so a logger and timing
+    lines) of its own, as in the original, where a plugin may register several.
+    """
     name = getattr(callback, "__name__", None)
-    return name if isinstance(name, str) else type(callback).__name__
+    return name if isinstance(name, str) else f"{type(callback).__name__}_{hex(id(callback))}"
 
 
 class Registrar:
