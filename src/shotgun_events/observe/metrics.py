@@ -84,14 +84,21 @@ class DaemonCollector(Collector):
             "Celery tasks sent again: after a callback failed (retry) or no answer came (timeout)",
             labels=["plugin", "reason"],
         )
+        held = GaugeMetricFamily(
+            f"{PREFIX}_celery_keys_held",
+            "Ordering keys whose task is out longer than task_timeout (later events wait)",
+            labels=["plugin"],
+        )
         for row in celery:
             in_flight.add_metric([row.name], row.tasks.get("tasks_in_flight", 0))
+            held.add_metric([row.name], row.tasks.get("keys_held", 0))
             sent.add_metric([row.name], row.tasks.get("sent", 0))
             resent.add_metric([row.name, "retry"], row.tasks.get("resent", 0))
             resent.add_metric([row.name, "timeout"], row.tasks.get("timed_out", 0))
         yield in_flight
         yield sent
         yield resent
+        yield held
 
     def _callback_families(self) -> Iterator[Metric]:
         plugins = dict(self._view.sink.plugins)

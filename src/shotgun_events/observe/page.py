@@ -129,6 +129,11 @@ def _plugins_table(view: DaemonView, rows: list[PluginRow]) -> str:
                 f'<div class="why celery">on Celery: {row.tasks.get("tasks_in_flight", 0)} '
                 f'tasks in flight, {row.tasks.get("sent", 0)} sent, {resent} re-sent</div>'
             )
+            if row.tasks.get("keys_held"):
+                why += (
+                    f'<div class="why held">{row.tasks["keys_held"]} ordering key(s) held '
+                    "longer than task_timeout: their later events wait</div>"
+                )
         error = view.recent.last_error(row.name)
         last = f"{_e(_when(error.time))}<div class=why>{_e(error.message)}</div>" if error else "-"
         body.append(

@@ -185,10 +185,18 @@ def _celery_part(plugin: dict[str, Any]) -> str:
         seen = "workers unknown (Redis unreachable)"
     else:
         seen = f"workers {','.join(workers)}" if workers else "no worker seen"
-    return (
+    text = (
         f"celery queue {plugin.get('queue')} tasks in flight {plugin.get('tasks_in_flight', 0)} "
         f"queued {'?' if queued is None else queued} {seen}"
     )
+    oldest = plugin.get("oldest_held")
+    if plugin.get("keys_held") and isinstance(oldest, dict):
+        ids = oldest.get("events") or []
+        text += (
+            f" HELD {plugin['keys_held']} key(s) longer than task_timeout (oldest "
+            f"{oldest.get('seconds')} s, events {','.join(map(str, ids[:5]))})"
+        )
+    return text
 
 
 def _plugin_line(plugin: dict[str, Any]) -> str:

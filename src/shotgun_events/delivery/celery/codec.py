@@ -30,6 +30,10 @@ WRONG_VERSION = "wrong_version"  # the worker's copy of the plugin differs from 
 UNAVAILABLE = "unavailable"  # the worker has no such plugin, or it is switched off there
 BUSY = "busy"  # ``failed_id`` is being run by another copy of this task right now
 STATUSES = (DONE, FAILED, WRONG_VERSION, UNAVAILABLE, BUSY)
+#: Made by the daemon, never sent by a worker: the task came back without a result of ours
+#: (the worker rejected it, it raised outside our code, it was revoked, or the answer is
+#: unreadable). Nothing ran.
+REJECTED = "rejected"
 
 
 class MalformedTaskError(ValueError):

@@ -1,14 +1,21 @@
 """``CeleryExecutor``: one plugin's events as Celery tasks, one task in flight per ordering key.
 
-The daemon stays the sequencer: events arrive here in id order; each
-ordering key's events wait in their own line, and only the head of a line is
-out at a time (one task carrying up to ``task_batch`` consecutive events of
-that key). A result reports each event finished to ``on_done``; the runner
-advances the watermark. Failures are decided here, never on a worker: a
-failed event is sent again after the retry policy's wait, then dead-lettered
+The daemon stays the sequencer: each ordering key's events wait in their own
+line in the order they arrive (id order; a late event runs when it turns up,
+after the later events of its key), and only the head of a line is out at a
+time: one task carrying up to ``task_batch`` events of that key in increasing
+id order, as workers require (a late event starts a task of its own). A result
+reports each event finished to ``on_done``; the runner advances the watermark.
+
+Failures are decided here, never on a worker: a failed event is sent again
+after the retry policy's wait, then dead-lettered
 (``stopOnError=False``) or switches the plugin off (``stopOnError=True``),
-while the plugin's other keys go on. A task not answered within
-``task_timeout`` is sent again; workers skip events they already did.
+while the plugin's other keys go on. A task that comes back without a result
+(rejected by the worker, revoked, unreadable) has its first event sent again
+alone and the rest put back in line; an event rejected alone is retried by
+the policy, then dead-lettered: it cannot be run, which is no plugin's
+failure. A task not answered within ``task_timeout`` is sent again; workers
+skip events they already did; its key counts as held in status and metrics.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from shotgun_events.delivery.celery.codec import (
     BUSY,
     DONE,
     FAILED,
+    REJECTED,
     WRONG_VERSION,
     TaskResult,
     TaskSpec,
@@ -96,7 +104,7 @@ class CeleryExecutor:
     # -- the Executor protocol -------------------------------------------------
 
     def submit(self, event: Event) -> None:
-        """Queue one event behind earlier events of its key, and send what can go."""
+        """Queue one event behind the events of its key, and send what can go."""
         key = self._order_key(event)
         with self._lock:
             self._lines.setdefault(key, deque()).append(event)
@@ -128,7 +136,19 @@ class CeleryExecutor:
             "sent": c.sent,
             "resent": c.resent,
             "timed_out": c.timed_out,
+            "keys_held": len(self.held()),
         }
+
+    def held(self) -> list[tuple[float, list[int]]]:
+        """(seconds, event ids) of each key whose task is out longer than ``task_timeout``."""
+        now = self._monotonic()
+        with self._lock:
+            found = [
+                (now - task.since, [int(e["id"]) for e in task.events])
+                for task in self._out.values()
+                if task.since is not None and now - task.since > self._timeout
+            ]
+        return sorted(found, reverse=True)
 
     def status(self) -> dict[str, Any]:
         """What ``status`` shows of this plugin's executor (the runner adds it per plugin)."""
@@ -139,6 +159,10 @@ class CeleryExecutor:
             "events_held": len(self.in_flight()),
             "refused": self.counters.refused,
         }
+        held = self.held()
+        if held:
+            seconds, ids = held[0]
+            shown["oldest_held"] = {"seconds": round(seconds, 1), "events": ids}
         if self._describe is not None:
             shown.update(self._describe(self))
         return shown
@@ -180,6 +204,8 @@ class CeleryExecutor:
                 finished.append((event, outcome))
         if result.status == DONE or not rest:
             self._finish(task, finished, keep=[])
+        elif result.status == REJECTED:
+            self._rejected(task, finished, rest, result)
         elif result.status == FAILED:
             self._failed(task, finished, rest, result)
         else:
@@ -232,10 +258,16 @@ class CeleryExecutor:
                 if key in self._out:
                     continue
                 line = self._lines[key]
-                events = [line.popleft() for _ in range(min(self._batch, len(line)))]
+                events = [line.popleft()]
+                while (
+                    line
+                    and len(events) < self._batch
+                    and int(line[0]["id"]) > int(events[-1]["id"])
+                ):
+                    events.append(line.popleft())
                 if not line:
                     del self._lines[key]
-                task = Task(key=key, events=events)
+                task = Task(key=key, events=events, since=now)
                 self._out[key] = task
                 to_send.append(task)
             for task in to_send:
@@ -350,6 +382,60 @@ class CeleryExecutor:
         with self._lock:
             task.due = self._monotonic()
         self._finish(task, [*finished, (event, Outcome.DONE)], keep=rest[1:])
+
+    def _rejected(
+        self,
+        task: Task,
+        finished: list[tuple[Event, Outcome]],
+        rest: list[Event],
+        result: TaskResult,
+    ) -> None:
+        if len(rest) > 1:
+            # Which event a worker cannot take is unknown: send the first alone.
+            log.warning(
+                "%s: task for events %s came back %s; sending event %s alone, the rest after it",
+                self.plugin.name,
+                _ids(rest),
+                result.error,
+                rest[0]["id"],
+            )
+            with self._lock:
+                self._lines.setdefault(task.key, deque()).extendleft(reversed(rest[1:]))
+                task.due = self._monotonic()
+            self._finish(task, finished, keep=rest[:1])
+            return
+        event, event_id = rest[0], int(rest[0]["id"])
+        with self._lock:
+            attempt = self._failures.get(event_id, 0) + 1
+            self._failures[event_id] = attempt
+        self.counters.failed += 1
+        if attempt <= self._policy.retries:
+            delay = min(self._policy.delay * 2.0 ** (attempt - 1), self._policy.max_delay)
+            self.plugin.logger.warning(
+                "event %d came back %s; retry %d of %d in %.1f s",
+                event_id,
+                result.error,
+                attempt,
+                self._policy.retries,
+                delay,
+            )
+            with self._lock:
+                task.due = self._monotonic() + delay
+            self.counters.resent += 1
+            self._finish(task, finished, keep=rest)
+            return
+        self.plugin.logger.error(
+            "event %d cannot be run on a worker: it came back %s; giving it up (see "
+            "dead letters)",
+            event_id,
+            result.error,
+        )
+        if self._dead_letters is not None:
+            self._dead_letters.record(
+                self.plugin.name, event_id, result.error, reason="rejected by the workers"
+            )
+        self.counters.dead_letters += 1
+        self._finish(task, [*finished, (event, Outcome.DONE)], keep=[])
 
     def _refused(
         self,

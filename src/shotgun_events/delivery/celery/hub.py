@@ -21,6 +21,7 @@ from celery import Celery
 from shotgun_events.config.celery_section import CeleryConfig
 from shotgun_events.delivery.celery.app import make_app
 from shotgun_events.delivery.celery.codec import (
+    REJECTED,
     TASK_NAME,
     MalformedTaskError,
     TaskResult,
@@ -219,17 +220,10 @@ class CeleryHub:
         self._came_back()
         found: list[tuple[str, Client, TaskResult]] = []
         for task_id, value in zip(ids, raw, strict=True):
-            if value is None:
-                continue
-            try:
-                meta = backend.decode_result(value)
-                result = decode_result(meta.get("result"))
-            except (MalformedTaskError, ValueError, TypeError, AttributeError) as exc:
-                log.error(
-                    "task %s answered something unreadable (%s); sending it again", task_id, exc
-                )
-                continue
-            found.append((task_id, owners[task_id], result))
+            if value is not None:
+                # Every answer is taken once, ours or not: a key left in place would be read
+                # again at every round.
+                found.append((task_id, owners[task_id], _read_answer(backend, value)))
         if found:
             try:
                 self.redis.delete(*(backend.get_key_for_task(t) for t, _, _ in found))
@@ -269,6 +263,24 @@ class CeleryHub:
         )
         for client in clients:
             client.resend_all()
+
+
+def _read_answer(backend: Any, value: Any) -> TaskResult:
+    """A worker's result, or a REJECTED one saying what came back instead."""
+    meta: Any = None
+    try:
+        meta = backend.decode_result(value)
+        return decode_result(meta.get("result"))
+    except (MalformedTaskError, ValueError, TypeError, AttributeError) as exc:
+        state = meta.get("status") if isinstance(meta, dict) else None
+        detail = meta.get("result") if isinstance(meta, dict) else None
+        if isinstance(detail, dict) and "exc_message" in detail:
+            message = detail.get("exc_message")
+            what = f"{detail.get('exc_type', 'error')}: {message}"
+        else:
+            what = str(exc)
+        text = f"{state or 'an unreadable answer'} ({what})"
+        return TaskResult(status=REJECTED, error=" ".join(text.split())[:500])
 
 
 def _reason(exc: BaseException) -> str:

@@ -37,6 +37,8 @@ class Task:
     events: list[Event]
     task_id: str | None = None
     sent_at: float = 0.0
+    #: When this task of the key was first sent: the key is held since then.
+    since: float | None = None
     #: When to send (again); None while out.
     due: float | None = None
     refusals: int = 0
