@@ -26,8 +26,7 @@ from shotgun_events.client.source import ShotgunEventSource
 from shotgun_events.config.checks import permission_warnings, validate_paths
 from shotgun_events.config.load import load_config_with_warnings
 from shotgun_events.config.model import Config
-from shotgun_events.delivery.celery.wiring import CeleryWiring, celery_spec_resolver
-from shotgun_events.delivery.plan import spec_resolver
+from shotgun_events.delivery.celery.wiring import CeleryWiring
 from shotgun_events.delivery.scope import SiteLookup
 from shotgun_events.engine.loop import Engine, Hooks
 from shotgun_events.engine.settings import Exit
@@ -252,7 +251,7 @@ class Daemon:
         liveness = wiring.build_liveness(config, systemd)
         heartbeat = wiring.Heartbeat(config, flag, systemd, liveness)
         wake = WakeUps() if config.webhooks.enabled else None
-        dispatcher, celery = wiring.build_delivery(
+        delivery = wiring.build_delivery(
             config,
             logs=logs,
             store=store,
@@ -266,16 +265,13 @@ class Daemon:
             retry=wiring.site_retry(config, heartbeat.wait),
             loader=loader,
             store=store,
-            dispatcher=dispatcher,
+            dispatcher=delivery.dispatcher,
             settings=wiring.engine_settings(config, options.from_id),
             source_factory=new_source,
             watcher=watcher,
             wake=wake,
-            # [plugin:NAME] concurrency / order_by win over reg.setConcurrency.
-            spec_for=celery_spec_resolver(config)
-            if celery is not None
-            else spec_resolver(config.plugin_settings),
-            executor_factory=celery.executor_for if celery is not None else None,
+            executors=delivery.executors,
+            spec_for=delivery.spec_for,
             stop=flag.stop_requested,
             reload=flag.reload_requested,
             hooks=Hooks(
@@ -317,7 +313,7 @@ class Daemon:
             receiver,
         )
         daemon.lookup = lookup
-        daemon.celery = celery
+        daemon.celery = delivery.celery
         return daemon
 
     def run(self) -> Exit:

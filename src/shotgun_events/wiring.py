@@ -12,10 +12,12 @@ without it. The status server stays in ``app``, the one module that imports
 
 from __future__ import annotations
 
+import functools
 import logging
 import ssl
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from shotgun_events.client.connections import ConnectionPool
@@ -23,9 +25,10 @@ from shotgun_events.client.retry import SiteRetry
 from shotgun_events.client.source import ShotgunEventSource, daemon_source
 from shotgun_events.config.model import Config
 from shotgun_events.config.plugin_sections import unknown_plugin_warnings
-from shotgun_events.delivery.celery.wiring import CeleryWiring, celery_wiring, engine_dispatch
+from shotgun_events.delivery.celery.wiring import CeleryWiring, celery_wiring
 from shotgun_events.delivery.dispatch import Dispatcher
-from shotgun_events.delivery.failures import DeadLetters, RetryPolicy
+from shotgun_events.delivery.executors import Executors, ExecutorSpec, choose
+from shotgun_events.delivery.failures import DeadLetters, FailurePolicy, RetryPolicy
 from shotgun_events.delivery.scope import Scope, SiteLookup
 from shotgun_events.engine.settings import Settings
 from shotgun_events.engine.wakeup import WakeUps
@@ -106,7 +109,7 @@ def engine_settings(config: Config, from_id: int | None) -> Settings:
         backlog_timeout=timedelta(seconds=config.backlog_timeout),
         backlog_poll_interval=config.backlog_poll_interval,
         start_from_id=from_id if from_id is not None else config.start_from_id,
-        dispatch=engine_dispatch(config.dispatch),
+        dispatch=config.dispatch,
         stop_grace=config.stop_timeout,
         callback_timeout=config.callback_timeout,
         disabled_cooldown=config.disabled_cooldown,
@@ -137,6 +140,16 @@ def source_factory(config: Config, sink: Telemetry | None) -> Callable[[], Shotg
     return new_source
 
 
+@dataclass
+class DeliveryParts:
+    """How plugins' events run: the dispatcher, the executors and which one each plugin gets."""
+
+    dispatcher: Dispatcher
+    executors: Executors
+    spec_for: Callable[[Plugin], ExecutorSpec]
+    celery: CeleryWiring | None
+
+
 def build_delivery(
     config: Config,
     *,
@@ -146,24 +159,25 @@ def build_delivery(
     lookup: SiteLookup,
     wait: Callable[[float], bool],
     reloading: bool,
-) -> tuple[Dispatcher, CeleryWiring | None]:
-    """The dispatcher with its retries and dead letters, and Celery's wiring when it is used.
+) -> DeliveryParts:
+    """The dispatcher with the failure policy, each plugin's executor, and Celery when used.
 
     ``wait`` is the heartbeat's; ``reloading``: built again on SIGHUP (Redis is
     then not waited for).
     """
-    policy = RetryPolicy(
-        retries=config.callback_retries,
-        delay=config.callback_retry_delay,
-        max_delay=config.callback_retry_max_delay,
+    policy = FailurePolicy(
+        RetryPolicy(
+            retries=config.callback_retries,
+            delay=config.callback_retry_delay,
+            max_delay=config.callback_retry_max_delay,
+        ),
+        DeadLetters(store, scrub=logs.secret_filter.scrub),
     )
-    dead_letters = DeadLetters(store, scrub=logs.secret_filter.scrub)
     dispatcher = Dispatcher(
         connections=pool,
         use_session_uuid=config.use_session_uuid,
         timing=logs.timing,
         policy=policy,
-        dead_letters=dead_letters,
         # A retry's wait keeps pinging systemd's watchdog: waiting is not hanging.
         wait=wait,
         scope=Scope(settings=config.plugin_settings, lookup=lookup, config_path=config.path),
@@ -172,16 +186,22 @@ def build_delivery(
     celery = (
         celery_wiring(
             config,
-            dispatcher=dispatcher,
             policy=policy,
-            dead_letters=dead_letters,
+            registry=dispatcher.in_flight,
             wait=wait,
             reloading=reloading,
         )
         if config.uses_celery
         else None
     )
-    return dispatcher, celery
+    return DeliveryParts(
+        dispatcher=dispatcher,
+        executors=Executors(dispatcher, celery.factory if celery is not None else None),
+        spec_for=functools.partial(
+            choose, sections=config.plugin_settings, executor=config.executor
+        ),
+        celery=celery,
+    )
 
 
 def build_mailer(config: Config, logs: LogSetup) -> EmailNotifier | None:

@@ -86,6 +86,9 @@ class FakeSource:
             visible = [i for i in self.events if i not in self.hidden]
             return max(visible, default=0)
 
+    def close(self) -> None:
+        """Nothing to release."""
+
 
 @dataclass(eq=False)
 class FakeCallback:
@@ -115,6 +118,12 @@ class FakePlugin:
     reason: str | None = None
     failed_at: float | None = None
     received: list[int] = field(default_factory=list)
+    generation: int = 0
+    concurrency: int = 1
+    order_by: str = "entity"
+    fingerprint: tuple[int, int, str] = (0, 0, "0" * 40)
+    projects: tuple[int | str, ...] | None = None
+    ignore_own_events: bool | None = None
 
     @property
     def key(self) -> PluginKey:

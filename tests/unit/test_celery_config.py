@@ -17,21 +17,21 @@ def test_a_config_without_celery_gets_the_defaults_and_runs_locally(tmp_path: Pa
     config = load_config(write(tmp_path, MINIMAL), environ={})
     # Then every plugin runs locally and the section has its defaults
     assert not config.uses_celery
-    assert config.executor_for("any") == "local"
+    assert config.executor == "local"
     assert config.celery.queue_prefix == "shotgun_events"
 
 
-def test_dispatch_celery_reads_the_section_with_password_from_the_environment(
+def test_executor_celery_reads_the_section_with_password_from_the_environment(
     tmp_path: Path,
 ) -> None:
-    # Given dispatch = celery and a broker password from the environment
-    text = MINIMAL.replace("[daemon]\n", "[daemon]\ndispatch = celery\n") + (
+    # Given executor = celery and a broker password from the environment
+    text = MINIMAL.replace("[daemon]\n", "[daemon]\nexecutor = celery\n") + (
         "\n[celery]\nbroker_url = rediss://:%(REDIS_PASSWORD)s@redis.lan:6380/2\n"
         "queue_prefix = studio.events\ntask_timeout = 45\n"
     )
     config = load_config(write(tmp_path, text), environ={"REDIS_PASSWORD": "hunter2-redis"})
     # Then the URL is used, the backend defaults to it and the password is a secret
-    assert config.executor_for("p") == "celery"
+    assert config.executor == "celery" and config.uses_celery
     assert config.celery.broker_url == "rediss://:hunter2-redis@redis.lan:6380/2"
     assert config.celery.result_backend == config.celery.broker_url
     assert config.celery.task_timeout == 45
@@ -44,7 +44,8 @@ def test_a_plugin_section_can_put_one_plugin_on_celery(tmp_path: Path) -> None:
     text = MINIMAL + "\n[plugin:transcode]\nexecutor = celery\n"
     config = load_config(write(tmp_path, text), environ={})
     assert config.uses_celery
-    assert (config.executor_for("transcode"), config.executor_for("other")) == ("celery", "local")
+    assert config.plugin_settings["transcode"].executor == "celery"
+    assert config.executor == "local" and config.uses_celery
 
 
 @pytest.mark.parametrize(
@@ -58,7 +59,7 @@ def test_a_plugin_section_can_put_one_plugin_on_celery(tmp_path: Path) -> None:
 )
 def test_bad_values_give_one_line_without_the_secret(tmp_path: Path, key: str, value: str) -> None:
     # Given a bad [celery] value / When loaded / Then one line naming file and key, no secret
-    text = MINIMAL.replace("[daemon]\n", "[daemon]\ndispatch = celery\n") + (
+    text = MINIMAL.replace("[daemon]\n", "[daemon]\nexecutor = celery\n") + (
         f"\n[celery]\n{key} = {value}\n"
     )
     with pytest.raises(ConfigError) as caught:

@@ -11,17 +11,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+
 from shotgun_events.delivery.celery.codec import (
     BUSY,
     DONE,
     FAILED,
+    REJECTED,
     WRONG_VERSION,
     TaskResult,
     decode_task,
 )
 from shotgun_events.delivery.celery.executor import CeleryExecutor
 from shotgun_events.delivery.dispatch import Outcome
-from shotgun_events.delivery.failures import DeadLetters, RetryPolicy
+from shotgun_events.delivery.executors import RejectedError
+from shotgun_events.delivery.failures import DeadLetters, FailurePolicy, RetryPolicy
+from shotgun_events.delivery.inflight import InFlight
 from shotgun_events.events import Event
 from tests.unit.fakes import FakeStore, make_event, recording_plugin
 
@@ -76,11 +81,12 @@ class Rig:
             queue="se.p1",
             on_done=self.on_done,
             order_key=lambda e: e["entity"]["id"],
-            policy=RetryPolicy(retries=retries, delay=2.0, max_delay=60.0),
-            dead_letters=DeadLetters(self.store),
+            policy=FailurePolicy(
+                RetryPolicy(retries=retries, delay=2.0, max_delay=60.0), DeadLetters(self.store)
+            ),
+            registry=InFlight(lambda: self.now),
             task_batch=batch,
             task_timeout=30.0,
-            monotonic=lambda: self.now,
         )
 
     def on_done(self, event: Event, outcome: Outcome) -> None:
@@ -241,14 +247,86 @@ def test_while_redis_is_away_events_are_held_and_sent_once_it_is_back() -> None:
     assert rig.executor.counters.timed_out == 0
 
 
-def test_has_room_applies_back_pressure() -> None:
+def test_a_full_executor_rejects_and_the_producer_waits_for_room() -> None:
     # Given a capacity of two events
     rig = Rig()
     executor = CeleryExecutor(
-        rig.plugin, hub=rig.hub, queue="q", on_done=rig.on_done, capacity=2
+        rig.plugin,
+        hub=rig.hub,
+        queue="q",
+        on_done=rig.on_done,
+        order_key=lambda e: e["id"],
+        capacity=2,
     )
     executor.submit(make_event(1))
-    assert executor.has_room()
     executor.submit(make_event(2))
-    # Then it is full until an answer comes
-    assert not executor.has_room()
+    # Then a third is rejected until answers free room
+    with pytest.raises(RejectedError):
+        executor.submit(make_event(3))
+    executor.on_result(rig.hub.sent[0].task_id, TaskResult(DONE, handled=(1,), ran=(1,)))
+    executor.submit(make_event(3))
+    assert executor.in_flight() == {2, 3}
+
+
+def test_a_late_event_runs_after_the_later_events_of_its_key_in_a_task_of_its_own() -> None:
+    # Given a key with a task out and later events waiting
+    rig = Rig(batch=10)
+    for event_id in (10, 11, 12):
+        rig.submit(event_id, entity=1)
+    # When a late event of the same key turns up
+    rig.submit(5, entity=1)
+    rig.answer(rig.hub.sent[0])
+    # Then the next task carries the waiting ones in increasing order, the late one after
+    assert rig.hub.sent[1].ids == [11, 12]
+    rig.answer(rig.hub.sent[1])
+    assert rig.hub.sent[2].ids == [5]
+    rig.answer(rig.hub.sent[2])
+    assert [i for i, _ in rig.done] == [10, 11, 12, 5]
+
+
+def test_a_rejected_task_is_sent_again_one_event_first_then_retried_then_given_up() -> None:
+    # Given one retry, and events 1-3 of one key in one task
+    rig = Rig(retries=1, batch=10)
+    rig.submit(9, entity=1)
+    for event_id in (10, 11, 12):
+        rig.submit(event_id, entity=1)
+    rig.answer(rig.hub.sent[0])
+    assert rig.hub.sent[1].ids == [10, 11, 12]
+    # When the task comes back rejected
+    rig.answer(rig.hub.sent[1], REJECTED, error="REJECTED (Reject: bad datetime)")
+    # Then its first event goes again alone, at once
+    assert rig.hub.sent[2].ids == [10]
+    # When that one is rejected too: after the policy's wait it is retried, then given up
+    rig.answer(rig.hub.sent[2], REJECTED, error="REJECTED (Reject: bad datetime)")
+    rig.now += 2.0
+    rig.executor.tick(rig.now)
+    assert rig.hub.sent[3].ids == [10]
+    rig.answer(rig.hub.sent[3], REJECTED, error="REJECTED (Reject: bad datetime)")
+    # Even with stopOnError: a dead letter, the plugin stays on, the key goes on
+    assert rig.plugin.active
+    assert [d["event_id"] for d in DeadLetters(rig.store).entries()] == [10]
+    assert rig.hub.sent[4].ids == [11, 12]
+    rig.answer(rig.hub.sent[4])
+    assert [i for i, _ in rig.done] == [9, 10, 11, 12]
+
+
+def test_a_key_held_past_task_timeout_is_counted_and_shown() -> None:
+    # Given a task out
+    rig = Rig()
+    rig.submit(1, entity=10)
+    rig.submit(2, entity=10)
+    assert rig.executor.figures()["keys_held"] == 0
+    # When task_timeout passes (it is sent again) and more
+    rig.now += 31.0
+    rig.executor.tick(rig.now)
+    # Then the key counts as held, since its first sending, with the events it holds
+    assert rig.executor.figures() | {"sent": 0} == {
+        "tasks_in_flight": 1,
+        "sent": 0,
+        "resent": 0,
+        "timed_out": 1,
+        "keys_held": 1,
+    }
+    assert rig.executor.status()["oldest_held"] == {"seconds": 31.0, "events": [1]}
+    rig.answer(rig.hub.sent[-1])
+    assert rig.executor.figures()["keys_held"] == 0

@@ -10,7 +10,7 @@ import pytest
 
 from shotgun_events.client.retry import SiteRetry
 from shotgun_events.cursor import Cursor
-from shotgun_events.delivery.auto import AutoDelivery
+from shotgun_events.delivery import fanout
 from shotgun_events.delivery.dispatch import Dispatcher
 from shotgun_events.engine.loop import Engine
 from shotgun_events.engine.settings import Settings
@@ -453,9 +453,7 @@ def test_a_blocked_plugin_does_not_hold_up_the_others_and_catches_up_alone() -> 
         loader=FakeLoader([*fast, slow]),
         store=FakeStore(),
         dispatcher=Dispatcher(connections=FakeConnections(), use_session_uuid=False),
-        settings=Settings(
-            batch_size=5, dispatch="parallel", max_pending_batches=1, detach_after=0.05
-        ),
+        settings=Settings(batch_size=5, dispatch="parallel"),
         stop=stop,
         clock=clock,
         monotonic=clock.monotonic,
@@ -482,7 +480,9 @@ def test_a_blocked_plugin_does_not_hold_up_the_others_and_catches_up_alone() -> 
     assert slow.received == list(range(2, 42))
 
 
-def test_auto_gives_a_slow_plugin_its_own_thread_and_takes_it_back_once_caught_up() -> None:
+def test_auto_gives_a_slow_plugin_its_own_thread_and_takes_it_back_once_caught_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # Given auto dispatch, two quick plugins and one that takes 30 ms per event
     if DISPATCH != "auto":
         pytest.skip("promotion is what auto dispatch does")
@@ -500,19 +500,19 @@ def test_auto_gives_a_slow_plugin_its_own_thread_and_takes_it_back_once_caught_u
         loader=FakeLoader([*fast, slow]),
         store=FakeStore(),
         dispatcher=Dispatcher(connections=FakeConnections(), use_session_uuid=False),
-        settings=Settings(batch_size=10, dispatch="auto", detach_after=0.05),
+        settings=Settings(batch_size=10, dispatch="auto"),
         stop=stop,
     )
     ENGINES.append(engine)
     engine.start()
     delivery = engine.delivery
-    assert isinstance(delivery, AutoDelivery)
+    assert delivery.policy is fanout.Promotion.WHEN_SLOW
     source.add(*range(2, 62))
     # When the engine reads the first batch
     engine.run_once()
     # Then the slow plugin was moved to a thread of its own part-way, the quick ones
     # got the whole batch, and the slow one had only its first few events in the group
-    assert [r.plugin.name for r in delivery.promoted()] == ["slow"]
+    assert [r.plugin.name for r in delivery.on_own_threads()] == ["slow"]
     assert all(p.received == list(range(2, 12)) for p in fast)
     # When the engine goes on and the slow plugin is given time to catch up
     for _ in range(200):
@@ -524,11 +524,11 @@ def test_auto_gives_a_slow_plugin_its_own_thread_and_takes_it_back_once_caught_u
     for plugin in [*fast, slow]:
         assert plugin.received == list(range(2, 62)), plugin.name
     # And once caught up, idle and quick again, it shares the engine's thread again
-    delivery._rejoin_after = 0.0
+    monkeypatch.setattr(fanout, "REJOIN_AFTER", 0.0)
     delay[0] = 0.0
     source.add(62)
     engine.run_once()
-    assert delivery.promoted() == []
+    assert delivery.on_own_threads() == []
     source.add(63)
     engine.run_once()
     assert all(p.received[-2:] == [62, 63] for p in [*fast, slow])

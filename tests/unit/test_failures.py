@@ -11,7 +11,7 @@ import pytest
 
 from shotgun_events.client.retry import SiteRetry
 from shotgun_events.delivery.dispatch import Dispatcher, Outcome
-from shotgun_events.delivery.failures import DeadLetters, RetryPolicy
+from shotgun_events.delivery.failures import DeadLetters, FailurePolicy, RetryPolicy
 from shotgun_events.engine.loop import Engine
 from shotgun_events.engine.settings import Settings
 from tests.unit.fakes import DISPATCH_MODES
@@ -60,8 +60,7 @@ def dispatcher(store: FakeStore, waits: list[float], policy: RetryPolicy) -> Dis
     return Dispatcher(
         connections=FakeConnections(),
         use_session_uuid=False,
-        policy=policy,
-        dead_letters=DeadLetters(store),
+        policy=FailurePolicy(policy, DeadLetters(store)),
         wait=wait,
     )
 
@@ -126,8 +125,7 @@ def test_stop_during_a_retry_wait_leaves_the_event_unhandled_and_the_plugin_on()
     run = Dispatcher(
         connections=FakeConnections(),
         use_session_uuid=False,
-        policy=RetryPolicy(retries=3, delay=1.0),
-        dead_letters=DeadLetters(store),
+        policy=FailurePolicy(RetryPolicy(retries=3, delay=1.0), DeadLetters(store)),
         wait=lambda seconds: True,  # stop requested while waiting
     )
     assert run.run(plugin, make_event(3)) is Outcome.INTERRUPTED

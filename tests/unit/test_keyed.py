@@ -10,8 +10,8 @@ import pytest
 
 from shotgun_events.cursor import Cursor
 from shotgun_events.delivery.dispatch import Dispatcher
-from shotgun_events.delivery.executor import ExecutorSpec
-from shotgun_events.delivery.ordering import NO_VALUE, key_function
+from shotgun_events.delivery.executors import INLINE, POOL, Executors, ExecutorSpec, choose
+from shotgun_events.delivery.keys import NO_VALUE, key_function
 from shotgun_events.delivery.runner import PluginRunner
 from shotgun_events.events import Event
 from tests.unit.fakes import FakeCallback, FakeConnections, FakePlugin, FakeStore, make_event
@@ -76,13 +76,15 @@ class _Recorder:
 def _runner(
     plugin: FakePlugin, store: FakeStore, cursor: Cursor, concurrency: int = 4
 ) -> PluginRunner:
+    dispatcher = Dispatcher(connections=FakeConnections(), use_session_uuid=False)
     return PluginRunner(
         plugin,
         cursor,
-        dispatcher=Dispatcher(connections=FakeConnections(), use_session_uuid=False),
+        dispatcher=dispatcher,
+        executors=Executors(dispatcher),
         recorder=store,
         backlog_timeout=timedelta(minutes=5),
-        spec_for=lambda p: ExecutorSpec(concurrency=concurrency, order_by="entity"),
+        spec_for=lambda p: ExecutorSpec(POOL, concurrency=concurrency, order_by="entity"),
     )
 
 
@@ -214,7 +216,7 @@ def test_a_reload_lets_old_code_events_finish_before_new_code_starts() -> None:
     runner = _runner(plugin, store, Cursor(0))
     runner.handle(_shot(1, 1), NOW)
     for _ in range(200):
-        if runner.busy():
+        if runner._dispatcher.in_flight.running():
             break
         threading.Event().wait(0.01)
     # When the plugin is reloaded (same concurrency) and an event of another shot arrives
@@ -236,23 +238,25 @@ def test_a_reload_that_changes_concurrency_swaps_the_executor_once_idle() -> Non
     plugin.generation = 0  # type: ignore[attr-defined]
     plugin.concurrency = 4  # type: ignore[attr-defined]
     store = FakeStore()
+    dispatcher = Dispatcher(connections=FakeConnections(), use_session_uuid=False)
     runner = PluginRunner(
         plugin,
         Cursor(0),
-        dispatcher=Dispatcher(connections=FakeConnections(), use_session_uuid=False),
+        dispatcher=dispatcher,
+        executors=Executors(dispatcher),
         recorder=store,
         backlog_timeout=timedelta(minutes=5),
-        spec_for=lambda p: ExecutorSpec(concurrency=p.concurrency),  # type: ignore[attr-defined]
+        spec_for=lambda p: choose(p, {}),  # type: ignore[arg-type]
     )
     for event_id in (1, 2, 3):
         runner.handle(_shot(event_id, event_id), NOW)
-    assert runner.concurrent
+    assert runner.spec.kind == POOL
     # When the reloaded plugin asks for strict order
     plugin.concurrency = 1  # type: ignore[attr-defined]
     plugin.generation = 1  # type: ignore[attr-defined]
     runner.handle(_shot(4, 4), NOW)
     # Then the events in flight finished first, and it goes on in strict order
-    assert not runner.concurrent
+    assert runner.spec.kind == INLINE
     assert sorted(i for _, i in callback.order) == [1, 2, 3, 4]
     assert store.positions[runner.key].last_id == 4
     runner.close(5)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
 from shotgun_events.client.retry import SiteRetry
 from shotgun_events.delivery.dispatch import Dispatcher
-from shotgun_events.delivery.executor import ExecutorSpec
+from shotgun_events.delivery.executors import choose
 from shotgun_events.delivery.failures import DeadLetters
 from shotgun_events.engine.loop import Engine
 from shotgun_events.engine.settings import Settings
@@ -64,7 +65,7 @@ def rig(dispatch: str, concurrency: int) -> Iterator[Rig]:
         stop=threading.Event(),
         clock=clock,
         monotonic=clock.monotonic,
-        spec_for=lambda plugin: ExecutorSpec(concurrency=concurrency),
+        spec_for=lambda plugin: choose(replace(plugin, concurrency=concurrency), {}),
     )
     engine.start()
     try:

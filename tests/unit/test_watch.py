@@ -10,7 +10,7 @@ import pytest
 
 from shotgun_events.client.retry import SiteRetry
 from shotgun_events.delivery.dispatch import Dispatcher
-from shotgun_events.delivery.watch import CallbackWatch
+from shotgun_events.delivery.inflight import CallbackWatch, InFlight
 from shotgun_events.engine.loop import Engine
 from shotgun_events.engine.settings import Settings
 from tests.unit.fakes import DISPATCH_MODES
@@ -18,28 +18,44 @@ from tests.unit.fakes import DISPATCH_MODES
 from .fakes import Clock, FakeConnections, FakeLoader, FakeSource, FakeStore, recording_plugin
 
 
-class FakeRunner:
-    def __init__(self, name: str) -> None:
-        self.plugin = recording_plugin(name)
-
-
 def test_reports_once_per_stuck_event_and_again_for_the_next(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    watch = CallbackWatch(10)
-    runner = FakeRunner("slow")
-    ident = threading.get_ident()
-    assert watch.check([(runner, 5.0, ident)]) == []  # type: ignore[list-item]
-    assert watch.check([(runner, 11.0, ident)]) == ["slow"]  # type: ignore[list-item]
-    assert watch.check([(runner, 30.0, ident)]) == []  # type: ignore[list-item]
-    # A new event starts counting from zero
-    assert watch.check([(runner, 1.0, ident)]) == []  # type: ignore[list-item]
-    assert watch.check([(runner, 12.0, ident)]) == ["slow"]  # type: ignore[list-item]
+    # Given a callback of plugin "slow" running in this thread, and a 10 s limit
+    clock = Clock()
+    registry = InFlight(clock.monotonic)
+    watch = CallbackWatch(registry, 10)
+    plugin = recording_plugin("slow")
+    key = registry.start(plugin, 1)  # type: ignore[arg-type]
+    clock.advance(5)
+    assert watch.check() == []
+    # When it runs past the limit, it is reported once, with this thread's stack
+    clock.advance(6)
+    assert watch.check() == ["slow"]
+    clock.advance(19)
+    assert watch.check() == []
     assert "test_reports_once_per_stuck_event" in caplog.text  # the stack names this frame
+    # And the next event starts counting from zero and can be reported again
+    registry.end(key)
+    registry.start(plugin, 2)  # type: ignore[arg-type]
+    clock.advance(1)
+    assert watch.check() == []
+    clock.advance(11)
+    assert watch.check() == ["slow"]
 
 
 def test_no_limit_reports_nothing() -> None:
-    assert CallbackWatch(0).check([(FakeRunner("x"), 1e6, None)]) == []  # type: ignore[list-item]
+    registry = InFlight()
+    registry.start(recording_plugin("x"), 1)  # type: ignore[arg-type]
+    assert CallbackWatch(registry, 0).check() == []
+
+
+def test_a_celery_task_has_no_stack_and_is_left_to_the_executor() -> None:
+    clock = Clock()
+    registry = InFlight(clock.monotonic)
+    registry.start(recording_plugin("remote"), 1, task=("celery", "remote", 1))  # type: ignore[arg-type]
+    clock.advance(100)
+    assert CallbackWatch(registry, 10).check() == []
 
 
 @pytest.mark.parametrize("dispatch", DISPATCH_MODES)

@@ -48,6 +48,10 @@ class EventSource(Protocol):
         """Return the id of the newest event, 0 when the log is empty."""
         ...
 
+    def close(self) -> None:
+        """Release the connection (a source made for a plugin's own reads)."""
+        ...
+
 
 class ShotgunEventSource:
     """Read EventLogEntry rows through one ``shotgun_api3`` connection."""

@@ -22,7 +22,12 @@ from shotgun_events.config.model import (
     Config,
     EmailConfig,
 )
-from shotgun_events.config.plugin_sections import known_plugin_keys, read_plugin_sections
+from shotgun_events.config.plugin_sections import (
+    EXECUTORS,
+    PluginSettings,
+    known_plugin_keys,
+    read_plugin_sections,
+)
 from shotgun_events.config.webhooks import read_active_interval, read_webhooks
 from shotgun_events.errors import ConfigError
 
@@ -101,6 +106,7 @@ def _build(ini: IniReader) -> Config:
         raise ini.fail("shotgun", "server", "an http(s):// site URL", server, fix)
     ca_certs = ini.text("shotgun", "ca_certs")
     start_from = ini.text("daemon", "start_from_id")
+    dispatch, executor = _dispatch_and_executor(ini)
     return Config(
         path=ini.source,
         pid_file=ini.path("daemon", "pidFile"),
@@ -118,7 +124,8 @@ def _build(ini: IniReader) -> Config:
         backlog_poll_interval=ini.seconds("daemon", "backlog_poll_interval", positive=True),
         request_timeout=ini.seconds("shotgun", "timeout_secs", positive=True),
         start_from_id=ini.integer("daemon", "start_from_id") if start_from else None,
-        dispatch=ini.choice("daemon", "dispatch", ("auto", "parallel", "serial", "celery")),
+        dispatch=dispatch,
+        executor=executor,
         stop_timeout=ini.seconds("daemon", "stop_timeout", positive=True),
         callback_timeout=ini.seconds("daemon", "callback_timeout"),
         state_fsync=ini.choice("daemon", "state_fsync", ("always", "interval", "never")),
@@ -152,11 +159,24 @@ def _build(ini: IniReader) -> Config:
     )
 
 
-def _celery(ini: IniReader, plugin_settings: Mapping[str, object]) -> CeleryConfig:
+def _dispatch_and_executor(ini: IniReader) -> tuple[str, str]:
+    """``[daemon] dispatch`` and ``executor``; the old ``dispatch = celery`` is executor celery."""
+    dispatch = ini.choice("daemon", "dispatch", ("auto", "parallel", "serial", "celery"))
+    executor = ini.choice("daemon", "executor", EXECUTORS)
+    if dispatch == "celery":
+        ini.warnings.append(
+            f"[daemon] dispatch = celery in {ini.source} is deprecated: write executor = celery "
+            "(and leave dispatch at auto); it is read as that"
+        )
+        return "auto", "celery"
+    return dispatch, executor
+
+
+def _celery(ini: IniReader, plugin_settings: Mapping[str, PluginSettings]) -> CeleryConfig:
     """Read [celery] when it is there or some plugin runs on Celery; else ignore it."""
-    used = ini.raw("daemon", "dispatch").strip().lower() == "celery" or any(
-        getattr(s, "executor", None) == "celery" for s in plugin_settings.values()
-    )
+    used = ini.raw("daemon", "dispatch").strip().lower() == "celery"
+    used = used or ini.raw("daemon", "executor").strip().lower() == "celery"
+    used = used or any(s.executor == "celery" for s in plugin_settings.values())
     if not used and not ini.parser.has_section("celery"):
         return CeleryConfig()
     return read_celery_section(ini)

@@ -39,6 +39,7 @@ DEFAULTS = DefaultsTable(
         ("daemon", "backlog_poll_interval"): "5",
         ("daemon", "start_from_id"): "",
         ("daemon", "dispatch"): "auto",
+        ("daemon", "executor"): "local",
         ("daemon", "stop_timeout"): "30",
         ("daemon", "callback_timeout"): "0",
         ("daemon", "state_fsync"): "interval",
@@ -199,18 +200,13 @@ class Config:
     webhooks: WebhookConfig = field(default_factory=lambda: WebhookConfig())
     #: The ``[celery]`` section (defaults when no plugin runs on Celery).
     celery: CeleryConfig = field(default_factory=CeleryConfig)
-
-    def executor_for(self, plugin_name: str) -> str:
-        """Return ``local`` or ``celery``: the plugin's section wins over ``[daemon] dispatch``."""
-        own = self.plugin_settings.get(plugin_name)
-        if own is not None and own.executor is not None:
-            return own.executor
-        return "celery" if self.dispatch == "celery" else "local"
+    #: Where plugins' events run unless their section says: ``local`` or ``celery``.
+    executor: str = DEFAULTS.text("daemon", "executor")
 
     @property
     def uses_celery(self) -> bool:
         """Whether any plugin may run on Celery workers."""
-        return self.dispatch == "celery" or any(
+        return self.executor == "celery" or any(
             s.executor == "celery" for s in self.plugin_settings.values()
         )
 

@@ -1,12 +1,15 @@
 """Run one event through one plugin's callbacks, each call isolated from the others.
 
 This is the innermost tier of error isolation: a callback that raises is
-logged at CRITICAL on its own logger (``plugin.<name>.<callback>``, so in the
-plugin's file), with its traceback and the local variables of its frames, as
-the original daemon does; with ``stopOnError`` the whole plugin is switched
-off and the event is *not* counted as handled, so the plugin resumes from it
-once its file is fixed. With DEBUG on for a plugin, its logger also says
-"Dispatching event N to callback X." before each call.
+handed to the failure policy (failures.py: retries, switching the plugin off,
+dead letters, and what is logged where); with ``stopOnError`` the event is
+*not* counted as handled, so the plugin resumes from it once its file is
+fixed. Each event's callbacks are recorded in the in-flight registry
+(inflight.py) while they run. With DEBUG on for a plugin, its logger also
+says "Dispatching event N to callback X." before each call.
+
+A Celery worker runs the same calls with ``attempt`` (scope included) and
+reports the first failure back to the daemon's policy.
 """
 
 from __future__ import annotations
@@ -18,12 +21,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from shotgun_events.delivery.failures import DeadLetters, RetryPolicy
+from shotgun_events.delivery.failures import FailurePolicy, Verdict
+from shotgun_events.delivery.inflight import InFlight
 from shotgun_events.delivery.scope import Scope
 from shotgun_events.events import Event
-from shotgun_events.notify.frames import describe_locals
 from shotgun_events.plugins.registrar import Callback
-from shotgun_events.telemetry import NULL, Telemetry
+from shotgun_events.telemetry import Telemetry
 
 if TYPE_CHECKING:
     from shotgun_events.plugins.loader import Plugin
@@ -71,8 +74,6 @@ class Connections(Protocol):
 class Dispatcher:
     """Call a plugin's matching callbacks for one event, in registration order."""
 
-    telemetry: Telemetry = NULL
-
     def __init__(
         self,
         *,
@@ -80,21 +81,35 @@ class Dispatcher:
         use_session_uuid: bool,
         timing: Timing | None = None,
         clock: Callable[[], float] = time.time,
-        policy: RetryPolicy | None = None,
-        dead_letters: DeadLetters | None = None,
+        policy: FailurePolicy | None = None,
         wait: Callable[[float], bool] = lambda seconds: False,
         scope: Scope | None = None,
+        in_flight: InFlight | None = None,
     ) -> None:
         self.scope = scope
         self._connections = connections
         self._use_session_uuid = use_session_uuid
         self._timing = timing
         self._clock = clock
-        self._policy = policy or RetryPolicy()
-        self._dead_letters = dead_letters
+        self.policy = policy or FailurePolicy()
         self._wait = wait
+        self.in_flight = in_flight or InFlight()
         #: Plugin name -> (event id, retry number) while a retry is waiting (for status).
         self.retrying: dict[str, tuple[int, int]] = {}
+
+    @property
+    def telemetry(self) -> Telemetry:
+        """Where callback calls, retries and dead letters are counted."""
+        return self.policy.telemetry
+
+    @telemetry.setter
+    def telemetry(self, sink: Telemetry) -> None:
+        self.policy.telemetry = sink
+
+    @staticmethod
+    def wants(plugin: Plugin, event: Event) -> bool:
+        """Whether some callback of ``plugin`` matches ``event`` (its scope is asked in ``run``)."""
+        return any(callback.matches(event) for callback in plugin.callbacks)
 
     def run(self, plugin: Plugin, event: Event, *, replay: bool = False) -> Outcome:
         """Deliver ``event`` to every matching callback of ``plugin``.
@@ -103,96 +118,69 @@ class Dispatcher:
         replay but neither switches the plugin off nor records a dead letter.
         """
         outcome = Outcome.SKIPPED
-        for callback in plugin.callbacks:
-            if not callback.matches(event):
-                continue
-            if self.scope is not None and not self.scope.admits(plugin, callback, event):
-                continue  # out of the plugin's scope: handled by not being delivered
-            outcome = Outcome.DONE
-            if plugin.logger.isEnabledFor(logging.DEBUG):  # no record at all otherwise
-                plugin.logger.debug(
-                    "Dispatching event %s to callback %s.", event.get("id"), callback.name
-                )
-            error = self._call(plugin, callback, event)
-            if error is None:
-                continue
-            if error is _INTERRUPTED:
-                return Outcome.INTERRUPTED
-            event_id = event.get("id")
-            if replay:
-                _critical(
-                    plugin,
-                    callback,
-                    error,
-                    "%s failed on replayed event %s: %s; replay stopped",
-                    callback.name,
-                    event_id,
-                    error,
-                )
-                return Outcome.FAILED
-            if callback.stop_on_error:
-                _critical(
-                    plugin,
-                    callback,
-                    error,
-                    "%s failed on event %s; stopping plugin %s (file %s) until its file "
-                    "changes; it will resume from this event",
-                    callback.name,
-                    event_id,
-                    plugin.name,
-                    plugin.path,
-                )
-                plugin.deactivate(
-                    f"callback {callback.name} raised {type(error).__name__} on event "
-                    f"{event_id}: {error}",
-                    by_callback=True,
-                )
-                return Outcome.FAILED
-            _critical(
-                plugin,
-                callback,
-                error,
-                "%s failed on event %s; giving it up (stopOnError=False)",
-                callback.name,
-                event_id,
-            )
-            self.telemetry.dead_lettered(plugin.name)
-            if self._dead_letters is not None:
-                self._dead_letters.record(
-                    plugin.name,
-                    int(event_id or 0),
-                    f"{callback.name}: {type(error).__name__}: {error}",
-                    reason="stopOnError=False",
-                )
+        event_id = int(event.get("id") or 0)
+        registry = self.in_flight
+        running = None
+        try:
+            for callback in plugin.callbacks:
+                if not callback.matches(event):
+                    continue
+                if self.scope is not None and not self.scope.admits(plugin, callback, event):
+                    continue  # out of the plugin's scope: handled by not being delivered
+                if running is None:
+                    running = registry.start(plugin, event_id)
+                outcome = Outcome.DONE
+                if plugin.logger.isEnabledFor(logging.DEBUG):  # no record at all otherwise
+                    plugin.logger.debug(
+                        "Dispatching event %s to callback %s.", event_id, callback.name
+                    )
+                failed = self._call(plugin, callback, event, replay)
+                if failed is not None:
+                    return failed
+        finally:
+            if running is not None:
+                registry.end(running)
         return outcome
 
-    def _call(self, plugin: Plugin, callback: Callback, event: Event) -> BaseException | None:
-        """Call one callback, retrying as the policy says; return the final error or None."""
-        retries = self._policy.attempts_for(callback)
+    def attempt(self, plugin: Plugin, event: Event) -> tuple[Callback, BaseException] | None:
+        """Run the wanted callbacks once each, stopping at the first that raises (a worker)."""
+        running = self.in_flight.start(plugin, int(event.get("id") or 0))
+        try:
+            for callback in plugin.callbacks:
+                if not callback.matches(event):
+                    continue
+                if self.scope is not None and not self.scope.admits(plugin, callback, event):
+                    continue
+                error = self._call_once(plugin, callback, event)
+                if error is not None:
+                    return callback, error
+            return None
+        finally:
+            self.in_flight.end(running)
+
+    def _call(
+        self, plugin: Plugin, callback: Callback, event: Event, replay: bool
+    ) -> Outcome | None:
+        """Call one callback until the policy lets it go; the outcome ending the event, or None."""
+        event_id = int(event.get("id") or 0)
         attempt = 0
         while True:
             error = self._call_once(plugin, callback, event)
             if error is None:
                 return None
-            if attempt >= retries:
-                return error
+            if replay:
+                self.policy.replay_failed(plugin, callback, event_id, error)
+                return Outcome.FAILED
             attempt += 1
-            self.telemetry.callback_retried(plugin.name)
-            delay = self._policy.wait_before(callback, attempt)
-            callback.logger.warning(
-                "%s failed on event %s (%s: %s); retry %d of %d in %.1f s",
-                callback.name,
-                event.get("id"),
-                type(error).__name__,
-                error,
-                attempt,
-                retries,
-                delay,
-            )
-            self.retrying[plugin.name] = (int(event.get("id") or 0), attempt)
+            decision = self.policy.decide(plugin, callback, event_id, attempt, error)
+            if decision.verdict is Verdict.STOP:
+                return Outcome.FAILED
+            if decision.verdict is Verdict.GIVE_UP:
+                return None
+            self.retrying[plugin.name] = (event_id, attempt)
             try:
-                if self._wait(delay):
-                    return _INTERRUPTED
+                if self._wait(decision.delay):
+                    return Outcome.INTERRUPTED
             finally:
                 self.retrying.pop(plugin.name, None)
 
@@ -211,36 +199,15 @@ class Dispatcher:
         except (Exception, SystemExit) as exc:
             # SystemExit from plugin code is the plugin's bug, not a request to stop.
             error = exc
+        end = self._clock()
         if self._timing is not None:
             self._timing.record(
                 event_id=int(event.get("id") or 0),
                 created_at=event.get("created_at"),
                 callback=f"{plugin.name}.{callback.name}",
                 start=start,
-                end=self._clock(),
+                end=end,
                 error=error is not None,
             )
-        self.telemetry.callback_ran(plugin.name, error is None, self._clock() - start)
+        self.policy.telemetry.callback_ran(plugin.name, error is None, end - start)
         return error
-
-
-def _critical(
-    plugin: Plugin, callback: Callback, error: BaseException, message: str, *args: object
-) -> None:
-    """Log a callback failure at CRITICAL with its traceback and its frames' local variables."""
-    keys = [cb.script_key for cb in plugin.callbacks]
-    frames = describe_locals(error, secrets=keys)
-    callback.logger.critical(
-        message + "%s",
-        *args,
-        f"\n\n{frames}" if frames else "",
-        exc_info=error,
-        stacklevel=2,  # the record names the dispatcher's line, not this helper
-    )
-
-
-class _InterruptedError(Exception):
-    """A retry wait was cut short by a stop request."""
-
-
-_INTERRUPTED = _InterruptedError()

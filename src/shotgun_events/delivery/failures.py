@@ -1,21 +1,47 @@
-"""What happens when a callback fails: retries with backoff, and the dead-letter list.
+"""The one failure policy: what happens when an event fails, locally or on a Celery worker.
 
-The original knew two answers to a failing callback: switch the plugin off
-(``stopOnError=True``) or drop the event. We keep both as the outcome once
-retries are used up, and record every event that was given up, so an
-operator can see and replay it.
+After a callback raised on an event (``attempt`` = how many times it has
+failed on it so far), ``FailurePolicy.decide`` answers, the same way for a
+callback that ran in the daemon and one that ran on a worker:
+
+- **retry** while ``attempt`` <= its retries (the callback's own ``retries``,
+  else ``callback_retries``), after ``delay * 2**(attempt-1)`` seconds (the
+  callback's own ``retry_delay``, else ``callback_retry_delay``), at most
+  ``callback_retry_max_delay``; logged at WARNING on the callback's logger;
+- then, with ``stopOnError=True``: **stop** the plugin (switched off until its
+  file changes; the event is not handled, the plugin resumes from it);
+- with ``stopOnError=False``: **give up** the event to the dead letters (it
+  counts as handled, the plugin goes on).
+
+An event a worker cannot run at all (its task came back rejected) is given
+up the same way after its retries, whatever ``stopOnError`` says: that is not
+the plugin's failure. An operator's ``replay`` stops at the first failure and
+neither switches the plugin off nor records a dead letter.
+
+What is logged where: the final failure of a callback that ran in the daemon
+is CRITICAL on the callback's logger (so in the plugin's log file and in an
+email) with the traceback and the failing frames' local variables. On a
+Celery worker that record goes to the worker's log, and the daemon logs the
+decision (WARNING for a retry, CRITICAL for stop or give up) on the same
+logger with the worker's one-line error.
 """
 
 from __future__ import annotations
 
+import enum
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shotgun_events.config.model import DEFAULTS
+from shotgun_events.notify.frames import describe_locals
 from shotgun_events.plugins.registrar import Callback
+from shotgun_events.telemetry import NULL, Telemetry
+
+if TYPE_CHECKING:
+    from shotgun_events.plugins.loader import Plugin
 
 #: Dead letters kept in the state file (the oldest are dropped first).
 DEAD_LETTER_LIMIT = 1000
@@ -23,20 +49,176 @@ DEAD_LETTER_LIMIT = 1000
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Defaults from the config; a callback's own ``retries``/``retry_delay`` win."""
+    """How often and how long to retry: the config's defaults; a callback's own values win."""
 
     retries: int = DEFAULTS.integer("daemon", "callback_retries")
     delay: float = DEFAULTS.number("daemon", "callback_retry_delay")
     max_delay: float = DEFAULTS.number("daemon", "callback_retry_max_delay")
 
-    def attempts_for(self, callback: Callback) -> int:
+    def attempts_for(self, callback: Callback | None) -> int:
         """Extra attempts after the first failure."""
-        return self.retries if callback.retries is None else callback.retries
+        if callback is None or callback.retries is None:
+            return self.retries
+        return callback.retries
 
-    def wait_before(self, callback: Callback, retry: int) -> float:
+    def wait_before(self, callback: Callback | None, retry: int) -> float:
         """Seconds to wait before the ``retry``-th new attempt (1-based): doubling."""
-        base = self.delay if callback.retry_delay is None else callback.retry_delay
+        base = (
+            self.delay
+            if callback is None or callback.retry_delay is None
+            else (callback.retry_delay)
+        )
         return float(min(base * 2.0 ** (retry - 1), self.max_delay))
+
+
+class Verdict(enum.Enum):
+    """What to do with an event whose callback failed."""
+
+    RETRY = "retry"
+    STOP = "stop"
+    GIVE_UP = "give up"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The verdict, and for a retry the wait before it."""
+
+    verdict: Verdict
+    delay: float = 0.0
+
+
+class FailurePolicy:
+    """Retries, back-off, switching off and dead letters, for local and Celery runs alike."""
+
+    telemetry: Telemetry = NULL
+
+    def __init__(self, retry: RetryPolicy | None = None, dead_letters: DeadLetters | None = None):
+        self.retry = retry or RetryPolicy()
+        self.dead_letters = dead_letters
+
+    def decide(
+        self,
+        plugin: Plugin,
+        callback: Callback | None,
+        event_id: int,
+        attempt: int,
+        error: BaseException | str,
+        *,
+        where: str = "",
+        unrunnable: bool = False,
+        stop_on_error: bool | None = None,
+    ) -> Decision:
+        """Decide (and log, and record) what follows the ``attempt``-th failure of an event.
+
+        ``callback`` None: no callback is to blame (the event cannot be run);
+        ``where``: " on worker W" for a Celery run; ``unrunnable``: give up
+        after the retries whatever ``stopOnError`` says; ``stop_on_error``:
+        the failing callback's flag when it is not at hand (a worker's answer).
+        """
+        name = callback.name if callback is not None else "the task"
+        logger = callback.logger if callback is not None else plugin.logger
+        text = _text(error)
+        retries = self.retry.attempts_for(callback)
+        if attempt <= retries:
+            delay = self.retry.wait_before(callback, attempt)
+            self.telemetry.callback_retried(plugin.name)
+            logger.warning(
+                "%s failed on event %d%s (%s); retry %d of %d in %.1f s",
+                name,
+                event_id,
+                where,
+                text,
+                attempt,
+                retries,
+                delay,
+            )
+            return Decision(Verdict.RETRY, delay)
+        if stop_on_error is None:
+            stop_on_error = callback is not None and callback.stop_on_error
+        stop = stop_on_error and not unrunnable
+        if stop:
+            _critical(
+                plugin,
+                logger,
+                error,
+                "%s failed on event %d%s (%s); stopping plugin %s (file %s) until its file "
+                "changes; it will resume from this event",
+                name,
+                event_id,
+                where,
+                text,
+                plugin.name,
+                plugin.path,
+            )
+            plugin.deactivate(
+                f"callback {name} failed on event {event_id}: {text}", by_callback=True
+            )
+            return Decision(Verdict.STOP)
+        why = "it cannot be run" if unrunnable else "stopOnError=False"
+        _critical(
+            plugin,
+            logger,
+            error,
+            "%s failed on event %d%s (%s); giving it up (%s; see dead letters)",
+            name,
+            event_id,
+            where,
+            text,
+            why,
+        )
+        self.telemetry.dead_lettered(plugin.name)
+        if self.dead_letters is not None:
+            self.dead_letters.record(plugin.name, event_id, f"{name}: {text}", reason=why)
+        return Decision(Verdict.GIVE_UP)
+
+    def replay_failed(
+        self, plugin: Plugin, callback: Callback, event_id: int, error: BaseException
+    ) -> None:
+        """Log a failure during an operator's replay (which stops; nothing else happens)."""
+        _critical(
+            plugin,
+            callback.logger,
+            error,
+            "%s failed on replayed event %d (%s); replay stopped",
+            callback.name,
+            event_id,
+            _text(error),
+        )
+
+
+def log_on_worker(plugin: Plugin, callback: Callback, event_id: int, error: BaseException) -> None:
+    """A Celery worker's record of a failing callback: CRITICAL with frames, on its own log."""
+    _critical(
+        plugin,
+        callback.logger,
+        error,
+        "%s failed on event %d (%s); the daemon decides what follows",
+        callback.name,
+        event_id,
+        _text(error),
+    )
+
+
+def _text(error: BaseException | str) -> str:
+    return error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+
+
+def _critical(
+    plugin: Plugin, logger: Any, error: BaseException | str, message: str, *args: object
+) -> None:
+    """Log at CRITICAL; with the exception at hand, add its traceback and frames' locals."""
+    if isinstance(error, str):
+        logger.critical(message, *args)
+        return
+    keys = [cb.script_key for cb in plugin.callbacks]
+    frames = describe_locals(error, secrets=keys)
+    logger.critical(
+        message + "%s",
+        *args,
+        f"\n\n{frames}" if frames else "",
+        exc_info=error,
+        stacklevel=4,  # the record names the dispatcher's (or the executor's) line, as before
+    )
 
 
 class ExtrasStore(Protocol):

@@ -1,19 +1,23 @@
-"""One plugin's progress through the event log: deliver, advance the cursor, persist.
+"""One plugin's progress through the event log: hand events to its executor, keep its position.
 
-A ``PluginRunner`` owns a plugin's cursor and hands the events its plugin
-still needs to the plugin's executor (executor.py). With the inline executor
-(concurrency 1, the default) each event is finished before the next is
-taken: the cursor moves only after an event was fully handled and is
-recorded after every change, so a crash re-delivers at most the one event
-that was in flight, and the state file is exactly the original's layout.
-With a concurrent executor events finish out of order and the saved cursor
-is a watermark (watermark.py): a crash re-delivers at most the events in
-flight (<= the plugin's concurrency), never one recorded as done.
+A ``PluginRunner`` owns a plugin's position, a watermark (watermark.py): it
+takes the events its plugin still needs in id order, hands those a callback
+wants to the plugin's executor (executors.py) and hears back, from any
+thread, when each is finished. The position moves over finished events only
+and is recorded after every event a callback ran for (one journal line), so
+a crash re-delivers at most the events in flight: the one in hand for an
+inline plugin, at most its ``concurrency`` for a pool. With events finishing
+in id order (an inline plugin) the state file is exactly the original's
+layout.
 
-The strict-order (inline) path and the reload/operator/stop steps are here;
-the concurrent path is ``concurrent.WatermarkPath``, saving is
-``recording.RecordedCursor`` (both base classes of ``PluginRunner``), and
-the gap log lines are in ``gaps``.
+Back-pressure: the executor raises ``RejectedError`` when it holds all it
+may, and the runner waits for room before it hands on the same event again;
+the runner itself holds at most ``WINDOW_LIMIT`` ids above its position
+(events in flight, and handled ones above a slow key's).
+
+After a failure that switched the plugin off (or a stop), the events in
+flight finish, the plugin reads again from before its first unfinished event,
+and the rest of the batch in hand is no longer its own.
 """
 
 from __future__ import annotations
@@ -22,36 +26,34 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from shotgun_events.cursor import NO_GAP, Cursor
-from shotgun_events.delivery.concurrent import DRAIN_TIMEOUT, HANDLED, WatermarkPath
+from shotgun_events.cursor import NO_GAP, Cursor, GapReport
 from shotgun_events.delivery.dispatch import Dispatcher, Outcome
-from shotgun_events.delivery.executor import (
-    Executor,
+from shotgun_events.delivery.executors import (
+    INLINE,
     ExecutorFactory,
     ExecutorSpec,
-    InlineExecutor,
+    RejectedError,
 )
-from shotgun_events.delivery.gaps import log_gaps, ranges
-from shotgun_events.delivery.watermark import Watermark
+from shotgun_events.delivery.watermark import FRESH, SEEN, Watermark
 from shotgun_events.errors import StateWriteError
-from shotgun_events.events import Event
+from shotgun_events.events import Event, PluginKey
+from shotgun_events.plugins.loader import Plugin
 from shotgun_events.state.protocols import PositionRecorder
-
-if TYPE_CHECKING:
-    from shotgun_events.plugins.loader import Plugin
 
 log = logging.getLogger("engine.runner")
 
+#: Outcomes after which the event counts as handled and the position moves.
+HANDLED = (Outcome.DONE, Outcome.SKIPPED)
+#: Ids a plugin may hold above its position (in flight + done) before it waits.
+WINDOW_LIMIT = 10_000
+#: Seconds the events in flight get to finish before a reload or an operator command.
+DRAIN_TIMEOUT = 3600.0
 
-def _default_spec(plugin: Plugin) -> ExecutorSpec:
-    concurrency = getattr(plugin, "concurrency", 1)
-    return ExecutorSpec(concurrency=concurrency, order_by=getattr(plugin, "order_by", "entity"))
 
-
-class PluginRunner(WatermarkPath):
-    """Feed events to one plugin through its executor and keep its cursor."""
+class PluginRunner:
+    """Feed events to one plugin through its executor and keep its position."""
 
     def __init__(
         self,
@@ -59,48 +61,46 @@ class PluginRunner(WatermarkPath):
         cursor: Cursor,
         *,
         dispatcher: Dispatcher,
+        executors: ExecutorFactory,
+        spec_for: Callable[[Plugin], ExecutorSpec],
         recorder: PositionRecorder,
         backlog_timeout: timedelta,
-        executor_factory: ExecutorFactory | None = None,
-        spec_for: Callable[[Plugin], ExecutorSpec] = _default_spec,
         stop: threading.Event | None = None,
     ) -> None:
         self.plugin = plugin
-        self.cursor = cursor
         self._dispatcher = dispatcher
+        self._executors = executors
+        self._spec_for = spec_for
         self._recorder = recorder
         self._timeout = backlog_timeout
+        self._stop = stop or threading.Event()
+        # Guards the position against the engine's thread, pool threads and operator commands.
+        self._lock = threading.RLock()
+        self._room = threading.Condition(self._lock)
+        self._wm = Watermark(cursor)
+        #: Where reading continues (shares its backlog with the saved position).
+        self.cursor = self._wm.read
         self._unsaved = False
         self._dirty = False
-        # Backlog changes since the last save, so a big backlog is not re-compared whole;
-        # None after the cursor was changed from outside (operator commands).
+        self._failed = False
+        self._ignore_until_flush = False
+        # Backlog and done changes since the last save, so a big backlog is not compared
+        # whole at every write; not known after the cursor was changed from outside.
         self._added: dict[int, datetime] = {}
         self._removed: set[int] = set()
         self._done_added: list[int] = []
         self._delta_known = False
-        # Guards cursor changes against the engine (and a plugin's pool threads).
-        self._lock = threading.RLock()
-        self._room = threading.Condition(self._lock)
-        self._stop = stop or threading.Event()
         self.delivered = 0
         #: created_at of the newest fresh event handled (for the lag in `status`).
         self.last_created_at: datetime | None = None
-        if executor_factory is None:
-            from shotgun_events.delivery.plan import local_executor
-
-            executor_factory = local_executor(dispatcher)
-        self._factory = executor_factory
-        self._spec_for = spec_for
-        # What the inline executor's completion needs to know about the event it ran.
-        self._now: datetime | None = None
-        self._late = False
-        self._outcome: Outcome | None = None
-        self._wm: Watermark | None = None
-        self._failed = False
-        self._ignore_until_flush = False
-        self._generation = getattr(plugin, "generation", 0)
+        self._generation = plugin.generation
         self.spec = spec_for(plugin)
-        self._executor = self._make_executor(self.spec)
+        self._executor = executors(plugin, self.spec, self._completed)
+
+    @property
+    def key(self) -> PluginKey:
+        """The plugin's identity in the state file."""
+        return self.plugin.key
 
     @property
     def active(self) -> bool:
@@ -109,13 +109,13 @@ class PluginRunner(WatermarkPath):
 
     @property
     def unsaved(self) -> bool:
-        """Whether the last cursor change could not be persisted yet."""
+        """Whether the last position change could not be persisted yet."""
         return self._unsaved
 
     @property
-    def concurrent(self) -> bool:
-        """Whether this plugin's events may finish out of id order."""
-        return self._wm is not None
+    def dirty(self) -> bool:
+        """Whether the position moved over unmatched events since the last save."""
+        return self._dirty
 
     def lag_seconds(self, head_created_at: datetime | None) -> float:
         """How far behind the newest fetched event this plugin is, in event time."""
@@ -125,172 +125,208 @@ class PluginRunner(WatermarkPath):
             return 0.0
         return max(0.0, (head_created_at - self.last_created_at).total_seconds())
 
-    @property
-    def dirty(self) -> bool:
-        """Whether the cursor moved over unmatched events since the last save."""
-        return self._dirty
-
     def awaited(self) -> set[int]:
-        """Return the ids this plugin still waits for (safe from another thread)."""
+        """The ids this plugin still waits for (safe from another thread)."""
         with self._lock:
-            if self._wm is not None:
-                return set(self.cursor.backlog) - self._wm.late
-            return set(self.cursor.backlog)
+            return set(self.cursor.backlog) - self._wm.late
 
     def saved_cursor(self) -> Cursor:
-        """The cursor as persisted: the watermark form for a concurrent plugin."""
+        """The position as persisted (the watermark form)."""
         with self._lock:
-            return self._wm.saved().copy() if self._wm is not None else self.cursor.copy()
-
-    def executor_status(self) -> dict[str, Any]:
-        """What the plugin's executor tells ``status`` (Celery: queue, tasks, workers)."""
-        describe = getattr(self._executor, "status", None)
-        shown: dict[str, Any] = {"executor": self.spec.kind}
-        if callable(describe):
-            shown.update(describe())
-        return shown
-
-    def executor_figures(self) -> dict[str, int]:
-        """The executor's counters for metrics (Celery: tasks in flight, sent, re-sent)."""
-        figures = getattr(self._executor, "figures", None)
-        return dict(figures()) if callable(figures) else {}
+            return self._wm.saved().copy()
 
     def progress(self) -> dict[str, int]:
         """Watermark, events in flight and the done set's size (for ``status``)."""
         with self._lock:
-            if self._wm is None:
-                return {"watermark": self.cursor.last_id, "in_flight": 0, "done": 0}
             return {
                 "watermark": self._wm.last_id,
                 "in_flight": len(self._executor.in_flight()),
                 "done": len(self._wm.done),
             }
 
-    def busy(self) -> list[tuple[float, int]]:
-        """(seconds, thread id) of the plugin's pool threads inside a callback."""
-        busy = getattr(self._executor, "busy", None)
-        return list(busy()) if callable(busy) else []
+    def executor_status(self) -> dict[str, Any]:
+        """What ``status`` shows of the plugin's executor (Celery: queue, tasks, workers)."""
+        return {"executor": self.spec.kind, **self._executor.status()}
+
+    def executor_figures(self) -> dict[str, int]:
+        """The executor's counters for metrics (Celery: tasks in flight, sent, re-sent)."""
+        return self._executor.figures()
 
     # -- delivering ----------------------------------------------------------------
 
     def handle(self, event: Event, now: datetime) -> Outcome | None:
-        """Deliver one event if the plugin still needs it; None when it did not (or not yet).
+        """Take one event if the plugin still needs it.
 
-        A concurrent plugin only hands the event to its executor here; it reports
-        FAILED once, at a later call, when some event switched the plugin off.
+        Returns DONE when a callback ran for it (or it was handed to a pool or
+        Celery), None when the plugin did not need it, FAILED once after a
+        failure switched the plugin off, INTERRUPTED while a stop is under way.
         """
-        if getattr(self.plugin, "generation", 0) != self._generation:
+        if self.plugin.generation != self._generation:
             self._adopt_generation()
-        if self._wm is not None:
-            return self._handle_concurrent(self._wm, event, now)
-        if not self.plugin.active:
+        wm = self._wm
+        if wm.stuck or self._failed:
+            return self._after_failure()
+        if self._ignore_until_flush or not self.plugin.active:
             return None
         event_id = int(event["id"])
-        cursor = self.cursor
-        if cursor.is_fresh(event_id):
-            if cursor.done and event_id in cursor.done:
-                # Handled by an earlier concurrent run of this plugin: pass it by.
-                self._advance(event_id, event.get("created_at"), now)
+        # No lock to classify: only this thread moves the read position, and executors'
+        # threads touch only ids at or below it, which cannot change what a fresh id is.
+        kind = wm.classify(event_id)
+        if kind is None:
+            return None
+        wanted = kind != SEEN and self._dispatcher.wants(self.plugin, event)
+        if wanted and wm.window >= WINDOW_LIMIT and not self._wait_window(wm):
+            return self._after_failure()
+        created_at = event.get("created_at")
+        with self._lock:
+            report = wm.take(event_id, kind, created_at, now, self._timeout)
+            if report is not NO_GAP:
+                self._note_gaps(report)
+            if kind == FRESH:
+                self.last_created_at = created_at
+            if not wanted:
+                # Nothing would run: finished here, without a trip through the executor.
+                if kind != SEEN:
+                    self._finish_locked(wm, event_id, Outcome.SKIPPED)
                 self._dirty = True
                 return None
-            self._now, self._late, self._outcome = now, False, None
-            self._executor.submit(event)
-            return self._outcome
-        if cursor.is_awaited(event_id):
-            self._now, self._late, self._outcome = now, True, None
-            self._executor.submit(event)
-            return self._outcome
-        return None
+        if not self._hand_on(event):
+            with self._lock:
+                self._finish_locked(wm, event_id, Outcome.INTERRUPTED)
+        if wm.stuck or self._failed:
+            return self._after_failure()
+        return Outcome.DONE
+
+    def _hand_on(self, event: Event) -> bool:
+        """Submit, waiting for room as often as the executor rejects; False on stop or failure."""
+        while True:
+            try:
+                self._executor.submit(event)
+                return True
+            except RejectedError:
+                if self._failed or not self.plugin.active:
+                    return False
+                if not self._executor.wait_room(self._stop):
+                    return False
+
+    def _wait_window(self, wm: Watermark) -> bool:
+        """Wait while the window is full; False on a stop or a failure meanwhile."""
+        with self._room:
+            while wm.window >= WINDOW_LIMIT:
+                if self._stop.is_set() or wm.stuck or self._failed or not self.plugin.active:
+                    return False
+                self._room.wait(0.1)
+        return True
 
     def _completed(self, event: Event, outcome: Outcome) -> None:
-        """The executor's report that an event is finished."""
-        if self._wm is None:
-            self._inline_done(event, outcome)
-        else:
-            self._concurrent_done(event, outcome)
-
-    def _inline_done(self, event: Event, outcome: Outcome) -> None:
-        """Completion of the inline executor: today's cursor rules, in the calling thread."""
-        self._outcome = outcome
-        if outcome not in HANDLED:
-            return
-        event_id = int(event["id"])
-        if not self._late:
-            created_at = event.get("created_at")
-            assert self._now is not None
-            self._advance(event_id, created_at, self._now)
-            self.last_created_at = created_at
-            if self.cursor.backlog and event_id in self.cursor.backlog:
-                # A gap a concurrent run saw above its watermark, now filled.
-                with self._lock:
-                    self.cursor.settle_late(event_id)
-                    self._note_removed((event_id,))
-        else:
-            if outcome is Outcome.DONE:
-                log.info("%s: late event %d delivered", self.plugin.name, event_id)
-            with self._lock:
-                self.cursor.settle_late(event_id)
-                self._note_removed((event_id,))
-        self._after(outcome)
-
-    def _advance(self, event_id: int, created_at: datetime | None, now: datetime) -> None:
+        """The executor's report that an event is finished (any thread): move, persist."""
+        wm = self._wm
         with self._lock:
-            report = self.cursor.advance(event_id, created_at, now, self._timeout)
-            for waiting in report.waiting:
-                self._added[waiting] = self.cursor.backlog[waiting]
-        if report is not NO_GAP:
-            log_gaps(self.plugin.name, report)
+            try:
+                self._finish_locked(wm, int(event["id"]), outcome)
+            finally:
+                if wm.window == WINDOW_LIMIT - 1 or outcome not in HANDLED:
+                    self._room.notify_all()
+
+    def _finish_locked(self, wm: Watermark, event_id: int, outcome: Outcome) -> None:
+        late = event_id in wm.late
+        newly, settled = wm.finish(event_id, outcome in HANDLED)
+        if settled:
+            self._note_removed((event_id,))
+        self._done_added.extend(newly)
+        if outcome is Outcome.FAILED:
+            self._failed = True
+        if outcome is Outcome.DONE:
+            if late:
+                log.info("%s: late event %d delivered", self.plugin.name, event_id)
+            self.delivered += 1
+            # A callback ran: persist now, so a crash re-delivers at most this event.
+            # Events no callback wanted are persisted in bulk by flush().
+            try:
+                self.save()
+            except StateWriteError:
+                if self._executor.kind == INLINE:
+                    raise  # the engine waits until the state can be written
+                log.critical(
+                    "%s: cannot record event %d as done; it may run again after a crash",
+                    self.plugin.name,
+                    event_id,
+                )
+        elif outcome is Outcome.SKIPPED:
+            self._dirty = True
+
+    def _after_failure(self) -> Outcome:
+        """Let events in flight end, read again from before the first unfinished one.
+
+        FAILED (the delivery reads again for this plugin), or INTERRUPTED while stopping.
+        """
+        if self._stop.is_set():
+            return Outcome.INTERRUPTED
+        self._executor.drain(DRAIN_TIMEOUT)
+        with self._lock:
+            self._note_removed(self._wm.rewind())
+            self._failed = False
+            self._dirty = True
+            # The rest of the batch in hand lies past the rewound position: not ours now.
+            self._ignore_until_flush = True
+        return Outcome.FAILED
+
+    def _note_gaps(self, report: GapReport) -> None:
+        for waiting in report.waiting:
+            self._added[waiting] = self.cursor.backlog[waiting]
+        if report.waiting:
+            log.debug(
+                "%s: ids %s not visible yet; waiting for them",
+                self.plugin.name,
+                ranges(report.waiting),
+            )
+        if report.abandoned:
+            log.info(
+                "%s: ids %s are missing from events older than the backlog timeout; "
+                "not waiting for them",
+                self.plugin.name,
+                ranges(report.abandoned),
+            )
 
     # -- reload, operator commands, stop ------------------------------------------
 
-    def _make_executor(self, spec: ExecutorSpec) -> Executor:
-        executor = self._factory(self.plugin, spec, self._completed)
-        if isinstance(executor, InlineExecutor):
-            if self._wm is not None:
-                self.cursor = self._wm.saved()
-                self._wm = None
-        elif self._wm is None:
-            self._wm = Watermark(self.cursor)
-            self.cursor = self._wm.read
-        return executor
-
     def _adopt_generation(self) -> None:
         """The plugin was reloaded: if it asks for another executor, swap once idle."""
-        self._generation = getattr(self.plugin, "generation", 0)
+        self._generation = self.plugin.generation
         spec = self._spec_for(self.plugin)
         if spec == self.spec:
-            return  # the keyed executor lets old-code events finish before new ones start
+            return  # a pool lets old-code events finish before new ones start
         log.info(
-            "plugin %s now runs %d event(s) at once (order by %s); waiting for events in flight",
+            "plugin %s now runs on %s, %d event(s) at once (order by %s); waiting for events "
+            "in flight",
             self.plugin.name,
+            spec.kind,
             spec.concurrency,
             spec.order_by,
         )
         self.quiesce()
         self._executor.close(DRAIN_TIMEOUT)
         self.spec = spec
-        self._executor = self._make_executor(spec)
+        self._executor = self._executors(self.plugin, spec, self._completed)
         self.resume()
 
     def quiesce(self, timeout: float = DRAIN_TIMEOUT) -> bool:
-        """Wait for events in flight, then put the cursor at rest (the saved form).
+        """Wait for events in flight, then put the position at rest (the saved form).
 
         Operator commands change ``cursor`` between ``quiesce()`` and ``resume()``.
         """
         drained = self._executor.drain(timeout)
         with self._lock:
-            if self._wm is not None:
-                self._note_removed(self._wm.rewind())
-                self._failed = False
-                self.cursor = self._wm.saved()
+            self._note_removed(self._wm.rewind())
+            self._failed = False
+            self.cursor = self._wm.saved()
         return drained
 
     def resume(self) -> None:
         """Take events again after ``quiesce()`` (and any change of the cursor)."""
         with self._lock:
-            if self._wm is not None:
-                self._wm = Watermark(self.cursor)
-                self.cursor = self._wm.read
+            self._wm = Watermark(self.cursor)
+            self.cursor = self._wm.read
             self._ignore_until_flush = False
 
     def drain(self, timeout: float) -> bool:
@@ -298,7 +334,7 @@ class PluginRunner(WatermarkPath):
         return self._executor.drain(timeout)
 
     def close(self, timeout: float) -> None:
-        """Let events in flight finish (up to ``timeout``), then persist the cursor."""
+        """Let events in flight finish (up to ``timeout``), then persist the position."""
         self._executor.close(timeout)
         try:
             self.flush()
@@ -306,7 +342,7 @@ class PluginRunner(WatermarkPath):
             log.critical("%s: could not save the position on stop", self.plugin.name)
 
     def flush(self) -> None:
-        """Persist a cursor that moved over events no callback wanted."""
+        """Persist a position that moved over events no callback wanted."""
         self._ignore_until_flush = False
         if self._dirty or self._unsaved:
             self.save()
@@ -314,9 +350,7 @@ class PluginRunner(WatermarkPath):
     def expire(self, now: datetime) -> list[int]:
         """Give up on backlog ids whose wait is over."""
         with self._lock:
-            expired = self.cursor.expire(now)
-            if self._wm is not None:
-                expired = [i for i in expired if i not in self._wm.late]
+            expired = [i for i in self.cursor.expire(now) if i not in self._wm.late]
             self._note_removed(expired)
         if expired:
             log.warning(
@@ -327,12 +361,55 @@ class PluginRunner(WatermarkPath):
             self.save()
         return expired
 
-    def _after(self, outcome: Outcome) -> None:
-        # A callback ran: persist now, so a crash re-delivers at most this event.
-        # Events no callback matched are persisted in bulk by flush(): replaying
-        # them after a crash calls nothing.
-        if outcome is Outcome.DONE:
-            self.delivered += 1
-            self.save()
+    # -- persisting ------------------------------------------------------------------
+
+    def save(self, *, rewritten: bool = False) -> None:
+        """Persist the position; raises StateWriteError and remembers to try again.
+
+        ``rewritten``: the cursor was changed from outside (an operator command),
+        so the store compares it whole instead of applying the tracked changes.
+        """
+        with self._lock:
+            if rewritten:
+                self._delta_known = False
+            change = (self._added, self._removed) if self._delta_known else None
+            saved = self._wm.saved()
+            try:
+                if saved.done or self._done_added:
+                    done = self._done_added if change is not None else None
+                    self._recorder.record(self.key, saved, change, done)
+                else:
+                    self._recorder.record(self.key, saved, change)
+            except StateWriteError:
+                self._unsaved = True
+                raise
+            self._unsaved = False
+            self._dirty = False
+            self._added = {}
+            self._removed = set()
+            self._done_added = []
+            self._delta_known = True
+
+    def _note_removed(self, ids: tuple[int, ...] | list[int]) -> None:
+        for event_id in ids:
+            if self._added.pop(event_id, None) is None:
+                self._removed.add(event_id)
+
+
+def ranges(ids: tuple[int, ...] | list[int]) -> str:
+    """Compress ids into 'a-b, c' for one-line log messages."""
+    parts: list[str] = []
+    start = prev = None
+    for value in sorted(ids):
+        if start is None:
+            start = prev = value
+        elif prev is not None and value == prev + 1:
+            prev = value
         else:
-            self._dirty = True
+            parts.append(str(start) if start == prev else f"{start}-{prev}")
+            start = prev = value
+    if start is not None:
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+    if len(parts) > 10:
+        return ", ".join(parts[:10]) + f" and {len(parts) - 10} more ranges"
+    return ", ".join(parts)

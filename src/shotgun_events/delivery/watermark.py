@@ -1,11 +1,15 @@
-"""The watermark of a plugin whose events finish out of id order; pure rules, no I/O.
+"""Every plugin's position: a watermark over events that may finish out of id order; pure rules.
 
 Events are taken in id order (the *read* cursor moves as they are handed to
-the executor) but finish in any order across ordering keys. What is saved is
-the watermark: ``last_id`` = the lowest id not yet handled, minus one;
-``done`` = the ids above it already handled; ``backlog`` as for any cursor.
-After a crash the plugin reads again from the watermark and skips the ids in
-``done``, so it re-runs only the events that were in flight and loses none.
+the executor) and finish in any order across ordering keys; an inline plugin
+is the window of one, where each event finishes before the next is taken.
+What is saved is the watermark: ``last_id`` = the lowest id not yet handled,
+minus one; ``done`` = the ids above it already handled (none while events
+finish in order, so the saved form is the original's); ``backlog`` as for
+any cursor. After a crash the plugin reads again from the watermark and skips
+the ids in ``done``, so it re-runs only the events that were in flight and
+loses none. After a failure it reads again from where it was before the
+first event that did not finish, gaps found since included.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ class Watermark:
         self._done_heap = sorted(self.done)
         #: Fresh ids handed out and not handled (a heap; finished ones removed lazily).
         self._open: list[int] = []
+        #: Open id -> where reading stood before it was taken (a failure rewinds to there).
+        self._prior: dict[int, int] = {}
         self._closed: set[int] = set()
         self.late: set[int] = set()
         #: Ids whose run ended without handling them (failure, stop): read again later.
@@ -70,9 +76,11 @@ class Watermark:
         if kind == LATE:
             self.late.add(event_id)
             return NO_GAP
+        prior = self.read.last_id
         report = self.read.advance(event_id, created_at, now, timeout)
         if kind == FRESH:
             heapq.heappush(self._open, event_id)
+            self._prior[event_id] = prior
         else:
             self._settle_front()
         return report
@@ -99,19 +107,23 @@ class Watermark:
     def _settle_front(self) -> None:
         """Drop finished ids off the front of the open heap, and done ids under the watermark."""
         while self._open and self._open[0] in self._closed:
-            self._closed.discard(heapq.heappop(self._open))
+            finished = heapq.heappop(self._open)
+            self._closed.discard(finished)
+            self._prior.pop(finished, None)
         mark = self.last_id
         while self._done_heap and self._done_heap[0] <= mark:
             self.done.discard(heapq.heappop(self._done_heap))
 
     def rewind(self) -> list[int]:
-        """With nothing in flight: read again from the watermark; return backlog ids dropped.
+        """With nothing in flight: read again from where reading stood before the lowest event
+        that did not finish; return the backlog ids dropped.
 
-        Backlog ids above the watermark are found again when their gap is read again.
+        Backlog ids above that point are found again when their gap is read again.
         """
-        mark = self.last_id
+        mark = self._prior.get(self._open[0], self.last_id) if self._open else self.last_id
         self._open.clear()
         self._closed.clear()
+        self._prior.clear()
         self.stuck.clear()
         self.read.last_id = mark
         dropped = [i for i in self.read.backlog if i > mark]

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 
 from shotgun_events.client.retry import SiteRetry
 from shotgun_events.client.source import EventSource
-from shotgun_events.delivery.base import Delivery
+from shotgun_events.delivery.fanout import Fanout
 from shotgun_events.delivery.runner import PluginRunner
 from shotgun_events.engine.settings import Stats
 from shotgun_events.engine.siteclock import SiteClock
@@ -33,7 +33,7 @@ class BacklogPoll:
         self._stats = stats
         self._next_poll = 0.0
 
-    def poll(self, runners: Iterable[PluginRunner], delivery: Delivery) -> None:
+    def poll(self, runners: Iterable[PluginRunner], delivery: Fanout) -> None:
         """Read the ids the active plugins await and hand what turned up to ``delivery``."""
         if self._monotonic() < self._next_poll:
             return

@@ -9,7 +9,9 @@ error pauses delivery until the state can be written again.
 The steps' state lives beside it: ``fetch`` (the read and the head),
 ``backlog`` (late events by id), ``plugins`` (runners per plugin file),
 ``requests`` (the ``submit`` queue), ``idle`` (the wait between reads),
-``choice`` (which delivery), ``settings`` (knobs and counters).
+``settings`` (knobs and counters). Which thread runs each plugin is the
+fan-out's (delivery/fanout.py), where its events run the executors'
+(delivery/executors.py).
 """
 
 from __future__ import annotations
@@ -25,15 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 from shotgun_events.client.retry import SiteRetry
 from shotgun_events.client.source import EventSource
-from shotgun_events.delivery.base import Delivery
-from shotgun_events.delivery.base import Hooks as DeliveryHooks
 from shotgun_events.delivery.dispatch import Dispatcher
-from shotgun_events.delivery.executor import ExecutorFactory, ExecutorSpec
-from shotgun_events.delivery.plan import spec_resolver
+from shotgun_events.delivery.executors import ExecutorFactory, Executors, ExecutorSpec, choose
+from shotgun_events.delivery.fanout import Fanout, Promotion
+from shotgun_events.delivery.inflight import CallbackWatch
+from shotgun_events.delivery.lanes import Hooks as DeliveryHooks
 from shotgun_events.delivery.runner import PluginRunner
-from shotgun_events.delivery.watch import CallbackWatch, WatchThread
 from shotgun_events.engine.backlog import BacklogPoll
-from shotgun_events.engine.choice import make_delivery
 from shotgun_events.engine.fetch import FreshReads
 from shotgun_events.engine.idle import IdleWait
 from shotgun_events.engine.pacing import Pacing
@@ -90,12 +90,10 @@ class Engine:
         source_factory: Callable[[], EventSource] | None = None,
         watcher: WatcherLike | None = None,
         wake: WakeUps | None = None,
-        executor_factory: ExecutorFactory | None = None,
+        executors: ExecutorFactory | None = None,
         spec_for: Callable[[Plugin], ExecutorSpec] | None = None,
     ) -> None:
         self._source = source
-        # What each plugin asks for (concurrency, ordering); the PluginSet's runners use it.
-        self._spec_for = spec_for or spec_resolver({})
         self._retry = retry
         self._loader = loader
         self._store = store
@@ -120,8 +118,8 @@ class Engine:
             settings=settings,
             stop=stop,
             switches=self.switches,
-            executor_factory=executor_factory,
-            spec_for=self._spec_for,
+            executors=executors or Executors(dispatcher),
+            spec_for=spec_for or (lambda plugin: choose(plugin, {})),
             on_changed=lambda plugins: self._hooks.on_plugins_changed(plugins),
             state_trouble=self._state_trouble,
         )
@@ -148,9 +146,10 @@ class Engine:
             site_clock=self.site_clock,
             stats=self.stats,
         )
-        self._watch = WatchThread(
-            CallbackWatch(settings.callback_timeout, serial=settings.dispatch != "parallel"),
-            self._busy,
+        self._watch = CallbackWatch(
+            dispatcher.in_flight,
+            settings.callback_timeout,
+            holds_others=self._delivery.policy is Promotion.NEVER,
         )
         self._requests: Requests[Engine] = Requests()
         self._idle = IdleWait(
@@ -168,22 +167,22 @@ class Engine:
         )
         self.progress = CatchUp(batch_size=settings.batch_size, monotonic=monotonic)
 
-    def _busy(self) -> list[tuple[PluginRunner, float, int | None]]:
-        """Plugins inside a callback: the delivery's threads, and concurrent plugins' pools."""
-        busy = [b for b in self._delivery.busy() if not b[0].concurrent]
-        for runner in list(self._plugins.by_key.values()):
-            busy.extend((runner, seconds, ident) for seconds, ident in runner.busy())
-        return busy
-
-    def _make_delivery(self, source_factory: Callable[[], EventSource]) -> Delivery:
+    def _make_delivery(self, source_factory: Callable[[], EventSource]) -> Fanout:
         hooks = DeliveryHooks(
             on_failed=lambda plugin: self._plugins.publish_status(),
             on_state_trouble=self._state_trouble,
             clock=lambda: self.site_clock.now(),
             event_types=self.event_type_filter,
         )
-        return make_delivery(
-            self._settings, hooks, self._stop, source_factory=source_factory, retry=self._retry
+        return Fanout(
+            hooks,
+            self._stop,
+            policy=Promotion(self._settings.dispatch),
+            registry=self._dispatcher.in_flight,
+            source_factory=source_factory,
+            retry=self._retry,
+            batch_size=self._settings.batch_size,
+            state_retry_interval=self._settings.state_retry_interval,
         )
 
     # -- what operator actions (operations.py) work with ---------------------
@@ -209,8 +208,8 @@ class Engine:
         return self._retry
 
     @property
-    def delivery(self) -> Delivery:
-        """How events reach the plugins."""
+    def delivery(self) -> Fanout:
+        """Which thread runs each plugin: the shared lane, or a thread of its own."""
         return self._delivery
 
     @property

@@ -7,11 +7,10 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from shotgun_events.delivery.base import Delivery
 from shotgun_events.delivery.dispatch import Dispatcher
-from shotgun_events.delivery.executor import ExecutorFactory, ExecutorSpec
+from shotgun_events.delivery.executors import ExecutorFactory, ExecutorSpec
+from shotgun_events.delivery.fanout import Fanout
 from shotgun_events.delivery.runner import PluginRunner
-from shotgun_events.delivery.serial import SerialDelivery
 from shotgun_events.engine.positions import SavedPositions
 from shotgun_events.engine.settings import Settings
 from shotgun_events.errors import StateWriteError
@@ -36,11 +35,11 @@ class PluginSet:
         watcher: WatcherLike | None,
         store: StateStoreLike,
         dispatcher: Dispatcher,
-        delivery: Delivery,
+        delivery: Fanout,
         settings: Settings,
         stop: threading.Event,
         switches: PluginSwitches,
-        executor_factory: ExecutorFactory | None,
+        executors: ExecutorFactory,
         spec_for: Callable[[Plugin], ExecutorSpec],
         on_changed: Callable[[Iterable[Plugin]], None],
         state_trouble: Callable[[StateWriteError], None],
@@ -53,7 +52,7 @@ class PluginSet:
         self._settings = settings
         self._stop = stop
         self._switches = switches
-        self._executor_factory = executor_factory
+        self._executors = executors
         self._spec_for = spec_for
         self._on_changed = on_changed
         self._state_trouble = state_trouble
@@ -93,8 +92,7 @@ class PluginSet:
                 self.by_key[plugin.key] = runner
                 self._delivery.add(runner)
         self._switches.apply_disabled(self._loader.plugins)
-        if isinstance(self._delivery, SerialDelivery):
-            self._delivery.order(self.ordered())
+        self._delivery.order(self.ordered())
         if result.added or result.reloaded or result.removed:
             self.publish_status()
             self._on_changed(self._loader.plugins)
@@ -125,10 +123,10 @@ class PluginSet:
             plugin,
             cursor,
             dispatcher=self._dispatcher,
+            executors=self._executors,
+            spec_for=self._spec_for,
             recorder=self._store,
             backlog_timeout=self._settings.backlog_timeout,
-            executor_factory=self._executor_factory,
-            spec_for=self._spec_for,
             stop=self._stop,
         )
         # Persist the start position at once, so a crash before the first event

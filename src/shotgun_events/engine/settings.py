@@ -29,13 +29,9 @@ class Settings:
     backlog_poll_interval: float = DEFAULTS.number("daemon", "backlog_poll_interval")
     start_from_id: int | None = None
     state_retry_interval: float = 5.0
-    #: "parallel": one worker per plugin; "serial": the original's single thread;
-    #: "auto": quick plugins share the engine's thread, slow ones get their own (auto.py).
+    #: Who leaves the shared lane for a thread of their own (delivery/fanout.py): "serial"
+    #: nobody, "auto" a plugin that holds the others, "parallel" every plugin.
     dispatch: str = DEFAULTS.text("daemon", "dispatch")
-    #: Batches a parallel worker may have queued; the engine waits for room in each.
-    max_pending_batches: int = 4
-    #: Seconds a worker may stay full before it is left to catch up on its own.
-    detach_after: float = 0.25
     #: Seconds a worker may take to finish its current event when the daemon stops.
     stop_grace: float = DEFAULTS.number("daemon", "stop_timeout")
     #: Seconds one callback may run before its stack is logged (0 = never).

@@ -44,7 +44,7 @@ def ready(
     assert sink.last_read_ok is not None
     age = now - sink.last_read_ok
     limit = max(READ_FLOOR, READ_INTERVALS * view.config.fetch_interval)
-    if age > limit and not view.engine.delivery.busy():
+    if age > limit and not view.engine.dispatcher.in_flight.running():
         return False, f"no successful read of the site for {age:.0f} s (limit {limit:.0f} s)"
     if not sink.state_writable():
         _, error = sink.state_error or (now, "error")

@@ -9,7 +9,6 @@ races a plugin being added or removed is simply taken again.
 from __future__ import annotations
 
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -77,7 +76,6 @@ class DaemonView:
         head, head_at = engine.head, engine.head_created_at
         disabled = _copy(engine.switches.disabled)
         retrying = _copy(engine.dispatcher.retrying)
-        busy = Counter(id(runner) for runner, _, _ in engine.delivery.busy())
         rows = []
         for runner in self.runners():
             plugin = runner.plugin
@@ -95,8 +93,8 @@ class DaemonView:
                     lag_events=max(0, head - runner.cursor.last_id),
                     lag_seconds=runner.lag_seconds(head_at),
                     backlog=len(runner.awaited()),
-                    # Inside a callback here, or handed to the plugin's pool or to Celery.
-                    in_flight=max(busy.get(id(runner), 0), runner.progress()["in_flight"]),
+                    # Handed to the plugin's executor and not finished (running or queued).
+                    in_flight=runner.progress()["in_flight"],
                     delivered=runner.delivered,
                     retrying=retrying.get(plugin.name),
                     executor=runner.spec.kind,

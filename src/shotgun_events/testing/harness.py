@@ -18,7 +18,7 @@ from typing import Any
 from shotgun_events.client.connections import ConnectionFactory
 from shotgun_events.client.source import ShotgunEventSource
 from shotgun_events.delivery.dispatch import Dispatcher, Outcome
-from shotgun_events.delivery.failures import RetryPolicy
+from shotgun_events.delivery.failures import FailurePolicy, RetryPolicy
 from shotgun_events.errors import PluginError
 from shotgun_events.events import Event
 from shotgun_events.plugins.loader import Plugin, PluginLoader
@@ -154,7 +154,7 @@ class PluginHarness:
         self._dispatcher = Dispatcher(
             connections=self.connections,
             use_session_uuid=self.use_session_uuid,
-            policy=self.policy,
+            policy=FailurePolicy(self.policy),
             # retries run at once: a test (or a dry run) never sleeps through a back-off
             wait=lambda seconds: False,
         )

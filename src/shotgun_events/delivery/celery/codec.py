@@ -65,8 +65,10 @@ class TaskResult:
     stop_on_error: bool = False
     worker: str = ""
     worker_hash: str = ""
-    #: Name of the callback that failed (for its retry policy on the daemon).
+    #: Name of the callback that failed, and its place among the plugin's callbacks (the
+    #: daemon's copy of the same version has it there; names of callable objects differ).
     callback: str = ""
+    callback_index: int | None = None
 
 
 def encode_value(value: Any) -> Any:
@@ -154,6 +156,7 @@ def encode_result(result: TaskResult) -> dict[str, Any]:
         "worker": result.worker,
         "worker_hash": result.worker_hash,
         "callback": result.callback,
+        "callback_index": result.callback_index,
     }
 
 
@@ -165,6 +168,7 @@ def decode_result(value: Any) -> TaskResult:
         handled = tuple(int(i) for i in value.get("handled", []))
         ran = tuple(int(i) for i in value.get("ran", []))
         failed = value.get("failed_id")
+        index = value.get("callback_index")
         return TaskResult(
             status=str(value["status"]),
             handled=handled,
@@ -175,6 +179,7 @@ def decode_result(value: Any) -> TaskResult:
             worker=str(value.get("worker", ""))[:200],
             worker_hash=str(value.get("worker_hash", ""))[:40],
             callback=str(value.get("callback", ""))[:200],
+            callback_index=None if index is None else int(index),
         )
     except (TypeError, ValueError):
         raise MalformedTaskError("bad ids in a result") from None

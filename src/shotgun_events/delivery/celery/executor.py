@@ -1,21 +1,24 @@
 """``CeleryExecutor``: one plugin's events as Celery tasks, one task in flight per ordering key.
 
-The daemon stays the sequencer: each ordering key's events wait in their own
-line in the order they arrive (id order; a late event runs when it turns up,
-after the later events of its key), and only the head of a line is out at a
-time: one task carrying up to ``task_batch`` events of that key in increasing
-id order, as workers require (a late event starts a task of its own). A result
-reports each event finished to ``on_done``; the runner advances the watermark.
+The daemon stays the sequencer: events wait in the per-key line
+(delivery/keys.py) and only one task per key is out at a time, carrying up
+to ``task_batch`` events of that key in increasing id order, as workers
+require (a late event, which runs after the later events of its key, starts
+a task of its own). A result reports each event finished to ``on_done``; the
+runner moves the position. Each task is in the in-flight registry from its
+first sending until it is answered.
 
-Failures are decided here, never on a worker: a failed event is sent again
-after the retry policy's wait, then dead-lettered
-(``stopOnError=False``) or switches the plugin off (``stopOnError=True``),
-while the plugin's other keys go on. A task that comes back without a result
-(rejected by the worker, revoked, unreadable) has its first event sent again
-alone and the rest put back in line; an event rejected alone is retried by
-the policy, then dead-lettered: it cannot be run, which is no plugin's
-failure. A task not answered within ``task_timeout`` is sent again; workers
-skip events they already did; its key counts as held in status and metrics.
+Failures are decided here, by the one failure policy (delivery/failures.py),
+never on a worker: a failed event is sent again after the policy's wait,
+then switches the plugin off or goes to the dead letters, while the plugin's
+other keys go on. A task that comes back without a result (rejected by the
+worker, revoked, unreadable) has its first event sent again alone and the
+rest put back in line; an event rejected alone is retried by the policy,
+then given up: it cannot be run. A worker that refuses a task (another
+version of the plugin, busy with it, not serving it) is asked again later;
+that is no failure. A task not answered within ``task_timeout`` is sent
+again (workers skip events they already did) and its key counts as held in
+status and metrics.
 """
 
 from __future__ import annotations
@@ -23,9 +26,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +42,10 @@ from shotgun_events.delivery.celery.codec import (
 )
 from shotgun_events.delivery.celery.tasks import Counters, Hub, Task
 from shotgun_events.delivery.dispatch import Outcome
-from shotgun_events.delivery.failures import DeadLetters, RetryPolicy
+from shotgun_events.delivery.executors import CELERY, OnDone, RejectedError
+from shotgun_events.delivery.failures import FailurePolicy, Verdict
+from shotgun_events.delivery.inflight import InFlight
+from shotgun_events.delivery.keys import KeyFn, KeyLines
 from shotgun_events.events import Event
 
 if TYPE_CHECKING:
@@ -58,36 +62,35 @@ OUTAGE_WAIT = 1.0
 class CeleryExecutor:
     """Runs one plugin's events on Celery workers and reports each one finished."""
 
+    kind = CELERY
+
     def __init__(
         self,
         plugin: Plugin,
         *,
         hub: Hub,
         queue: str,
-        on_done: Callable[[Event, Outcome], None],
-        order_key: Callable[[Event], Hashable] = lambda event: None,
-        policy: RetryPolicy | None = None,
-        dead_letters: DeadLetters | None = None,
+        on_done: OnDone,
+        order_key: KeyFn,
+        policy: FailurePolicy | None = None,
+        registry: InFlight | None = None,
         task_batch: int = 20,
         task_timeout: float = 300.0,
         capacity: int = 2000,
-        monotonic: Callable[[], float] = time.monotonic,
         describe: Callable[[CeleryExecutor], dict[str, Any]] | None = None,
     ) -> None:
         self.plugin = plugin
         self.queue = queue
         self._hub = hub
         self._on_done = on_done
-        self._order_key = order_key
-        self._policy = policy or RetryPolicy()
-        self._dead_letters = dead_letters
+        self._policy = policy or FailurePolicy()
+        self._registry = registry or InFlight()
+        self._monotonic = self._registry.monotonic
         self._batch = task_batch
         self._timeout = task_timeout
         self._capacity = capacity
-        self._monotonic = monotonic
         self._lock = threading.Condition()
-        #: Per key: events not sent yet, in id order.
-        self._lines: dict[Hashable, deque[Event]] = {}
+        self._lines = KeyLines(order_key)
         #: Per key: the one task out (or waiting to be sent again).
         self._out: dict[Hashable, Task] = {}
         self._by_id: dict[str, Task] = {}
@@ -105,55 +108,52 @@ class CeleryExecutor:
 
     def submit(self, event: Event) -> None:
         """Queue one event behind the events of its key, and send what can go."""
-        key = self._order_key(event)
         with self._lock:
-            self._lines.setdefault(key, deque()).append(event)
+            if self._count >= self._capacity:
+                raise RejectedError(self.plugin.name)
+            self._lines.add(event)
             self._count += 1
         self._pump()
 
-    def has_room(self) -> bool:
-        """Whether the runner may hand on more events."""
+    def wait_room(self, stop: threading.Event) -> bool:
+        """Block until half the capacity is free again; False when ``stop`` was set first."""
         with self._lock:
-            return self._count < self._capacity
+            while self._count > self._capacity // 2:
+                if stop.is_set() or self._closed:
+                    return False
+                self._lock.wait(0.1)
+        return not stop.is_set()
 
     def in_flight(self) -> set[int]:
         """Ids handed to this executor and not reported finished."""
         with self._lock:
-            ids = {int(e["id"]) for line in self._lines.values() for e in line}
+            ids = self._lines.ids()
             ids.update(int(e["id"]) for t in self._out.values() for e in t.events)
             return ids
-
-    def tasks_in_flight(self) -> int:
-        """Tasks sent and not answered (for status)."""
-        with self._lock:
-            return sum(1 for t in self._out.values() if t.due is None)
 
     def figures(self) -> dict[str, int]:
         """Counters cheap enough for every metrics scrape (no Redis round trip)."""
         c = self.counters
+        held = self.held()
         return {
-            "tasks_in_flight": self.tasks_in_flight(),
+            "tasks_in_flight": len(self._tasks()),
             "sent": c.sent,
             "resent": c.resent,
             "timed_out": c.timed_out,
-            "keys_held": len(self.held()),
+            "keys_held": len(held),
         }
 
-    def held(self) -> list[tuple[float, list[int]]]:
-        """(seconds, event ids) of each key whose task is out longer than ``task_timeout``."""
+    def held(self) -> list[tuple[float, int]]:
+        """(seconds, first event id) of each task out longer than ``task_timeout``, oldest first."""
         now = self._monotonic()
-        with self._lock:
-            found = [
-                (now - task.since, [int(e["id"]) for e in task.events])
-                for task in self._out.values()
-                if task.since is not None and now - task.since > self._timeout
-            ]
-        return sorted(found, reverse=True)
+        return sorted(
+            ((now - w.since, w.event_id) for w in self._tasks() if now - w.since > self._timeout),
+            reverse=True,
+        )
 
     def status(self) -> dict[str, Any]:
         """What ``status`` shows of this plugin's executor (the runner adds it per plugin)."""
         shown: dict[str, Any] = {
-            "executor": "celery",
             "queue": self.queue,
             **self.figures(),
             "events_held": len(self.in_flight()),
@@ -161,7 +161,13 @@ class CeleryExecutor:
         }
         held = self.held()
         if held:
-            seconds, ids = held[0]
+            seconds, first = held[0]
+            with self._lock:
+                ids = next(
+                    ([int(e["id"]) for e in t.events] for t in self._out.values()
+                     if int(t.events[0]["id"]) == first),
+                    [first],
+                )
             shown["oldest_held"] = {"seconds": round(seconds, 1), "events": ids}
         if self._describe is not None:
             shown.update(self._describe(self))
@@ -183,7 +189,18 @@ class CeleryExecutor:
         self.drain(timeout)
         with self._lock:
             self._closed = True
+            for task in self._out.values():
+                self._registry.end(self._work_key(task.key))
         self._hub.remove(self)
+
+    def _tasks(self) -> list[Any]:
+        name = self.plugin.name
+        return [
+            w for w in self._registry.running() if w.thread is None and w.plugin.name == name
+        ]
+
+    def _work_key(self, key: Hashable) -> tuple[str, str, Hashable]:
+        return ("celery", self.plugin.name, key)
 
     # -- called by the hub -----------------------------------------------------
 
@@ -194,19 +211,17 @@ class CeleryExecutor:
             if task is None or self._out.get(task.key) is not task or self._closed:
                 return  # an answer to a copy that was already sent again
             task.task_id = None
-        finished: list[tuple[Event, Outcome]] = []
         handled = set(result.handled)
         ran = set(result.ran)
         rest = [e for e in task.events if int(e["id"]) not in handled]
-        for event in task.events:
-            if int(event["id"]) in handled:
-                outcome = Outcome.DONE if int(event["id"]) in ran else Outcome.SKIPPED
-                finished.append((event, outcome))
+        finished = [
+            (e, Outcome.DONE if int(e["id"]) in ran else Outcome.SKIPPED)
+            for e in task.events
+            if int(e["id"]) in handled
+        ]
         if result.status == DONE or not rest:
             self._finish(task, finished, keep=[])
-        elif result.status == REJECTED:
-            self._rejected(task, finished, rest, result)
-        elif result.status == FAILED:
+        elif result.status in (FAILED, REJECTED):
             self._failed(task, finished, rest, result)
         else:
             self._refused(task, finished, rest, result)
@@ -254,21 +269,11 @@ class CeleryExecutor:
                 if task.due is not None and task.due <= now:
                     task.due = None
                     to_send.append(task)
-            for key in list(self._lines):
-                if key in self._out:
-                    continue
-                line = self._lines[key]
-                events = [line.popleft()]
-                while (
-                    line
-                    and len(events) < self._batch
-                    and int(line[0]["id"]) > int(events[-1]["id"])
-                ):
-                    events.append(line.popleft())
-                if not line:
-                    del self._lines[key]
-                task = Task(key=key, events=events, since=now)
+            while (taken := self._lines.take(self._batch)) is not None:
+                key, events = taken
+                task = Task(key=key, events=events)
                 self._out[key] = task
+                self._registry.start(self.plugin, int(events[0]["id"]), task=self._work_key(key))
                 to_send.append(task)
             for task in to_send:
                 first = int(task.events[0]["id"])
@@ -294,13 +299,21 @@ class CeleryExecutor:
                 task.due = self._monotonic() + OUTAGE_WAIT
 
     def _finish(
-        self, task: Task, finished: list[tuple[Event, Outcome]], keep: list[Event]
+        self,
+        task: Task,
+        finished: list[tuple[Event, Outcome]],
+        keep: list[Event],
+        due: float | None = None,
     ) -> None:
+        """Report finished events; the task goes on with ``keep`` (sent at ``due``) or ends."""
         with self._lock:
             if keep:
                 task.events = keep
+                task.due = due
             else:
                 del self._out[task.key]
+                self._lines.release(task.key)
+                self._registry.end(self._work_key(task.key))
             self._count -= len(finished)
             for event, _ in finished:
                 self._failures.pop(int(event["id"]), None)
@@ -315,82 +328,9 @@ class CeleryExecutor:
         rest: list[Event],
         result: TaskResult,
     ) -> None:
-        event = rest[0]
-        event_id = int(event["id"])
-        callback = next((c for c in self.plugin.callbacks if c.name == result.callback), None)
-        retries = self._policy.retries if callback is None else self._policy.attempts_for(callback)
-        with self._lock:
-            attempt = self._failures.get(event_id, 0) + 1
-            self._failures[event_id] = attempt
-        self.counters.failed += 1
-        if attempt <= retries:
-            delay = (
-                self._policy.delay * 2.0 ** (attempt - 1)
-                if callback is None
-                else self._policy.wait_before(callback, attempt)
-            )
-            delay = min(delay, self._policy.max_delay)
-            self.plugin.logger.warning(
-                "%s failed on event %d on worker %s (%s); retry %d of %d in %.1f s",
-                result.callback or "a callback",
-                event_id,
-                result.worker,
-                result.error,
-                attempt,
-                retries,
-                delay,
-            )
-            with self._lock:
-                task.due = self._monotonic() + delay
-            self.counters.resent += 1
-            self._finish(task, finished, keep=rest)
-            return
-        if result.stop_on_error:
-            self.plugin.logger.error(
-                "%s failed on event %d on worker %s (%s); stopping plugin %s until its file "
-                "changes; it will resume from this event",
-                result.callback,
-                event_id,
-                result.worker,
-                result.error,
-                self.plugin.name,
-            )
-            self.plugin.deactivate(
-                f"callback {result.callback} failed on event {event_id}: {result.error}",
-                by_callback=True,
-            )
-            dropped = [(e, Outcome.FAILED) for e in rest[:1]]
-            dropped += [(e, Outcome.INTERRUPTED) for e in rest[1:]]
-            with self._lock:
-                for line in self._lines.values():
-                    dropped += [(e, Outcome.INTERRUPTED) for e in line]
-                self._lines.clear()
-            self._finish(task, finished + dropped, keep=[])
-            return
-        self.plugin.logger.error(
-            "%s failed on event %d on worker %s (%s); giving it up (stopOnError=False)",
-            result.callback,
-            event_id,
-            result.worker,
-            result.error,
-        )
-        if self._dead_letters is not None:
-            self._dead_letters.record(
-                self.plugin.name, event_id, result.error, reason="stopOnError=False"
-            )
-        self.counters.dead_letters += 1
-        with self._lock:
-            task.due = self._monotonic()
-        self._finish(task, [*finished, (event, Outcome.DONE)], keep=rest[1:])
-
-    def _rejected(
-        self,
-        task: Task,
-        finished: list[tuple[Event, Outcome]],
-        rest: list[Event],
-        result: TaskResult,
-    ) -> None:
-        if len(rest) > 1:
+        """A callback raised on the worker (FAILED), or the task came back without a result."""
+        unrunnable = result.status == REJECTED
+        if unrunnable and len(rest) > 1:
             # Which event a worker cannot take is unknown: send the first alone.
             log.warning(
                 "%s: task for events %s came back %s; sending event %s alone, the rest after it",
@@ -400,42 +340,39 @@ class CeleryExecutor:
                 rest[0]["id"],
             )
             with self._lock:
-                self._lines.setdefault(task.key, deque()).extendleft(reversed(rest[1:]))
-                task.due = self._monotonic()
-            self._finish(task, finished, keep=rest[:1])
+                self._lines.put_back(task.key, rest[1:])
+            self._finish(task, finished, keep=rest[:1], due=self._monotonic())
             return
         event, event_id = rest[0], int(rest[0]["id"])
+        callback = _callback(self.plugin, result)
         with self._lock:
             attempt = self._failures.get(event_id, 0) + 1
             self._failures[event_id] = attempt
         self.counters.failed += 1
-        if attempt <= self._policy.retries:
-            delay = min(self._policy.delay * 2.0 ** (attempt - 1), self._policy.max_delay)
-            self.plugin.logger.warning(
-                "event %d came back %s; retry %d of %d in %.1f s",
-                event_id,
-                result.error,
-                attempt,
-                self._policy.retries,
-                delay,
-            )
-            with self._lock:
-                task.due = self._monotonic() + delay
-            self.counters.resent += 1
-            self._finish(task, finished, keep=rest)
-            return
-        self.plugin.logger.error(
-            "event %d cannot be run on a worker: it came back %s; giving it up (see "
-            "dead letters)",
+        decision = self._policy.decide(
+            self.plugin,
+            callback,
             event_id,
-            result.error,
+            attempt,
+            result.error or "no error text",
+            where=f" on worker {result.worker}" if result.worker else "",
+            unrunnable=unrunnable,
+            stop_on_error=result.stop_on_error,
         )
-        if self._dead_letters is not None:
-            self._dead_letters.record(
-                self.plugin.name, event_id, result.error, reason="rejected by the workers"
+        if decision.verdict is Verdict.RETRY:
+            self.counters.resent += 1
+            self._finish(task, finished, keep=rest, due=self._monotonic() + decision.delay)
+        elif decision.verdict is Verdict.STOP:
+            dropped = [(event, Outcome.FAILED)]
+            dropped += [(e, Outcome.INTERRUPTED) for e in rest[1:]]
+            with self._lock:
+                dropped += [(e, Outcome.INTERRUPTED) for e in self._lines.clear()]
+            self._finish(task, finished + dropped, keep=[])
+        else:
+            self.counters.dead_letters += 1
+            self._finish(
+                task, [*finished, (event, Outcome.DONE)], keep=rest[1:], due=self._monotonic()
             )
-        self.counters.dead_letters += 1
-        self._finish(task, [*finished, (event, Outcome.DONE)], keep=[])
 
     def _refused(
         self,
@@ -462,9 +399,15 @@ class CeleryExecutor:
                 wait,
             )
         task.refusals += 1
-        with self._lock:
-            task.due = self._monotonic() + wait
-        self._finish(task, finished, keep=rest)
+        self._finish(task, finished, keep=rest, due=self._monotonic() + wait)
+
+
+def _callback(plugin: Plugin, result: TaskResult) -> Any:
+    """The daemon's copy of the callback that failed on the worker (same plugin version)."""
+    index = result.callback_index
+    if index is not None and 0 <= index < len(plugin.callbacks):
+        return plugin.callbacks[index]
+    return next((c for c in plugin.callbacks if c.name == result.callback), None)
 
 
 def _ids(events: list[Event]) -> str:

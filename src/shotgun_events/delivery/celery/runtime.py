@@ -1,8 +1,11 @@
 """The worker's side of a task: the plugins it loaded, and running one task's events through them.
 
-``WorkerRuntime.run(spec)`` never raises for a plugin's failure: it answers
-with a ``TaskResult`` and the daemon applies the failure policy (retries are
-re-sent by the daemon, so order is kept). Each event is claimed, run, and
+``WorkerRuntime.run(spec)`` never raises for a plugin's failure: it runs the
+events through the same dispatcher as the daemon (``Dispatcher.attempt``:
+connections, session uuid, scope, the in-flight registry), logs a failure
+at CRITICAL with its frames on the worker's log, and answers with a
+``TaskResult``; the daemon applies the failure policy (retries are re-sent by
+the daemon, so order is kept). Each event is claimed, run, and
 recorded done in Redis *before* the answer, so a task sent again skips it.
 """
 
@@ -12,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Collection
-from typing import Any, Protocol
+from typing import Protocol
 
 from shotgun_events.delivery.celery.codec import (
     BUSY,
@@ -23,6 +26,8 @@ from shotgun_events.delivery.celery.codec import (
     TaskResult,
     TaskSpec,
 )
+from shotgun_events.delivery.dispatch import Dispatcher
+from shotgun_events.delivery.failures import log_on_worker
 from shotgun_events.plugins.loader import Plugin, PluginLoader
 
 log = logging.getLogger("engine.celery.worker")
@@ -56,14 +61,6 @@ class Done(Protocol):
         ...
 
 
-class Connections(Protocol):
-    """Source of callbacks' ``sg`` (client.connections.ConnectionPool)."""
-
-    def get(self, script_name: str, script_key: str) -> Any:
-        """Return a connection for these credentials."""
-        ...
-
-
 class WorkerRuntime:
     """Plugins loaded on this worker and the running of tasks through them."""
 
@@ -72,19 +69,17 @@ class WorkerRuntime:
         *,
         loader: PluginLoader,
         done: Done,
-        connections: Connections,
+        dispatcher: Dispatcher,
         hostname: str,
         only: Collection[str] | None = None,
-        use_session_uuid: bool = True,
         rescan_every: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._loader = loader
         self._done = done
-        self._connections = connections
+        self._dispatcher = dispatcher
         self.hostname = hostname
         self._only = set(only) if only else None
-        self._use_session_uuid = use_session_uuid
         self._rescan_every = rescan_every
         self._monotonic = monotonic
         self._lock = threading.Lock()
@@ -162,26 +157,20 @@ class WorkerRuntime:
                         "%s: event %d is running elsewhere; answering busy", spec.plugin, event_id
                     )
                     return self._answer(BUSY, handled=handled, ran=ran, failed_id=event_id)
-                for callback in matching:
-                    error = self._call(callback, event)
-                    if error is not None:
-                        callback.logger.error(
-                            "%s failed on event %d: %s: %s",
-                            callback.name,
-                            event_id,
-                            type(error).__name__,
-                            error,
-                            exc_info=error,
-                        )
-                        return self._answer(
-                            FAILED,
-                            handled=handled,
-                            ran=ran,
-                            failed_id=event_id,
-                            error=f"{callback.name}: {type(error).__name__}: {error}",
-                            stop_on_error=callback.stop_on_error,
-                            callback=callback.name,
-                        )
+                failure = self._dispatcher.attempt(plugin, event)
+                if failure is not None:
+                    callback, error = failure
+                    log_on_worker(plugin, callback, event_id, error)
+                    return self._answer(
+                        FAILED,
+                        handled=handled,
+                        ran=ran,
+                        failed_id=event_id,
+                        error=f"{type(error).__name__}: {error}",
+                        stop_on_error=callback.stop_on_error,
+                        callback=callback.name,
+                        callback_index=callbacks.index(callback),
+                    )
                 completed.append(event_id)
                 handled.append(event_id)
                 ran.append(event_id)
@@ -189,16 +178,6 @@ class WorkerRuntime:
             released = sorted(claimed - set(completed))
             self._done.settle(spec.plugin, completed, released)
         return self._answer(DONE, handled=handled, ran=ran, worker_hash=mine)
-
-    def _call(self, callback: Any, event: dict[str, Any]) -> BaseException | None:
-        sg = self._connections.get(callback.script_name, callback.script_key)
-        if self._use_session_uuid:
-            sg.set_session_uuid(event.get("session_uuid"))
-        try:
-            callback.func(sg, callback.logger, dict(event), callback.args)
-        except (Exception, SystemExit) as exc:
-            return exc
-        return None
 
     def _answer(
         self,
@@ -211,6 +190,7 @@ class WorkerRuntime:
         stop_on_error: bool = False,
         worker_hash: str = "",
         callback: str = "",
+        callback_index: int | None = None,
     ) -> TaskResult:
         return TaskResult(
             status=status,
@@ -222,4 +202,5 @@ class WorkerRuntime:
             worker=self.hostname,
             worker_hash=worker_hash,
             callback=callback,
+            callback_index=callback_index,
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from shotgun_events.events import Event
@@ -37,8 +37,6 @@ class Task:
     events: list[Event]
     task_id: str | None = None
     sent_at: float = 0.0
-    #: When this task of the key was first sent: the key is held since then.
-    since: float | None = None
     #: When to send (again); None while out.
     due: float | None = None
     refusals: int = 0
@@ -54,4 +52,3 @@ class Counters:
     refused: int = 0
     failed: int = 0
     dead_letters: int = 0
-    extra: dict[str, int] = field(default_factory=dict)

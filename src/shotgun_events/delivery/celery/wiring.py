@@ -1,32 +1,27 @@
-"""The daemon's Celery set-up: connect the hub, choose each plugin's executor, close it all.
+"""The daemon's Celery set-up: connect the hub, build the Celery executors' factory, close it all.
 
-``app.py`` calls ``celery_wiring(config, ...)`` when some plugin runs on
-Celery (``[daemon] dispatch = celery`` or ``[plugin:NAME] executor =
+``wiring.py`` calls ``celery_wiring(config, ...)`` when some plugin runs on
+Celery (``[daemon] executor = celery`` or ``[plugin:NAME] executor =
 celery``). It checks the packages are installed, reaches Redis before the
 daemon reports ready (so ``start`` fails with one line when Redis never
-comes), and returns the executor factory and spec resolver the engine takes:
-a plugin whose spec kind is ``celery`` gets a ``CeleryExecutor``, every other
-plugin the in-daemon executors of ``delivery/plan.py``.
+comes), and returns the factory that ``delivery/executors.Executors`` calls
+for a plugin whose spec says ``celery``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from shotgun_events.delivery.dispatch import Dispatcher
-from shotgun_events.delivery.executor import Executor, ExecutorFactory, ExecutorSpec, OnDone
-from shotgun_events.delivery.failures import DeadLetters, RetryPolicy
-from shotgun_events.delivery.ordering import key_function
-from shotgun_events.delivery.plan import local_executor, spec_resolver
+from shotgun_events.delivery.failures import FailurePolicy
+from shotgun_events.delivery.inflight import InFlight
 
 if TYPE_CHECKING:
     from shotgun_events.config.model import Config
     from shotgun_events.delivery.celery.factory import CeleryFactory
     from shotgun_events.delivery.celery.hub import CeleryHub
-    from shotgun_events.plugins.loader import Plugin
 
 log = logging.getLogger("engine.celery")
 
@@ -36,39 +31,12 @@ CONNECT_ATTEMPTS = 5
 CONNECT_FIRST_WAIT = 0.5
 
 
-def engine_dispatch(dispatch: str) -> str:
-    """Return how the engine schedules runners for ``[daemon] dispatch``.
-
-    ``celery`` schedules like ``auto``: submitting to Celery returns at once, so
-    plugins share a worker thread; one held back by its executor's back-pressure
-    (2,000 events not answered) gets a thread of its own and holds up no other.
-    """
-    return "auto" if dispatch == "celery" else dispatch
-
-
-def celery_spec_resolver(config: Config) -> Callable[[Plugin], ExecutorSpec]:
-    """Return plugin -> spec whose kind is ``config.executor_for(plugin)`` (local or celery)."""
-    own = spec_resolver(config.plugin_settings)
-
-    def spec_for(plugin: Plugin) -> ExecutorSpec:
-        return replace(own(plugin), kind=config.executor_for(plugin.name))
-
-    return spec_for
-
-
 @dataclass
 class CeleryWiring:
-    """The daemon's hub and factory, and the engine's executor factory built on them."""
+    """The daemon's hub and the factory of its plugins' Celery executors."""
 
     hub: CeleryHub
     factory: CeleryFactory
-    local: ExecutorFactory
-
-    def executor_for(self, plugin: Plugin, spec: ExecutorSpec, on_done: OnDone) -> Executor:
-        """Celery for a celery spec (one task in flight per ``order_by`` key), else local."""
-        if spec.kind == "celery":
-            return self.factory(plugin, spec.order_by, on_done)
-        return self.local(plugin, spec, on_done)
 
     def close(self) -> None:
         """Stop collecting results (after the engine closed its executors)."""
@@ -78,9 +46,8 @@ class CeleryWiring:
 def celery_wiring(
     config: Config,
     *,
-    dispatcher: Dispatcher,
-    policy: RetryPolicy,
-    dead_letters: DeadLetters,
+    policy: FailurePolicy,
+    registry: InFlight,
     wait: Callable[[float], bool],
     reloading: bool = False,
 ) -> CeleryWiring:
@@ -94,7 +61,7 @@ def celery_wiring(
     """
     from shotgun_events.delivery.celery import require_celery
 
-    require_celery(f"[daemon] dispatch / [plugin:NAME] executor = celery in {config.path}")
+    require_celery(f"[daemon] executor / [plugin:NAME] executor = celery in {config.path}")
     # Imported only now: a daemon without Celery never imports celery.
     from shotgun_events.delivery.celery.factory import CeleryFactory
     from shotgun_events.delivery.celery.hub import CeleryHub
@@ -106,11 +73,5 @@ def celery_wiring(
     log.info(
         "plugin callbacks run on Celery workers through Redis at %s", config.celery.safe_broker
     )
-    factory = CeleryFactory(
-        hub,
-        config.celery,
-        policy=policy,
-        dead_letters=dead_letters,
-        key_function=key_function,
-    )
-    return CeleryWiring(hub=hub, factory=factory, local=local_executor(dispatcher))
+    factory = CeleryFactory(hub, config.celery, policy=policy, registry=registry)
+    return CeleryWiring(hub=hub, factory=factory)

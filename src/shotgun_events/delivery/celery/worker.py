@@ -31,6 +31,8 @@ from shotgun_events.delivery.celery.codec import (
 )
 from shotgun_events.delivery.celery.runtime import WorkerRuntime
 from shotgun_events.delivery.celery.store import DoneStore, write_beacon
+from shotgun_events.delivery.dispatch import Dispatcher
+from shotgun_events.delivery.scope import Scope, SiteLookup
 from shotgun_events.notify.logs import configure_logging
 from shotgun_events.plugins.loader import PluginLoader
 
@@ -118,13 +120,23 @@ def run_worker(config: Config, options: WorkerOptions) -> int:
         ttl=config.celery.done_ttl,
         claim_ttl=config.celery.task_timeout,
     )
+    factory = factory_for(config)
+    dispatcher = Dispatcher(
+        connections=ThreadConnections(factory),
+        use_session_uuid=config.use_session_uuid,
+        # The same scope as the daemon's: [plugin:NAME] projects / ignore_own_events.
+        scope=Scope(
+            settings=config.plugin_settings,
+            lookup=SiteLookup(lambda: factory.create(config.script_name, config.script_key)),
+            config_path=config.path,
+        ),
+    )
     runtime = WorkerRuntime(
         loader=loader,
         done=done,
-        connections=ThreadConnections(factory_for(config)),
+        dispatcher=dispatcher,
         hostname=hostname,
         only=options.plugins or None,
-        use_session_uuid=config.use_session_uuid,
         rescan_every=config.plugin_poll_interval,
     )
     runtime.refresh(force=True)

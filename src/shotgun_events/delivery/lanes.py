@@ -1,19 +1,26 @@
-"""One plugin's worker thread: take batches from the inbox, or catch up from the site alone.
+"""The threads plugins run on: the shared lane, and a plugin's thread of its own.
 
-A worker owns its plugin's runner (cursor and delivery). Attached, it takes
-the batches the engine read for everyone; detached (fallen behind, or back
-after being switched off), it reads from its own cursor with its own
+``Lane``: a thread that runs the shared lane's batches for the engine's
+thread. The engine hands each batch to it and watches it, so a callback that
+never returns holds only its lane: the engine can leave that lane to it and
+start a new one for the other plugins (fanout.py).
+
+``PluginThread``: a plugin's own thread. Attached, it takes the batches the
+engine read for everyone from its inbox; detached (fallen behind, or back
+after being switched off), it reads from its own position with its own
 connection until it has caught up, then asks to attach again.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Collection
+from datetime import datetime
+from typing import Protocol
 
 from shotgun_events.client.retry import SiteRetry
 from shotgun_events.client.source import EventSource
@@ -21,41 +28,105 @@ from shotgun_events.delivery.dispatch import Outcome
 from shotgun_events.delivery.runner import PluginRunner
 from shotgun_events.errors import StateWriteError
 from shotgun_events.events import Event
-
-if TYPE_CHECKING:
-    from shotgun_events.delivery.base import Hooks
+from shotgun_events.plugins.loader import Plugin
 
 log = logging.getLogger("engine.worker")
+
+
+class Hooks:
+    """What delivery reports back to the engine."""
+
+    def __init__(
+        self,
+        *,
+        on_failed: Callable[[Plugin], None],
+        on_state_trouble: Callable[[StateWriteError], None],
+        clock: Callable[[], datetime],
+        event_types: Callable[[], Collection[str] | None] = lambda: None,
+    ) -> None:
+        self.on_failed = on_failed
+        self.on_state_trouble = on_state_trouble
+        self.clock = clock
+        self.event_types = event_types
+
+
+class LaneAbandonedError(Exception):
+    """Raised on a lane left to a stuck callback, once that callback has returned."""
+
+
+class Lane:
+    """A thread that runs the group's work, one job at a time, for the engine's thread."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], bool]] = queue.SimpleQueue()
+        self.done = threading.Event()
+        self.result = True
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="shotgun-events-shared", daemon=True)
+        self._thread.start()
+        self.ident = self._thread.ident or 0
+
+    def submit(self, job: Callable[[], bool]) -> None:
+        """Run ``job`` on the lane; ``done`` is set when it has returned."""
+        self.done.clear()
+        self._jobs.put(job)
+
+    def join(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the thread to end; True if it has."""
+        self._thread.join(max(0.0, timeout))
+        return not self._thread.is_alive()
+
+    def stop(self) -> None:
+        """Let the thread end once its current job is over."""
+        self._jobs.put(_stop_lane)
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is _stop_lane:
+                return
+            try:
+                self.result = job()
+            except LaneAbandonedError:
+                return  # the engine has moved on to a new lane
+            except BaseException as exc:  # handed to the engine's thread, raised there
+                self.error = exc
+            self.done.set()
+
+
+def _stop_lane() -> bool:
+    return False
+
 
 _FRESH = "fresh"
 _LATE = "late"
 _EXPIRE = "expire"
 
 
-class WorkerHost(Protocol):
-    """What a plugin's worker asks of the delivery that feeds it."""
+class Host(Protocol):
+    """What a plugin's own thread asks of the fan-out that feeds it."""
 
     def has_head(self) -> bool:
         """Tell whether the engine has read anything yet (a worker can attach to it)."""
         ...
 
-    def try_attach(self, worker: Worker) -> bool:
-        """Attach a worker that caught up with the engine; False if it is still behind."""
+    def try_attach(self, thread: PluginThread) -> bool:
+        """Attach a thread that caught up with the engine; False if it is still behind."""
         ...
 
     def notify_room(self) -> None:
-        """Wake the engine: a worker's inbox has room again."""
+        """Wake the engine: a thread's inbox has room again."""
         ...
 
 
-class Worker:
-    """A thread that delivers events to one plugin in id order."""
+class PluginThread:
+    """A plugin's thread of its own: the engine's batches, or its own reads while behind."""
 
     def __init__(
         self,
         runner: PluginRunner,
         *,
-        delivery: WorkerHost,
+        host: Host,
         stop: threading.Event,
         source_factory: Callable[[], EventSource],
         retry: SiteRetry,
@@ -65,7 +136,7 @@ class Worker:
     ) -> None:
         self.runner = runner
         self.attached = False
-        self._delivery = delivery
+        self._host = host
         self._stop = stop
         self._closing = threading.Event()
         self._source_factory = source_factory
@@ -151,9 +222,8 @@ class Worker:
             )
             return
         self._save_until_done()
-        closer = getattr(self._source, "close", None)
-        if callable(closer):
-            closer()
+        if self._source is not None:
+            self._source.close()
 
     # -- the thread ----------------------------------------------------------
 
@@ -166,7 +236,7 @@ class Worker:
             if item is not None:
                 kind, events = item
                 if kind == _FRESH:
-                    self._delivery.notify_room()
+                    self._host.notify_room()
                 if kind == _EXPIRE:
                     self._expire()
                 else:
@@ -195,7 +265,7 @@ class Worker:
             if not dropped:
                 self._ready.wait(0.25)
         if dropped:
-            self._delivery.notify_room()
+            self._host.notify_room()
         self.attached = False
 
     def _handle(self, events: list[Event]) -> None:
@@ -222,11 +292,11 @@ class Worker:
 
     def _catch_up_step(self) -> None:
         """Read the next batch after our own cursor; attach once level with the engine."""
-        if not self._delivery.has_head():
+        if not self._host.has_head():
             # The engine has not placed the shared read yet: wait rather than read alone.
             self._stop.wait(0.05)
             return
-        if self._delivery.try_attach(self):
+        if self._host.try_attach(self):
             return
         if self._source is None:
             self._source = self._source_factory()
@@ -239,7 +309,7 @@ class Worker:
         )
         if batch:
             self._handle(batch)
-        self._delivery.try_attach(self)
+        self._host.try_attach(self)
 
     def _expire(self) -> None:
         try:

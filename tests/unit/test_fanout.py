@@ -1,0 +1,140 @@
+"""The shared lane's rule: which plugin leaves it for a thread of its own, and when (fake clock)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from typing import cast
+
+from shotgun_events.client.retry import SiteRetry
+from shotgun_events.delivery.dispatch import Outcome
+from shotgun_events.delivery.fanout import HELD, SLOW_CALL, Fanout, Promotion
+from shotgun_events.delivery.inflight import InFlight
+from shotgun_events.delivery.lanes import Hooks
+from shotgun_events.delivery.runner import PluginRunner
+from shotgun_events.events import Event
+from tests.unit.fakes import FakeSource
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class TimedRunner:
+    """A plugin runner whose every event takes ``cost`` seconds of the fake clock."""
+
+    def __init__(self, name: str, cost: float, clock: FakeClock) -> None:
+        self.cost = cost
+        self.clock = clock
+        self.active = True
+        self.unsaved = False
+        self.handled: list[int] = []
+        self.plugin = type("P", (), {"name": name, "active": True})()
+        self.cursor = type("C", (), {"last_id": 0})()
+
+    def handle(self, event: Event, now: datetime) -> Outcome:
+        self.clock.now += self.cost
+        self.handled.append(int(event["id"]))
+        return Outcome.DONE
+
+    def flush(self) -> None:
+        """Nothing to save."""
+
+
+def lane(
+    *runners: TimedRunner, clock: FakeClock, policy: Promotion = Promotion.WHEN_SLOW
+) -> tuple[Fanout, list[str]]:
+    """A fan-out whose promotions are only recorded (no threads of their own start)."""
+    left: list[str] = []
+    hooks = Hooks(
+        on_failed=lambda plugin: None,
+        on_state_trouble=lambda exc: None,
+        clock=lambda: datetime(2026, 12, 2, tzinfo=UTC),
+    )
+    stop = threading.Event()
+    fanout = Fanout(
+        hooks,
+        stop,
+        policy=policy,
+        registry=InFlight(clock),
+        source_factory=FakeSource,
+        retry=SiteRetry(max_attempts=1, burst_sleep=0, wait=lambda s: True),
+        batch_size=500,
+        monotonic=clock,
+    )
+    fanout._own_thread = lambda runner: left.append(runner.plugin.name)  # type: ignore[method-assign]
+    for runner in runners:
+        fanout.add(cast(PluginRunner, runner))
+    return fanout, left
+
+
+def batch(first: int, count: int) -> list[Event]:
+    return [cast(Event, {"id": n}) for n in range(first, first + count)]
+
+
+
+
+def test_a_sleeper_beside_quick_plugins_leaves_once_it_held_them_for_held() -> None:
+    # Given nine quick plugins and one that waits 20 ms per event
+    clock = FakeClock()
+    quick = [TimedRunner(f"q{n}", 0.00001, clock) for n in range(9)]
+    sleeper = TimedRunner("sleeper", 0.02, clock)
+    fanout, left = lane(*quick, sleeper, clock=clock)
+    # When a batch of 100 events goes through the lane
+    assert fanout.deliver(batch(1, 100))
+    # Then the sleeper left after 2 events (40 ms > 30 ms) and the quick ones got it all
+    assert (HELD, SLOW_CALL) == (0.03, 0.01)
+    assert left == ["sleeper"]
+    assert sleeper.handled == [1, 2]
+    assert all(r.handled == list(range(1, 101)) for r in quick)
+    fanout.close(1)
+
+
+def test_quick_calls_never_count_however_many_the_plugins_are_slowed_alike() -> None:
+    # Given ten plugins that all take 5 ms per event (waiting for the interpreter's lock)
+    clock = FakeClock()
+    alike = [TimedRunner(f"p{n}", 0.005, clock) for n in range(10)]
+    fanout, left = lane(*alike, clock=clock)
+    # When long batches go through
+    assert fanout.deliver(batch(1, 200))
+    # Then none leaves: a thread of its own would not make any of them faster
+    assert left == []
+    assert all(r.handled == list(range(1, 201)) for r in alike)
+    fanout.close(1)
+
+
+def test_the_slow_time_is_counted_per_batch() -> None:
+    # Given a plugin that is slow in one batch only, beside a quick one
+    clock = FakeClock()
+    quick = TimedRunner("quick", 0.00001, clock)
+    moody = TimedRunner("moody", 0.012, clock)
+    fanout, left = lane(quick, moody, clock=clock)
+    # When a batch of 2 events goes through (24 ms: under 30 ms), then quick batches
+    assert fanout.deliver(batch(1, 2))
+    moody.cost = 0.00001
+    assert fanout.deliver(batch(3, 10))
+    moody.cost = 0.012
+    assert fanout.deliver(batch(13, 2))
+    # Then its slow time did not carry over from one batch to the next: it never left
+    assert left == []
+    assert moody.handled == list(range(1, 15))
+    fanout.close(1)
+
+
+def test_with_promotion_never_nobody_leaves_and_with_always_everybody_has_a_thread() -> None:
+    # Given a slow plugin beside a quick one
+    clock = FakeClock()
+    quick, slow = TimedRunner("quick", 0.00001, clock), TimedRunner("slow", 0.05, clock)
+    fanout, left = lane(quick, slow, clock=clock, policy=Promotion.NEVER)
+    # When the lane never promotes: the slow one stays and gets every event
+    assert fanout.deliver(batch(1, 10))
+    assert left == [] and slow.handled == list(range(1, 11))
+    fanout.close(1)
+    # When every plugin runs on its own thread from the start
+    fanout, left = lane(quick, slow, clock=clock, policy=Promotion.ALWAYS)
+    assert left == ["quick", "slow"]
+    fanout.close(1)
