@@ -10,8 +10,8 @@ from shotgun_events.client.retry import SiteRetry
 from shotgun_events.delivery.dispatch import Outcome
 from shotgun_events.delivery.fanout import HELD, SLOW_CALL, Fanout, Promotion
 from shotgun_events.delivery.inflight import InFlight
-from shotgun_events.delivery.lanes import Hooks
 from shotgun_events.delivery.runner import PluginRunner
+from shotgun_events.delivery.threads import Hooks
 from shotgun_events.events import Event
 from tests.unit.fakes import FakeSource
 
@@ -66,7 +66,7 @@ def lane(
         batch_size=500,
         monotonic=clock,
     )
-    fanout._own_thread = lambda runner: left.append(runner.plugin.name)  # type: ignore[method-assign]
+    fanout._own.add = lambda runner: left.append(runner.plugin.name)  # type: ignore[method-assign]
     for runner in runners:
         fanout.add(cast(PluginRunner, runner))
     return fanout, left

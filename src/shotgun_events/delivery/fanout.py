@@ -16,17 +16,12 @@ promotion policy decides who leaves it for a thread of its own:
   promotion, so a plugin slow for good stays on its own thread;
 - ``always`` (``dispatch = parallel``): every plugin on its own thread.
 
-A plugin on its own thread takes the engine's batches from an inbox while it
-keeps up (*attached*); one whose inbox stays full for ``DETACH_AFTER``, or that
-was switched off and came back, reads from the site on its own from its own
-position until it has caught up (*detached*). The engine reads the next batch
-once every attached thread has room: the one back-pressure rule between the
-engine and the threads it feeds.
-
-A plugin taken off the lane in the middle of a callback leaves the lane to
-that callback; a new lane takes the rest of the batch (plugins skip what they
-already handled, by their positions), and the plugin gets its thread once the
-callback returns.
+Plugins on threads of their own are fed by ``threads.OwnThreads``. The lane
+itself is a thread (``Lane``) that the engine's thread hands each batch and
+watches: a plugin taken off in the middle of a callback leaves that lane to
+the callback, a new lane takes the rest of the batch (plugins skip what they
+already handled, by their positions), and the plugin gets its thread once
+the callback returns.
 """
 
 from __future__ import annotations
@@ -43,8 +38,8 @@ from shotgun_events.client.retry import SiteRetry
 from shotgun_events.client.source import EventSource
 from shotgun_events.delivery.dispatch import Outcome
 from shotgun_events.delivery.inflight import InFlight
-from shotgun_events.delivery.lanes import Hooks, Lane, LaneAbandonedError, PluginThread
 from shotgun_events.delivery.runner import PluginRunner
+from shotgun_events.delivery.threads import Hooks, OwnThreads
 from shotgun_events.errors import StateWriteError
 from shotgun_events.events import Event
 
@@ -56,10 +51,54 @@ SLOW_CALL = 0.01
 HELD = 0.03
 #: Seconds a caught-up, idle plugin waits before it rejoins the lane (doubling).
 REJOIN_AFTER = 10.0
-#: Seconds an attached thread may stay full before it reads on its own.
-DETACH_AFTER = 0.25
-#: Batches an attached thread may have waiting in its inbox.
-MAX_PENDING = 4
+
+
+class LaneAbandonedError(Exception):
+    """Raised on a lane left to a stuck callback, once that callback has returned."""
+
+
+class Lane:
+    """A thread that runs the group's work, one job at a time, for the engine's thread."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], bool]] = queue.SimpleQueue()
+        self.done = threading.Event()
+        self.result = True
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="shotgun-events-shared", daemon=True)
+        self._thread.start()
+        self.ident = self._thread.ident or 0
+
+    def submit(self, job: Callable[[], bool]) -> None:
+        """Run ``job`` on the lane; ``done`` is set when it has returned."""
+        self.done.clear()
+        self._jobs.put(job)
+
+    def join(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the thread to end; True if it has."""
+        self._thread.join(max(0.0, timeout))
+        return not self._thread.is_alive()
+
+    def stop(self) -> None:
+        """Let the thread end once its current job is over."""
+        self._jobs.put(_stop_lane)
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is _stop_lane:
+                return
+            try:
+                self.result = job()
+            except LaneAbandonedError:
+                return  # the engine has moved on to a new lane
+            except BaseException as exc:  # handed to the engine's thread, raised there
+                self.error = exc
+            self.done.set()
+
+
+def _stop_lane() -> bool:
+    return False
 
 
 class Promotion(enum.Enum):
@@ -90,11 +129,16 @@ class Fanout:
         self._stop = stop
         self.policy = policy
         self._registry = registry
-        self._source_factory = source_factory
-        self._retry = retry
-        self._batch_size = batch_size
-        self._state_retry_interval = state_retry_interval
         self._monotonic = monotonic
+        self._own = OwnThreads(
+            hooks,
+            stop,
+            source_factory=source_factory,
+            retry=retry,
+            batch_size=batch_size,
+            state_retry_interval=state_retry_interval,
+            monotonic=monotonic,
+        )
         # The shared lane: its plugins (a list replaced, never changed in place, so the
         # lane thread iterates without a copy), slow time per plugin in this batch.
         self._group: list[PluginRunner] = []
@@ -110,24 +154,16 @@ class Fanout:
         self._released: queue.SimpleQueue[PluginRunner] = queue.SimpleQueue()
         self._stuck: dict[int, PluginRunner] = {}
         self._group_lock = threading.Lock()
-        # Plugins on threads of their own: runner id -> thread, and why they are there.
-        self._threads: dict[int, PluginThread] = {}
+        # Promoted plugins: since when, and how often (the rejoin wait doubles).
         self._promoted: dict[int, tuple[PluginRunner, float, int]] = {}
         self._promotions: dict[int, int] = {}
-        #: The most plugins on threads of their own at once (benchmarks, status).
-        self.most_promoted = 0
-        # Guards `_head` and attachment, so a thread attaches exactly between batches.
-        self._lock = threading.Lock()
-        self._room = threading.Condition(self._lock)
-        self._head: int | None = None
-        self._full_since: dict[int, float] = {}
 
     # -- membership --------------------------------------------------------------
 
     def add(self, runner: PluginRunner) -> None:
         """A new plugin starts on the shared lane, or on its own thread with ``always``."""
         if self.policy is Promotion.ALWAYS:
-            self._own_thread(runner)
+            self._own.add(runner)
         else:
             self._group = [*self._group, runner]
 
@@ -138,12 +174,8 @@ class Fanout:
         self._promoted.pop(key, None)
         if self._stuck.pop(key, None) is not None:
             return  # still inside its callback on a left lane: it gets no thread after it
-        with self._lock:
-            thread = self._threads.pop(key, None)
-            self._room.notify_all()
-        if thread is not None:
-            thread.close(timeout=30.0)
-        self._group = [r for r in self._group if r is not runner]
+        if not self._own.remove(runner):
+            self._group = [r for r in self._group if r is not runner]
 
     def order(self, runners: list[PluginRunner]) -> None:
         """Run the lane's plugins in the loader's order (collections, then file names)."""
@@ -152,7 +184,12 @@ class Fanout:
 
     def on_own_threads(self) -> list[PluginRunner]:
         """The plugins running on a thread of their own now."""
-        return [t.runner for t in list(self._threads.values())]
+        return self._own.runners()
+
+    @property
+    def most_promoted(self) -> int:
+        """The most plugins on threads of their own at once (benchmarks, status)."""
+        return self._own.most
 
     # -- what the engine calls, per round ------------------------------------------
 
@@ -160,63 +197,27 @@ class Fanout:
         """Where the shared read continues: the slowest plugin of the lane, else the
         plugins on their own threads (their first read starts at the front runner)."""
         self._promote_released()
-        with self._lock:
-            if self._head is None and self._threads:
-                active = [
-                    t.runner.cursor.last_id for t in self._threads.values() if t.runner.active
-                ]
-                self._head = max(active) if active else head
-                for thread in self._threads.values():
-                    thread.attached = (
-                        thread.runner.active and thread.runner.cursor.last_id >= self._head
-                    )
-            own = self._head if self._head is not None else head
+        own = self._own.position(head)
         lane = [r.cursor.last_id for r in self._group if r.active]
         return min(lane) if lane else own
 
     def wait_for_room(self, stop: threading.Event, serve: Callable[[], None]) -> None:
-        """Wait until every attached thread can take a batch; detach one that stays full.
-
-        ``serve`` runs operator requests between waits, outside the lock: a
-        `status` or `disable` must get through while every plugin is busy.
-        """
-        while self._threads and not stop.is_set():
-            with self._room:
-                if self._has_room():
-                    return
-                self._room.wait(timeout=DETACH_AFTER)
-                if self._has_room():
-                    return
-            serve()
+        """Wait until every plugin on a thread of its own can take a batch (threads.py)."""
+        self._own.wait_for_room(stop, serve)
 
     def deliver(self, batch: list[Event]) -> bool:
         """Queue the batch for the attached threads, then run it on the shared lane."""
         if not batch:
             return True
         self._rejoin_idle()
-        with self._lock:
-            head = self._head or 0
-            fresh = [e for e in batch if int(e["id"]) > head]
-            if fresh:
-                self._head = max(head, int(fresh[-1]["id"]))
-                for thread in self._threads.values():
-                    if not thread.runner.active:
-                        # It misses this batch, so it must catch up from its own position
-                        # when it is switched on again.
-                        thread.attached = False
-                    elif thread.attached:
-                        thread.put_fresh(fresh)
+        self._own.feed(batch)
         if not self._group:
             return True
         return self._on_lane(lambda: self._run_group(batch))
 
     def deliver_late(self, events: list[Event]) -> None:
         """Late events go to whoever waits for them."""
-        ids = {int(e["id"]) for e in events}
-        for thread in list(self._threads.values()):
-            wanted = thread.runner.awaited() & ids
-            if wanted:
-                thread.put_late([e for e in events if int(e["id"]) in wanted])
+        self._own.late(events)
         if self._group:
             self._on_lane(lambda: self._run_late(events))
 
@@ -227,9 +228,7 @@ class Fanout:
                 runner.expire(now)
         except StateWriteError as exc:
             self._hooks.on_state_trouble(exc)
-        for thread in list(self._threads.values()):
-            if thread.runner.awaited():
-                thread.put_expire()
+        self._own.expire()
 
     def save_pending(self) -> bool:
         """Retry the lane's failed state writes (threads retry their own); False while failing."""
@@ -246,20 +245,12 @@ class Fanout:
 
     def in_flight(self) -> set[int]:
         """Ids of late events queued for a thread and not handled yet (not to be read again)."""
-        ids: set[int] = set()
-        for thread in list(self._threads.values()):
-            ids |= thread.late_in_flight()
-        return ids
+        return self._own.in_flight()
 
     def drain(self, timeout: float) -> bool:
         """Wait until the threads handled all they were given and left lanes have ended."""
         deadline = self._monotonic() + timeout
-        while self._monotonic() < deadline:
-            threads = [t for t in list(self._threads.values()) if t.runner.active]
-            if all(t.idle() for t in threads):
-                break
-            time.sleep(0.005)
-        else:
+        if not self._own.drain(deadline):
             return False
         self._left = [lane for lane in self._left if not lane.join(deadline - self._monotonic())]
         return not self._left
@@ -270,13 +261,7 @@ class Fanout:
         if self._lane is not None:
             self._lane.stop()
             self._lane = None
-        with self._lock:
-            threads = list(self._threads.values())
-            self._room.notify_all()
-        for thread in threads:
-            thread.request_close()
-        for thread in threads:
-            thread.close(timeout=max(0.0, deadline - self._monotonic()))
+        self._own.close(deadline)
         for lane in self._left:
             if not lane.join(deadline - self._monotonic()):
                 log.warning(
@@ -419,24 +404,7 @@ class Fanout:
                 held,
             )
         self._promoted[id(runner)] = (runner, self._monotonic(), count)
-        self._own_thread(runner)
-
-    def _own_thread(self, runner: PluginRunner) -> None:
-        thread = PluginThread(
-            runner,
-            host=self,
-            stop=self._stop,
-            source_factory=self._source_factory,
-            retry=self._retry,
-            batch_size=self._batch_size,
-            hooks=self._hooks,
-            state_retry_interval=self._state_retry_interval,
-        )
-        with self._lock:
-            thread.attached = self._head is not None and runner.cursor.last_id >= self._head
-            self._threads[id(runner)] = thread
-            self.most_promoted = max(self.most_promoted, len(self._threads))
-        thread.start()
+        self._own.add(runner)
 
     def _promote_released(self) -> None:
         """Give a thread of its own to each plugin whose callback on a left lane returned."""
@@ -454,60 +422,9 @@ class Fanout:
         """Bring back promoted plugins that are caught up, idle and were away long enough."""
         now = self._monotonic()
         for key, (runner, since, count) in list(self._promoted.items()):
-            thread = self._threads.get(key)
-            if thread is None or now - since < REJOIN_AFTER * 2 ** (count - 1):
+            if now - since < REJOIN_AFTER * 2 ** (count - 1) or not self._own.idle(runner):
                 continue
-            if not thread.idle():
-                continue
-            with self._lock:
-                self._threads.pop(key, None)
-            thread.close(timeout=30.0)
+            self._own.remove(runner)
             del self._promoted[key]
             self._group = [*self._group, runner]
             log.info("plugin %s is caught up; it shares the lane again", runner.plugin.name)
-
-    def _has_room(self) -> bool:
-        """True when no attached thread is full (after detaching those full for too long)."""
-        now = self._monotonic()
-        room = True
-        for thread in self._threads.values():
-            if not (thread.attached and thread.runner.active) or thread.pending < MAX_PENDING:
-                self._full_since.pop(id(thread), None)
-                continue
-            since = self._full_since.setdefault(id(thread), now)
-            if now - since >= DETACH_AFTER:
-                thread.attached = False
-                self._full_since.pop(id(thread), None)
-                log.info(
-                    "plugin %s has been %d batches behind for %.1f s; it catches up on its own "
-                    "so the other plugins are not held up",
-                    thread.runner.plugin.name,
-                    thread.pending,
-                    now - since,
-                )
-            else:
-                room = False
-        return room
-
-    # -- what a plugin's thread asks (lanes.Host) --------------------------------------------
-
-    def has_head(self) -> bool:
-        """Whether the shared read has started (threads wait for it before reading alone)."""
-        with self._lock:
-            return self._head is not None
-
-    def try_attach(self, thread: PluginThread) -> bool:
-        """Attach a thread that has caught up with the shared read."""
-        with self._lock:
-            if self._head is not None and thread.runner.cursor.last_id >= self._head:
-                thread.attached = True
-                log.info(
-                    "plugin %s caught up; it follows the shared read again",
-                    thread.runner.plugin.name,
-                )
-            return thread.attached
-
-    def notify_room(self) -> None:
-        """Wake the engine: a thread took a batch from its inbox."""
-        with self._room:
-            self._room.notify_all()

@@ -1,0 +1,444 @@
+"""Plugins on threads of their own: each ``PluginThread``, and ``OwnThreads`` that feeds them.
+
+A plugin's own thread takes the batches the engine read for everyone from
+its inbox while it keeps up (*attached*). One whose inbox stays full for
+``DETACH_AFTER``, or whose plugin was switched off and came back, is
+*detached*: it reads from the site on its own, from its own position, with
+its own connection, until it has caught up, then attaches again. The engine
+reads the next batch once every attached thread has room (``wait_for_room``),
+so it never races ahead of the fastest plugin and a slow one holds it at
+most ``DETACH_AFTER``, once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Collection
+from datetime import datetime
+
+from shotgun_events.client.retry import SiteRetry
+from shotgun_events.client.source import EventSource
+from shotgun_events.delivery.dispatch import Outcome
+from shotgun_events.delivery.runner import PluginRunner
+from shotgun_events.errors import StateWriteError
+from shotgun_events.events import Event
+from shotgun_events.plugins.loader import Plugin
+
+log = logging.getLogger("engine.worker")
+
+#: Seconds an attached thread may stay full before it reads on its own.
+DETACH_AFTER = 0.25
+#: Batches an attached thread may have waiting in its inbox.
+MAX_PENDING = 4
+
+
+class Hooks:
+    """What delivery reports back to the engine."""
+
+    def __init__(
+        self,
+        *,
+        on_failed: Callable[[Plugin], None],
+        on_state_trouble: Callable[[StateWriteError], None],
+        clock: Callable[[], datetime],
+        event_types: Callable[[], Collection[str] | None] = lambda: None,
+    ) -> None:
+        self.on_failed = on_failed
+        self.on_state_trouble = on_state_trouble
+        self.clock = clock
+        self.event_types = event_types
+
+
+_FRESH = "fresh"
+_LATE = "late"
+_EXPIRE = "expire"
+
+
+class PluginThread:
+    """A plugin's thread of its own: the engine's batches, or its own reads while behind."""
+
+    def __init__(self, runner: PluginRunner, host: OwnThreads) -> None:
+        self.runner = runner
+        self.attached = False
+        self._host = host
+        self._stop = host.stop
+        self._hooks = host.hooks
+        self._closing = threading.Event()
+        self._source: EventSource | None = None
+        self._inbox: deque[tuple[str, list[Event]]] = deque()
+        self._late_ids: set[int] = set()
+        self._ready = threading.Condition()
+        self._busy = False
+        # True while the thread sleeps on an empty inbox: between items it is not idle.
+        self._waiting = False
+        self._thread = threading.Thread(
+            target=self._run, name=f"plugin-{runner.plugin.name}", daemon=True
+        )
+
+    @property
+    def pending(self) -> int:
+        """Fresh batches waiting in the inbox."""
+        return sum(1 for kind, _ in self._inbox if kind == _FRESH)
+
+    def idle(self) -> bool:
+        """Attached, nothing queued, nothing running: all it was given is handled."""
+        with self._ready:
+            return self.attached and not self._inbox and not self._busy and self._waiting
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._thread.start()
+
+    def put_fresh(self, batch: list[Event]) -> None:
+        """Queue a batch read by the engine (the caller holds the delivery lock)."""
+        with self._ready:
+            self._inbox.append((_FRESH, batch))
+            self._ready.notify()
+
+    def put_late(self, events: list[Event]) -> None:
+        """Queue events found through the backlog."""
+        with self._ready:
+            self._late_ids.update(int(e["id"]) for e in events)
+            self._inbox.append((_LATE, events))
+            self._ready.notify()
+
+    def late_in_flight(self) -> set[int]:
+        """Ids of late events queued and not handled yet."""
+        with self._ready:
+            return set(self._late_ids)
+
+    def put_expire(self) -> None:
+        """Ask the worker to drop backlog ids whose wait is over, between events."""
+        with self._ready:
+            self._inbox.append((_EXPIRE, []))
+            self._ready.notify()
+
+    def request_close(self) -> None:
+        """Ask the thread to stop after the event in hand."""
+        self._closing.set()
+        with self._ready:
+            self._ready.notify()
+
+    def close(self, timeout: float) -> None:
+        """Stop the thread, waiting up to ``timeout`` for the event in hand."""
+        self.request_close()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.error(
+                "plugin %s did not finish its current event within %.0f s; leaving it; "
+                "that event will be delivered again at the next start",
+                self.runner.plugin.name,
+                timeout,
+            )
+            return
+        self._save_until_done()
+        if self._source is not None:
+            self._source.close()
+
+    # -- the thread ----------------------------------------------------------
+
+    def _done(self) -> bool:
+        return self._stop.is_set() or self._closing.is_set()
+
+    def _run(self) -> None:
+        while not self._done():
+            item = self._next(timeout=0.25 if self.attached else 0.0)
+            if item is not None:
+                kind, events = item
+                if kind == _FRESH:
+                    self._host.notify_room()
+                if kind == _EXPIRE:
+                    self._expire()
+                else:
+                    self._handle(events)
+                if kind == _LATE:
+                    with self._ready:
+                        self._late_ids.difference_update(int(e["id"]) for e in events)
+            elif not self.attached and self.runner.active:
+                self._catch_up_step()
+            elif not self.runner.active:
+                self._idle()
+
+    def _next(self, timeout: float) -> tuple[str, list[Event]] | None:
+        with self._ready:
+            if not self._inbox and timeout > 0 and not self._done():
+                self._waiting = True
+                self._ready.wait(timeout)
+            self._waiting = False
+            return self._inbox.popleft() if self._inbox else None
+
+    def _idle(self) -> None:
+        """The plugin is switched off: drop what comes and catch up once it is back."""
+        with self._ready:
+            dropped = [item for item in self._inbox if item[0] == _FRESH]
+            self._inbox = deque(item for item in self._inbox if item[0] != _FRESH)
+            if not dropped:
+                self._ready.wait(0.25)
+        if dropped:
+            self._host.notify_room()
+        self.attached = False
+
+    def _handle(self, events: list[Event]) -> None:
+        now = self._hooks.clock()
+        for event in events:
+            if self._done():
+                break
+            self._busy = True
+            try:
+                outcome = self.runner.handle(event, now)
+            except StateWriteError as exc:
+                self._hooks.on_state_trouble(exc)
+                self._save_until_done()
+                outcome = None
+            finally:
+                self._busy = False
+            if outcome is Outcome.FAILED:
+                self.attached = False
+                self._hooks.on_failed(self.runner.plugin)
+                break
+            if outcome is Outcome.INTERRUPTED:
+                break
+        self._flush()
+
+    def _catch_up_step(self) -> None:
+        """Read the next batch after our own cursor; attach once level with the engine."""
+        if not self._host.has_head():
+            # The engine has not placed the shared read yet: wait rather than read alone.
+            self._stop.wait(0.05)
+            return
+        if self._host.try_attach(self):
+            return
+        if self._source is None:
+            self._source = self._host.source_factory()
+        source = self._source
+        position = self.runner.cursor.last_id
+        types = self._hooks.event_types()
+        batch = self._host.retry.call(
+            f"reading the event log for plugin {self.runner.plugin.name}",
+            lambda: source.fetch_after(position, self._host.batch_size, types),
+        )
+        if batch:
+            self._handle(batch)
+        self._host.try_attach(self)
+
+    def _expire(self) -> None:
+        try:
+            self.runner.expire(self._hooks.clock())
+        except StateWriteError as exc:
+            self._hooks.on_state_trouble(exc)
+            self._save_until_done()
+
+    def _flush(self) -> None:
+        try:
+            self.runner.flush()
+        except StateWriteError as exc:
+            self._hooks.on_state_trouble(exc)
+            self._save_until_done()
+
+    def _save_until_done(self) -> None:
+        """Keep trying to persist the cursor; deliver nothing more until it works."""
+        failed = False
+        while self.runner.unsaved or self.runner.dirty:
+            try:
+                self.runner.save()
+            except StateWriteError as exc:
+                failed = True
+                self._hooks.on_state_trouble(exc)
+                if self._stop.wait(self._host.state_retry_interval):
+                    return
+        if failed:
+            log.warning("plugin %s: the state file can be written again", self.runner.plugin.name)
+
+
+class OwnThreads:
+    """The plugins on threads of their own, fed from the engine's one read of the site."""
+
+    def __init__(
+        self,
+        hooks: Hooks,
+        stop: threading.Event,
+        *,
+        source_factory: Callable[[], EventSource],
+        retry: SiteRetry,
+        batch_size: int,
+        state_retry_interval: float,
+        monotonic: Callable[[], float],
+    ) -> None:
+        self.hooks = hooks
+        self.stop = stop
+        self.source_factory = source_factory
+        self.retry = retry
+        self.batch_size = batch_size
+        self.state_retry_interval = state_retry_interval
+        self._monotonic = monotonic
+        self._threads: dict[int, PluginThread] = {}
+        #: The most plugins on threads of their own at once (benchmarks, status).
+        self.most = 0
+        # Guards `_head` and attachment, so a thread attaches exactly between batches.
+        self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)
+        self._head: int | None = None
+        self._full_since: dict[int, float] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._threads)
+
+    def runners(self) -> list[PluginRunner]:
+        """The plugins on threads of their own now."""
+        return [t.runner for t in list(self._threads.values())]
+
+    def add(self, runner: PluginRunner) -> None:
+        """Start a thread for the plugin: attached if it is level with the shared read."""
+        thread = PluginThread(runner, self)
+        with self._lock:
+            thread.attached = self._head is not None and runner.cursor.last_id >= self._head
+            self._threads[id(runner)] = thread
+            self.most = max(self.most, len(self._threads))
+        thread.start()
+
+    def remove(self, runner: PluginRunner) -> bool:
+        """Stop the plugin's thread after its event in hand; False if it had none."""
+        with self._lock:
+            thread = self._threads.pop(id(runner), None)
+            self._room.notify_all()
+        if thread is not None:
+            thread.close(timeout=30.0)
+        return thread is not None
+
+    def idle(self, runner: PluginRunner) -> bool:
+        """Whether the plugin's thread is attached with nothing queued or running."""
+        thread = self._threads.get(id(runner))
+        return thread is not None and thread.idle()
+
+    def position(self, head: int) -> int:
+        """Where the shared read continues for them; the first read starts at the front runner."""
+        with self._lock:
+            if self._head is None and self._threads:
+                active = [
+                    t.runner.cursor.last_id for t in self._threads.values() if t.runner.active
+                ]
+                self._head = max(active) if active else head
+                for thread in self._threads.values():
+                    thread.attached = (
+                        thread.runner.active and thread.runner.cursor.last_id >= self._head
+                    )
+            return self._head if self._head is not None else head
+
+    def feed(self, batch: list[Event]) -> None:
+        """Queue the events of ``batch`` past the shared read for every attached thread."""
+        with self._lock:
+            head = self._head or 0
+            fresh = [e for e in batch if int(e["id"]) > head]
+            if not fresh:
+                return
+            self._head = max(head, int(fresh[-1]["id"]))
+            for thread in self._threads.values():
+                if not thread.runner.active:
+                    # It misses this batch, so it must catch up from its own position
+                    # when it is switched on again.
+                    thread.attached = False
+                elif thread.attached:
+                    thread.put_fresh(fresh)
+
+    def wait_for_room(self, stop: threading.Event, serve: Callable[[], None]) -> None:
+        """Wait until every attached thread can take a batch; detach one that stays full.
+
+        ``serve`` runs operator requests between waits, outside the lock: a
+        `status` or `disable` must get through while every plugin is busy.
+        """
+        while self._threads and not stop.is_set():
+            with self._room:
+                if self._has_room():
+                    return
+                self._room.wait(timeout=DETACH_AFTER)
+                if self._has_room():
+                    return
+            serve()
+
+    def late(self, events: list[Event]) -> None:
+        """Late events to every thread whose plugin waits for any of them."""
+        ids = {int(e["id"]) for e in events}
+        for thread in list(self._threads.values()):
+            wanted = thread.runner.awaited() & ids
+            if wanted:
+                thread.put_late([e for e in events if int(e["id"]) in wanted])
+
+    def expire(self) -> None:
+        """Have each thread expire its plugin's backlog between its events."""
+        for thread in list(self._threads.values()):
+            if thread.runner.awaited():
+                thread.put_expire()
+
+    def in_flight(self) -> set[int]:
+        """Ids of late events queued for a thread and not handled yet."""
+        ids: set[int] = set()
+        for thread in list(self._threads.values()):
+            ids |= thread.late_in_flight()
+        return ids
+
+    def drain(self, deadline: float) -> bool:
+        """Wait until every active plugin's thread handled all it was given."""
+        while self._monotonic() < deadline:
+            if all(t.idle() for t in list(self._threads.values()) if t.runner.active):
+                return True
+            time.sleep(0.005)
+        return False
+
+    def close(self, deadline: float) -> None:
+        """Let every thread finish its event in hand (until ``deadline``), then stop them."""
+        with self._lock:
+            threads = list(self._threads.values())
+            self._room.notify_all()
+        for thread in threads:
+            thread.request_close()
+        for thread in threads:
+            thread.close(timeout=max(0.0, deadline - self._monotonic()))
+
+    def _has_room(self) -> bool:
+        """True when no attached thread is full (after detaching those full for too long)."""
+        now = self._monotonic()
+        room = True
+        for thread in self._threads.values():
+            if not (thread.attached and thread.runner.active) or thread.pending < MAX_PENDING:
+                self._full_since.pop(id(thread), None)
+                continue
+            since = self._full_since.setdefault(id(thread), now)
+            if now - since >= DETACH_AFTER:
+                thread.attached = False
+                self._full_since.pop(id(thread), None)
+                log.info(
+                    "plugin %s has been %d batches behind for %.1f s; it catches up on its own "
+                    "so the other plugins are not held up",
+                    thread.runner.plugin.name,
+                    thread.pending,
+                    now - since,
+                )
+            else:
+                room = False
+        return room
+
+    # -- what a plugin's thread asks (Host) ----------------------------------------------
+
+    def has_head(self) -> bool:
+        """Whether the shared read has started (threads wait for it before reading alone)."""
+        with self._lock:
+            return self._head is not None
+
+    def try_attach(self, thread: PluginThread) -> bool:
+        """Attach a thread that has caught up with the shared read."""
+        with self._lock:
+            if self._head is not None and thread.runner.cursor.last_id >= self._head:
+                thread.attached = True
+                log.info(
+                    "plugin %s caught up; it follows the shared read again",
+                    thread.runner.plugin.name,
+                )
+            return thread.attached
+
+    def notify_room(self) -> None:
+        """Wake the engine: a thread took a batch from its inbox."""
+        with self._room:
+            self._room.notify_all()
