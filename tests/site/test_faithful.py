@@ -90,7 +90,7 @@ def test_standard_fields_and_their_types(sg: shotgun_api3.Shotgun) -> None:
     assert tags["meta"]["field_data_type"] == "tag_list"
     # And wrong values get the real site's kind of error
     with pytest.raises(shotgun_api3.Fault, match="color"):
-        sg.update("Task", task["id"], {"color": "red"})
+        sg.update("Task", task["id"], {"color": "reddish"})
     with pytest.raises(shotgun_api3.Fault, match="tag_list"):
         sg.update("Task", task["id"], {"tag_list": "urgent"})
 

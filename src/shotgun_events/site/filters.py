@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from .errors import ApiError, utc_shift
 from .query import Aliases, lit, pairs_sql, split_deep
+from .rules import check_value
 from .schema import FieldSpec, Schema
-from .standard import check_extra
 from .store import q
 
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 _UNITS = {"HOUR": 3600, "DAY": 86400, "WEEK": 7 * 86400, "MONTH": 30 * 86400, "YEAR": 365 * 86400}
 _TEXT_TYPES = frozenset({"text", "status_list", "list", "uuid"})
 _ORDERED_TYPES = frozenset({"number", "float", "date", "date_time", "text", "uuid"})
@@ -56,26 +53,6 @@ _LINK_RELATIONS = frozenset(
 def _like(text: str, where: str) -> str:
     esc = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return {"contains": f"%{esc}%", "starts_with": f"{esc}%", "ends_with": f"%{esc}"}[where]
-
-
-def check_value(type_name: str, f: FieldSpec, value: Any) -> Any:
-    """The value as SQL stores it, or a fault naming the field when its type is wrong."""
-    if value is None:
-        return None
-    dt = f.data_type
-    extra = check_extra(dt, value)
-    ok = extra if extra is not None else {
-        "number": isinstance(value, int) and not isinstance(value, bool),
-        "float": isinstance(value, int | float) and not isinstance(value, bool),
-        "checkbox": isinstance(value, bool),
-        "date": isinstance(value, str) and bool(_DATE.match(value)),
-        "date_time": isinstance(value, str) and bool(_DATE_TIME.match(value)),
-    }.get(dt, isinstance(value, str) if dt in _TEXT_TYPES else True)
-    if not ok:
-        raise ApiError(
-            f"{type_name}.{f.name} is a {dt} field; {value!r} is not a valid value for it"
-        )
-    return int(value) if dt == "checkbox" else value
 
 
 class FilterCompiler:
@@ -141,6 +118,8 @@ class FilterCompiler:
         if f.is_multi:
             return self._multi(type_name, f, relation, values, alias)
         col = f"{alias}.id" if f.name == "id" else f"{alias}.{q(f.name)}"
+        if f.data_type == "text":
+            col += " COLLATE NOCASE"  # a real site compares text without regard to case
         return self._scalar(type_name, f, col, relation, values)
 
     def _deep(

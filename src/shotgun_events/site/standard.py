@@ -9,27 +9,9 @@ are accepted on write, never stored, never returned and never logged.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-#: Data types added here, and how a value of each is checked (None: any value passes).
-COLOR = re.compile(r"^(pipeline_step|\d{1,3},\d{1,3},\d{1,3})$")
-JSON_TYPES = frozenset({"serializable", "tag_list"})
-NOT_STORED = frozenset({"password"})
 NOTE_TYPES = ("Client", "Internal", "Creative", "Technical")
-
-
-def check_extra(data_type: str, value: Any) -> bool | None:
-    """Whether ``value`` fits one of the types added here; None for other types."""
-    if data_type == "color":
-        return isinstance(value, str) and bool(COLOR.match(value))
-    if data_type == "duration":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if data_type == "tag_list":
-        return isinstance(value, list) and all(isinstance(v, str) for v in value)
-    if data_type == "password":
-        return isinstance(value, str)
-    return None
 
 
 #: A field as the keyword arguments of schema.FieldSpec (this module imports nothing

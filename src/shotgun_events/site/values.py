@@ -6,7 +6,7 @@ from typing import Any
 
 from .errors import ApiError
 from .eventlog import Link, dumps
-from .filters import check_value
+from .rules import check_value
 from .specs import FieldSpec
 from .store import Store
 
