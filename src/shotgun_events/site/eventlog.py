@@ -46,6 +46,11 @@ class Actor:
     sudo_actual_user: Link | None = None
 
     @property
+    def caller(self) -> str:
+        """``Type:id`` of the user; per-user values are read for it (``sg_caller()``)."""
+        return f"{self.user['type']}:{self.user['id']}" if self.user else ""
+
+    @property
     def who(self) -> str:
         """The name event descriptions start with."""
         return str(self.user["name"]) if self.user else "Someone"

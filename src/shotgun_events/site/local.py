@@ -18,6 +18,7 @@ from .schema import Schema
 from .seed import seed_production
 from .server import SiteApp, SiteHTTPServer
 from .store import Store
+from .studio import load_studio_schema
 from .webhooks import WebhookSender
 
 LOOPBACK = ("127.0.0.1", "localhost")
@@ -69,10 +70,15 @@ class LocalSite:
         webhook_secret: str = "",
         webhook_batch: bool = False,
         latency_ms: float = 0.0,
+        schema: str | Path | None = None,
+        schema_entity: str | Path | None = None,
     ) -> None:
         """Configure the site; nothing is opened until start().
 
         ``open_scripts``: accept any script name at its first call (see ``Api``).
+        ``schema`` / ``schema_entity``: serve a studio's own schema from the files
+        mockgun's ``generate_schema`` writes, or a JSON dump (see ``studio.py``); they
+        are read (and a bad file refused) here.
         """
         if host not in LOOPBACK:
             raise ValueError(f"the local site binds loopback only, not {host!r}")
@@ -96,6 +102,10 @@ class LocalSite:
         if webhook_url is not None:
             self.webhooks.configure(webhook_url, webhook_secret, webhook_batch)
         self.latency = Latency(latency_ms)
+        self._schema_files: tuple[Path, Path | None] | None = None
+        if schema is not None:
+            self._schema_files = (Path(schema), Path(schema_entity) if schema_entity else None)
+            load_studio_schema(*self._schema_files)  # a bad file fails here, not at start()
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -127,17 +137,21 @@ class LocalSite:
             self._tmpdir = tempfile.mkdtemp(prefix="shotgun_events_site_")
             path = Path(self._tmpdir) / "site.sqlite3"
         self._stopping.clear()
-        self._store = Store(path, Schema())
+        schema = Schema() if self._schema_files is None else load_studio_schema(*self._schema_files)
+        self._store = Store(path, schema)
         self._store.on_commit.append(self.webhooks.committed)
         self._api = Api(
             self._store,
             self._store.schema,
             self.scripts,
+            files_dir=path.parent / f"{path.stem}-files",
             open_scripts=self._open_scripts,
             generate_events=self._generate_events,
         )
         try:
             self._ensure_scripts()
+            with self._store.lock:
+                self._api.pages.ensure_builtin()
             if self._seed_on_start:
                 self.seed()
             app = SiteApp(
@@ -148,6 +162,7 @@ class LocalSite:
             self._close_store()
             raise
         self._port = self.port
+        self._store.site_url = self.url
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},

@@ -64,6 +64,11 @@ _CSS_NAMES = """aliceblue antiquewhite aqua aquamarine azure beige bisque black 
 CSS_COLORS = frozenset(_CSS_NAMES.split())
 
 
+def stored_as_json(data_type: str) -> bool:
+    """Whether values of this type are kept as JSON text (structures, or unknown types)."""
+    return data_type in JSON_TYPES or data_type not in KNOWN_TYPES
+
+
 def is_color(value: Any) -> bool:
     """``pipeline_step``, ``R,G,B`` with each part 0-255, or a CSS colour name."""
     if not isinstance(value, str):

@@ -8,6 +8,8 @@ from .api import Api
 from .eventlog import Actor
 
 PROJECT_NAME = "Demo"
+#: Every seeded person logs in with their login and this password.
+PASSWORD = "demo"
 USERS = (
     ("Mara", "Okafor", "mokafor"),
     ("Tomas", "Lindqvist", "tlindqvist"),
@@ -52,12 +54,13 @@ def seed_production(api: Api, actor: Actor) -> bool:
                 lastname=last,
                 login=login,
                 email=f"{login}@example.com",
+                password_proxy=PASSWORD,
             )
             for first, last, login in USERS
         ]
         steps = [
-            _make(api, actor, "Step", code=code, short_name=short, entity_type="Shot")
-            for code, short in STEPS
+            _make(api, actor, "Step", code=code, short_name=short, entity_type="Shot", list_order=n)
+            for n, (code, short) in enumerate(STEPS, start=1)
         ]
         sequence = _make(api, actor, "Sequence", code="SQ010", project=project, sg_status_list="ip")
         assets = [
