@@ -46,6 +46,13 @@ def upload_link(store: Store, attachment_id: int) -> dict[str, Any] | None:
     }
 
 
+def _under(root: str | None, rest: str, windows: bool) -> str | None:
+    """``rest`` (with ``/``) under a storage root, in that platform's separators."""
+    if not root:
+        return None
+    return root.rstrip("/\\") + (rest.replace("/", "\\") if windows else rest)
+
+
 def _local(store: Store, where: str, value: dict[str, Any]) -> dict[str, Any]:
     path = value["local_path"]
     if not isinstance(path, str) or not path:
@@ -57,9 +64,9 @@ def _local(store: Store, where: str, value: dict[str, Any]) -> dict[str, Any]:
     for storage_id, code, *paths in rows:
         for os_name, root in zip(roots, paths, strict=True):
             if root and (path == root or path.startswith(root.rstrip("/\\") + "/")):
-                rest = path[len(root.rstrip("/\\")) :]
+                rest = path[len(root.rstrip("/\\")) :].replace("\\", "/")
                 local = {
-                    f"local_path_{name}": (p.rstrip("/\\") + rest if p else None)
+                    f"local_path_{name}": _under(p, rest, name == "windows")
                     for name, p in zip(roots, paths, strict=True)
                 }
                 name = value.get("name") or posixpath.basename(path)
