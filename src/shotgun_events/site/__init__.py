@@ -34,6 +34,7 @@ Also served: follow / unfollow / followers / following; the standard fields list
 
 from __future__ import annotations
 
-from .local import CONTROL_ACTIONS, DEFAULT_SCRIPTS, LocalSite
+from .local import DEFAULT_SCRIPTS, LocalSite
+from .sitecontrols import CONTROL_ACTIONS
 
 __all__ = ["CONTROL_ACTIONS", "DEFAULT_SCRIPTS", "LocalSite"]

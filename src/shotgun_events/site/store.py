@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .rules import INT_TYPES, REAL_TYPES
-from .schema import FieldSpec, Schema
+from .schema import EntitySpec, FieldSpec, Schema
 
 EVENT_TABLE = "EventLogEntry"
 
@@ -99,29 +99,35 @@ class Store:
             "CREATE TABLE IF NOT EXISTS files (id INTEGER PRIMARY KEY, token TEXT, name TEXT,"
             " content_type TEXT, size INTEGER, stored TEXT, kind TEXT, ready_at TEXT)"
         )
-        for type_name, spec in self.schema.entities.items():
-            cols: list[tuple[str, str]] = []
-            for f in spec.fields.values():
-                cols.extend(columns_for(f))
-            body = ", ".join(f"{q(n)} {t}" for n, t in cols)
-            c.execute(
-                f"CREATE TABLE IF NOT EXISTS {q(type_name)} (id INTEGER PRIMARY KEY,"
-                f" retired INTEGER NOT NULL DEFAULT 0, {body})"
-            )
-            existing = {row[1] for row in c.execute(f"PRAGMA table_info({q(type_name)})")}
-            for n, t in cols:
-                if n not in existing:  # a field added to the schema since the file was made
-                    c.execute(f"ALTER TABLE {q(type_name)} ADD COLUMN {q(n)} {t}")
-            for f in spec.fields.values():
-                # the event log only gets the one index retire/revive/rename need, so
-                # bulk appends stay fast
-                indexed = f.name == "entity" if type_name == EVENT_TABLE else True
-                if f.is_entity and indexed and f.name not in ("created_by", "updated_by"):
-                    ix = q(f"ix_{type_name}_{f.name}")
-                    c.execute(
-                        f"CREATE INDEX IF NOT EXISTS {ix} ON {q(type_name)}"
-                        f" ({q(f.name + '__type')}, {q(f.name + '__id')})"
-                    )
+        for spec in self.schema.entities.values():
+            self.ensure_table(spec)
+
+    def ensure_table(self, spec: EntitySpec) -> None:
+        """Create a type's table, or add the columns of fields it gained since."""
+        c = self.conn
+        type_name = spec.name
+        cols: list[tuple[str, str]] = []
+        for f in spec.fields.values():
+            cols.extend(columns_for(f))
+        body = "".join(f", {q(n)} {t}" for n, t in cols)
+        c.execute(
+            f"CREATE TABLE IF NOT EXISTS {q(type_name)} (id INTEGER PRIMARY KEY,"
+            f" retired INTEGER NOT NULL DEFAULT 0{body})"
+        )
+        existing = {row[1] for row in c.execute(f"PRAGMA table_info({q(type_name)})")}
+        for n, t in cols:
+            if n not in existing:  # a field added to the schema since the file was made
+                c.execute(f"ALTER TABLE {q(type_name)} ADD COLUMN {q(n)} {t}")
+        for f in spec.fields.values():
+            # the event log only gets the one index retire/revive/rename need, so
+            # bulk appends stay fast
+            indexed = f.name == "entity" if type_name == EVENT_TABLE else True
+            if f.is_entity and indexed and f.name not in ("created_by", "updated_by"):
+                ix = q(f"ix_{type_name}_{f.name}")
+                c.execute(
+                    f"CREATE INDEX IF NOT EXISTS {ix} ON {q(type_name)}"
+                    f" ({q(f.name + '__type')}, {q(f.name + '__id')})"
+                )
 
     # -- transactions ----------------------------------------------------------
 

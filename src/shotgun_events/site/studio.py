@@ -13,7 +13,8 @@ schema_* replies served as they were given. The rules that fill the gaps:
   site itself works with (standard.SITE_TYPES: people, scripts, projects, files, pages,
   work days, the event log) are added when the studio's schema lacks them, and keep the
   fields of the site's own schema the studio's lacks;
-- EventLogEntry is always the site's own (the daemon's reads depend on its storage).
+- EventLogEntry's fields keep the site's own storage (the daemon's reads depend on it),
+  with the studio's replies served for them.
 """
 
 from __future__ import annotations
@@ -77,8 +78,6 @@ def studio_entities(
     standard = standard_entities()
     entities: dict[str, EntitySpec] = {}
     for type_name, replies in fields.items():
-        if type_name == "EventLogEntry":
-            continue
         base = standard.get(type_name)
         reply = entity_replies.get(type_name)
         display = _value(reply, "name") or (base.display if base else type_name)
@@ -91,6 +90,8 @@ def studio_entities(
             spec.fields[name] = field_from_reply(name, field_reply, known)
         needed = {f.name: f for f in common_fields(project=False) if f.name in AUTO_FIELDS}
         needed["id"] = common_fields(project=False)[0]
+        if type_name == "EventLogEntry":
+            needed = {}  # its fields are the site's own (below)
         if base is not None and type_name in SITE_TYPES:
             needed.update(base.fields)
         for name, f in needed.items():
@@ -98,7 +99,10 @@ def studio_entities(
         entities[type_name] = spec
     for type_name in SITE_TYPES:
         entities.setdefault(type_name, standard[type_name])
-    entities["EventLogEntry"] = entities.pop("EventLogEntry")  # last, like a real site
+    log = entities.pop("EventLogEntry")  # last, like a real site lists it
+    for name, f in standard["EventLogEntry"].fields.items():
+        log.fields[name] = replace(f, reply=log.fields[name].reply)
+    entities["EventLogEntry"] = log
     _unlink_missing_sources(entities)
     link_anything(entities)
     return entities
