@@ -28,14 +28,6 @@ def _same(f: FieldSpec, old: Any, new: Any) -> bool:
     return bool(old == new)
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, dict):
-        return str(value.get("name"))
-    if isinstance(value, list):
-        return ", ".join(_text(v) for v in value)
-    return "" if value is None else str(value)
-
-
 class Writer:
     """Applies writes; the caller holds a ``store.transaction()``."""
 
@@ -143,44 +135,6 @@ class Writer:
 
     # -- events ------------------------------------------------------------------
 
-    def _log_change(
-        self,
-        actor: Actor,
-        type_name: str,
-        f: FieldSpec,
-        link: Link,
-        project: Link | None,
-        old: Any,
-        new: Any,
-        in_create: bool = False,
-    ) -> None:
-        meta: dict[str, Any] = {
-            "type": "attribute_change",
-            "attribute_name": f.name,
-            "entity_type": type_name,
-            "entity_id": link["id"],
-            "field_data_type": f.data_type,
-            "old_value": old,
-            "new_value": new,
-        }
-        if f.is_entity or f.is_multi:
-            olds = old if f.is_multi else [old] if old else []
-            news = new if f.is_multi else [new] if new else []
-            meta["added"] = [x for x in news if _key(x) not in {_key(o) for o in olds}]
-            meta["removed"] = [x for x in olds if _key(x) not in {_key(n) for n in news}]
-        if in_create:
-            meta["in_create"] = True
-        self.events.record(
-            actor,
-            f"Shotgun_{type_name}_Change",
-            meta,
-            entity=link,
-            project=project,
-            attribute_name=f.name,
-            description=f'{actor.who} changed "{f.display}" from "{_text(old)}" to'
-            f' "{_text(new)}" on {type_name} {link["name"]}',
-        )
-
     def _log_partners(
         self, actor: Actor, type_name: str, f: FieldSpec, before: dict[int, dict[str, Any]]
     ) -> None:
@@ -194,7 +148,7 @@ class Writer:
             new = after[target_id]
             if not _same(pspec.fields[pfield], old.get(pfield), new.get(pfield)):
                 link = {"type": ptype, "id": target_id, "name": new.get(pspec.name_field)}
-                self._log_change(
+                self.events.field_change(
                     actor,
                     ptype,
                     pspec.fields[pfield],
@@ -263,7 +217,7 @@ class Writer:
             )
             for fname, v in values.items():
                 if v not in (None, [], ""):
-                    self._log_change(
+                    self.events.field_change(
                         actor,
                         spec.name,
                         spec.fields[fname],
@@ -377,7 +331,9 @@ class Writer:
             shown = self.reader.fetch(spec.name, entity_id, images) or {} if images else {}
             for name, (before, new) in changed.items():
                 new = shown.get(name, new)  # a thumbnail is logged as its URL, as it reads
-                self._log_change(actor, spec.name, spec.fields[name], link, project, before, new)
+                self.events.field_change(
+                    actor, spec.name, spec.fields[name], link, project, before, new
+                )
         for name, before_map in befores.items():
             self._log_partners(actor, spec.name, spec.fields[name], before_map)
 
