@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import time
 import urllib.error
 import urllib.request
@@ -121,6 +122,23 @@ def test_uploads_into_fields_that_hold_no_file_fail(
     # When a file is uploaded into a field that is not a File/Link field
     with pytest.raises(shotgun_api3.ShotgunError, match=fragment):
         sg.upload("Version", _version(sg)["id"], str(picture), field)
+
+
+def test_a_generic_upload_keeps_its_name_and_date(sg: shotgun_api3.Shotgun, picture: Path) -> None:
+    # Given a Shot
+    shot = sg.find_one("Shot", [], ["id"])
+    when = datetime.datetime(2024, 5, 6, 7, 8, 9, tzinfo=datetime.UTC)
+    # When a file is attached to it under another name, dated in the past
+    attachment_id = sg.upload(
+        "Shot", shot["id"], str(picture), display_name="plate", created_at=when
+    )
+    # Then the Attachment has that name and date, and links the shot
+    got = sg.find_one(
+        "Attachment", [["id", "is", attachment_id]], ["this_file", "created_at", "attachment_links"]
+    )
+    assert got["this_file"]["name"] == "plate"
+    assert got["created_at"] == when
+    assert [a["id"] for a in got["attachment_links"]] == [shot["id"]]
 
 
 def test_upload_to_a_missing_entity_fails(sg: shotgun_api3.Shotgun, picture: Path) -> None:
