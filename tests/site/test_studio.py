@@ -270,6 +270,21 @@ def test_broken_schema_files_are_refused_in_one_line(
     assert "\n" not in str(refused.value) and str(path) in str(refused.value)
 
 
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_plain_pickles_of_every_protocol_are_read(tmp_path: Path, protocol: int) -> None:
+    # Given a schema of plain data pickled with any protocol
+    schema = {"Shot": {"code": _field("text", "Code"), "sg_n": _field("number", "N")}}
+    path = tmp_path / "schema.pickle"
+    path.write_bytes(pickle.dumps(schema, protocol))
+    # Then a site serves it as it was written
+    with LocalSite(tmp_path / "s.sqlite3", schema=path) as site:
+        sg = _client(site)
+        try:
+            assert sg.schema_field_read("Shot")["sg_n"] == schema["Shot"]["sg_n"]
+        finally:
+            sg.close()
+
+
 def test_custom_entities_stay_on_after_a_restart(tmp_path: Path) -> None:
     # Given a site with a custom entity switched on
     db = tmp_path / "s.sqlite3"

@@ -5,7 +5,7 @@ duration and tags; Version aspect ratios and uploaded movie; HumanUser projects,
 note emails and password; Note type; Shot head in and cut duration; Project archived
 and last access; LocalStorage's uuid; and the Playlist, LocalStorage, Attachment, Page,
 WorkDayRule, Cut and CutItem types. ``password`` fields are accepted on write and kept
-only as a salted hash (``auth.py``): never returned, never logged.
+only as a salted hash (``passwords.py``): never returned, never logged.
 """
 
 from __future__ import annotations
