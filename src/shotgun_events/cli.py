@@ -214,7 +214,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     from shotgun_events.service import lifecycle as service
 
     config_path = find_config_path(args.config, os.environ)
-    if command in ("try", "capture"):
+    if command in ("try", "capture", "schema-dump"):
         from shotgun_events.testing.commands import run_authoring
 
         return run_authoring(args, config_path)

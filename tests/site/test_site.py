@@ -14,6 +14,7 @@ import pytest
 import shotgun_api3
 
 from shotgun_events.site import LocalSite
+from shotgun_events.site.seed import PASSWORD
 
 from .conftest import EVENT_FIELDS, MakeClient, control, post
 
@@ -85,7 +86,7 @@ def test_bad_script_credentials(make_sg: MakeClient, script: str, key: str) -> N
 
 def test_user_login_and_session_token(site: LocalSite) -> None:
     # Given a person's login
-    sg = shotgun_api3.Shotgun(site.url, login="mokafor", password="secret")
+    sg = shotgun_api3.Shotgun(site.url, login="mokafor", password=PASSWORD)
     try:
         # When they write, and a session token is made from their login
         last = site.newest_event_id()

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
+from .auth import Auth
 from .errors import AUTH_ERROR, PROTOCOL_ERROR, ApiError
 from .eventlog import Actor, EventLog
+from .files import Files
 from .follows import Follows
+from .pages import Pages
+from .prefs import preferences_read
 from .reads import MAX_PAGE, Reader
 from .schema import Schema
 from .schemaedit import SchemaEditor
+from .search import TextSearch
 from .store import Store
+from .stream import ActivityStream
+from .workdays import WorkSchedule
 from .writes import Writer
 
 INFO: dict[str, Any] = {
@@ -39,10 +46,11 @@ class Api:
         schema: Schema,
         scripts: Mapping[str, str],
         *,
+        files_dir: Path,
         open_scripts: bool = False,
         generate_events: bool = True,
     ) -> None:
-        """Serve ``store``; ``scripts`` maps script names to keys.
+        """Serve ``store``; ``scripts`` maps script names to keys; uploads go to ``files_dir``.
 
         With ``open_scripts`` an unknown script name is registered (with the key it
         came with, and an ApiUser) at its first call: plugin tests use whatever
@@ -50,15 +58,18 @@ class Api:
         """
         self.store = store
         self.schema = schema
-        self.scripts = dict(scripts)
-        self.open_scripts = open_scripts
         self.generate_events = generate_events
         self.reader = Reader(store, schema)
         self.events = EventLog(store)
         self.writer = Writer(store, schema, self.reader, self.events)
         self.follows = Follows(store, schema)
         self.schema_editor = SchemaEditor(store, schema, self.events)
-        self._sessions: dict[str, tuple[str, int]] = {}
+        self.auth = Auth(store, schema, scripts, self._create_script, open_scripts=open_scripts)
+        self.files = Files(store, schema, self.writer, files_dir)
+        self.pages = Pages(store, self.writer)
+        self.workdays = WorkSchedule(store, self.writer)
+        self.search = TextSearch(schema, self.reader)
+        self.stream = ActivityStream(store, schema, self.reader)
         self._methods: dict[str, Handler] = {
             "read": lambda actor, p: self.reader.read(self._dict(p, "read")),
             "summarize": lambda actor, p: self.reader.summarize(self._dict(p, "summarize")),
@@ -70,13 +81,25 @@ class Api:
             "schema_read": lambda actor, p: self.schema.schema_read(),
             "schema_entity_read": lambda actor, p: self.schema.schema_entity_read(),
             "schema_field_read": self._schema_field_read,
+            "schema_field_create": self.schema_editor.create,
             "get_session_token": self._session_token,
             "follow": lambda actor, p: self.follows.follow(p, True),
             "unfollow": lambda actor, p: self.follows.follow(p, False),
             "followers": lambda actor, p: self.follows.followers(p),
             "following": lambda actor, p: self.follows.following(p),
-            "schema_field_create": self.schema_editor.create,
+            "query_display_name_cache": lambda actor, p: self.search.search(p),
+            "activity_stream": lambda actor, p: self.stream.read(p),
+            "preferences_read": lambda actor, p: preferences_read(p),
+            "work_schedule_read": lambda actor, p: self.workdays.read(p),
+            "work_schedule_update": self.workdays.update,
+            "export_page": lambda actor, p: self.pages.export_page(p),
+            "update_project_last_accessed_by_current_user": self.pages.project_accessed,
         }
+
+    @property
+    def scripts(self) -> dict[str, str]:
+        """The script names and keys accepted."""
+        return self.auth.scripts
 
     def call(self, method: Any, params: Any) -> Any:
         """Run one API call; raises ApiError for anything a real site would refuse."""
@@ -88,84 +111,30 @@ class Api:
         if not isinstance(params, list) or not params or not isinstance(params[0], dict):
             raise ApiError("API requires authentication parameters", AUTH_ERROR)
         with self.store.lock:
-            actor = self.authenticate(params[0])
+            actor = self.auth.authenticate(params[0])
+            self.store.caller = actor.caller  # per-user fields are read for this user
             return handler(actor, params[1] if len(params) > 1 else None)
-
-    # -- auth --------------------------------------------------------------------
-
-    def _user(self, type_name: str, where: str, value: Any) -> dict[str, Any] | None:
-        name = self.schema.entities[type_name].name_field
-        row = self.store.conn.execute(
-            f'SELECT id, "{name}" FROM "{type_name}" WHERE "{where}" = ? AND retired = 0'
-            " ORDER BY id LIMIT 1",
-            (value,),
-        ).fetchone()
-        return None if row is None else {"type": type_name, "id": row[0], "name": row[1]}
 
     def authenticate(self, auth: dict[str, Any]) -> Actor:
         """The Actor an auth block stands for, or an AuthenticationFault (code 102)."""
-        session_uuid = auth.get("session_uuid")
-        log = True
-        if "script_name" in auth:
-            name, key = auth.get("script_name"), auth.get("script_key")
-            if self.open_scripts and isinstance(name, str) and name not in self.scripts:
-                self.add_script(name, key)
-            if not isinstance(name, str) or self.scripts.get(name) != key:
-                raise ApiError(f"Can't authenticate script '{name}'", AUTH_ERROR)
-            user = self._user("ApiUser", "firstname", name)
-            if user is None:
-                raise ApiError(f"Can't authenticate script '{name}'", AUTH_ERROR)
-            flag = self.store.conn.execute(
-                'SELECT generate_event_log_entries FROM "ApiUser" WHERE id = ?', (user["id"],)
-            ).fetchone()
-            log = bool(flag and flag[0])
-        elif "user_login" in auth:
-            # the local site does not keep passwords: any non-empty one is accepted
-            user = self._user("HumanUser", "login", auth.get("user_login"))
-            if user is None or not auth.get("user_password"):
-                raise ApiError(f"Can't authenticate user '{auth.get('user_login')}'", AUTH_ERROR)
-        elif "session_token" in auth:
-            found = self._sessions.get(str(auth.get("session_token")))
-            user = None if found is None else self.store.link_of(*found)
-            if user is None:
-                raise ApiError("Session token is invalid or expired", AUTH_ERROR)
-        else:
-            raise ApiError("API requires authentication parameters", AUTH_ERROR)
-        sudo = auth.get("sudo_as_login")
-        if sudo:
-            human = self._user("HumanUser", "login", sudo)
-            if human is None:
-                raise ApiError(
-                    f"sudo_as_login: no active HumanUser with login '{sudo}'", AUTH_ERROR
-                )
-            return Actor(human, session_uuid, log, sudo_actual_user=user)
-        return Actor(user, session_uuid, log)
+        return self.auth.authenticate(auth)
 
     def add_script(self, name: str, key: Any) -> None:
         """Accept ``name``/``key`` from now on, creating the script's ApiUser if needed."""
-        if not isinstance(key, str) or not name:
-            raise ApiError(f"Can't authenticate script '{name}'", AUTH_ERROR)
-        self.scripts[name] = key
-        with self.store.transaction() as conn:
-            row = conn.execute(
-                'SELECT id FROM "ApiUser" WHERE firstname = ? AND retired = 0', (name,)
-            ).fetchone()
-            if row is None:
-                self.writer.create(
-                    Actor(None, log_events=False),
-                    "ApiUser",
-                    [
-                        {"field_name": "firstname", "value": name},
-                        {"field_name": "generate_event_log_entries", "value": self.generate_events},
-                    ],
-                    ["id"],
-                )
+        with self.store.transaction():
+            self.auth.add_script(name, key)
+
+    def _create_script(self, name: str) -> None:
+        items = [
+            {"field_name": "firstname", "value": name},
+            {"field_name": "generate_event_log_entries", "value": self.generate_events},
+        ]
+        with self.store.transaction():
+            self.writer.create(Actor(None, log_events=False), "ApiUser", items, ["id"])
 
     def _session_token(self, actor: Actor, params: Any) -> dict[str, Any]:
         assert actor.user is not None
-        token = secrets.token_hex(16)
-        self._sessions[token] = (actor.user["type"], actor.user["id"])
-        return {"session_id": token}
+        return {"session_id": self.auth.new_session(actor.user)}
 
     # -- methods -----------------------------------------------------------------
 

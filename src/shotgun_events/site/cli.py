@@ -63,6 +63,19 @@ def add_site_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="RATE",
         help="generate production changes at RATE events/s (0 = off)",
     )
+    parser.add_argument(
+        "--schema",
+        metavar="PATH",
+        default=None,
+        help="serve a studio's own schema: the schema_read() file mockgun's generate_schema"
+        " writes (a pickle, read without running it), or a JSON dump of it (or of both results)",
+    )
+    parser.add_argument(
+        "--schema-entity",
+        metavar="PATH",
+        default=None,
+        help="the schema_entity_read() file written beside it (display names of the types)",
+    )
     add_webhook_arguments(parser)
 
 
@@ -108,6 +121,8 @@ def run_site(args: argparse.Namespace) -> int:
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         try:
+            if args.schema_entity and not args.schema:
+                raise ValueError("--schema-entity needs --schema (the schema_read() file)")
             site = LocalSite(
                 args.db,
                 scripts=args.scripts,
@@ -116,8 +131,10 @@ def run_site(args: argparse.Namespace) -> int:
                 port=args.port,
                 **webhook_options(args),
                 latency_ms=args.latency,
+                schema=args.schema,
+                schema_entity=args.schema_entity,
             )
-        except ValueError as e:
+        except ValueError as e:  # a bad option, or a schema file that cannot be used
             print(f"site: {e}", file=sys.stderr, flush=True)
             return 2
         with site:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ApiError, utc_now
+from .specs import FieldSpec
 from .store import EVENT_TABLE, Store, q
 
 _COLUMNS = (
@@ -46,6 +47,11 @@ class Actor:
     sudo_actual_user: Link | None = None
 
     @property
+    def caller(self) -> str:
+        """``Type:id`` of the user; per-user values are read for it (``sg_caller()``)."""
+        return f"{self.user['type']}:{self.user['id']}" if self.user else ""
+
+    @property
     def who(self) -> str:
         """The name event descriptions start with."""
         return str(self.user["name"]) if self.user else "Someone"
@@ -54,6 +60,18 @@ class Actor:
 def dumps(value: Any) -> str:
     """Compact JSON, as stored in the database."""
     return json.dumps(value, separators=(",", ":"))
+
+
+def _key(link: Link | None) -> tuple[str, int] | None:
+    return None if link is None else (link["type"], link["id"])
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("name"))
+    if isinstance(value, list):
+        return ", ".join(_text(v) for v in value)
+    return "" if value is None else str(value)
 
 
 def _link_cols(link: Link | None, visible: bool = True) -> tuple[Any, Any, Any]:
@@ -103,6 +121,45 @@ class EventLog:
         )
         self.store.tx_events.append(range(event_id, event_id + 1))
         return event_id
+
+    def field_change(
+        self,
+        actor: Actor,
+        type_name: str,
+        f: FieldSpec,
+        link: Link,
+        project: Link | None,
+        old: Any,
+        new: Any,
+        in_create: bool = False,
+    ) -> None:
+        """Append the ``Shotgun_<Type>_Change`` row of one field, as a real site writes it."""
+        meta: dict[str, Any] = {
+            "type": "attribute_change",
+            "attribute_name": f.name,
+            "entity_type": type_name,
+            "entity_id": link["id"],
+            "field_data_type": f.data_type,
+            "old_value": old,
+            "new_value": new,
+        }
+        if f.is_entity or f.is_multi:
+            olds = old if f.is_multi else [old] if old else []
+            news = new if f.is_multi else [new] if new else []
+            meta["added"] = [x for x in news if _key(x) not in {_key(o) for o in olds}]
+            meta["removed"] = [x for x in olds if _key(x) not in {_key(n) for n in news}]
+        if in_create:
+            meta["in_create"] = True
+        self.record(
+            actor,
+            f"Shotgun_{type_name}_Change",
+            meta,
+            entity=link,
+            project=project,
+            attribute_name=f.name,
+            description=f'{actor.who} changed "{f.display}" from "{_text(old)}" to'
+            f' "{_text(new)}" on {type_name} {link["name"]}',
+        )
 
     def hide_entity(self, type_name: str, entity_id: int) -> None:
         """Null the ``entity`` of every event about a retired entity (filters still match)."""

@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from .errors import ApiError, utc_shift
-from .query import Aliases, lit, pairs_sql, split_deep
+from .eventlog import dumps
+from .query import VIRTUAL, Aliases, lit, pairs_sql, split_deep
+from .rules import check_value, stored_as_json
 from .schema import FieldSpec, Schema
-from .standard import check_extra
 from .store import q
 
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 _UNITS = {"HOUR": 3600, "DAY": 86400, "WEEK": 7 * 86400, "MONTH": 30 * 86400, "YEAR": 365 * 86400}
-_TEXT_TYPES = frozenset({"text", "status_list", "list", "uuid"})
-_ORDERED_TYPES = frozenset({"number", "float", "date", "date_time", "text", "uuid"})
+_UNFILTERABLE = frozenset({"serializable", "password", "url"})
+_TEXT_TYPES = frozenset({"text", "status_list", "list", "uuid", "entity_type", "color"})
+_ORDERED_TYPES = frozenset(
+    {
+        "number",
+        "float",
+        "date",
+        "date_time",
+        "text",
+        "uuid",
+        "duration",
+        "percent",
+        "timecode",
+        "currency",
+    }
+)
 _SCALAR_RELATIONS = frozenset(
     {
         "is",
@@ -56,26 +68,6 @@ _LINK_RELATIONS = frozenset(
 def _like(text: str, where: str) -> str:
     esc = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return {"contains": f"%{esc}%", "starts_with": f"{esc}%", "ends_with": f"%{esc}"}[where]
-
-
-def check_value(type_name: str, f: FieldSpec, value: Any) -> Any:
-    """The value as SQL stores it, or a fault naming the field when its type is wrong."""
-    if value is None:
-        return None
-    dt = f.data_type
-    extra = check_extra(dt, value)
-    ok = extra if extra is not None else {
-        "number": isinstance(value, int) and not isinstance(value, bool),
-        "float": isinstance(value, int | float) and not isinstance(value, bool),
-        "checkbox": isinstance(value, bool),
-        "date": isinstance(value, str) and bool(_DATE.match(value)),
-        "date_time": isinstance(value, str) and bool(_DATE_TIME.match(value)),
-    }.get(dt, isinstance(value, str) if dt in _TEXT_TYPES else True)
-    if not ok:
-        raise ApiError(
-            f"{type_name}.{f.name} is a {dt} field; {value!r} is not a valid value for it"
-        )
-    return int(value) if dt == "checkbox" else value
 
 
 class FilterCompiler:
@@ -132,7 +124,7 @@ class FilterCompiler:
         f = self.schema.field(type_name, path)
         if f is None:
             raise ApiError(f"{type_name} has no field '{path}' to filter on")
-        if f.data_type in ("serializable", "password"):
+        if f.data_type in _UNFILTERABLE:
             raise ApiError(f"{type_name}.{path} is a {f.data_type} field and cannot be filtered")
         if f.data_type == "tag_list":
             return self._tags(type_name, f, relation, values, alias)
@@ -141,7 +133,34 @@ class FilterCompiler:
         if f.is_multi:
             return self._multi(type_name, f, relation, values, alias)
         col = f"{alias}.id" if f.name == "id" else f"{alias}.{q(f.name)}"
+        if f.virtual:
+            col = VIRTUAL[f.virtual](alias)
+        if f.data_type == "image" or stored_as_json(f.data_type):
+            return self._present_or_equal(type_name, f, col, relation, values)
+        if f.data_type == "text":
+            col += " COLLATE NOCASE"  # a real site compares text without regard to case
         return self._scalar(type_name, f, col, relation, values)
+
+    def _present_or_equal(
+        self, type_name: str, f: FieldSpec, col: str, relation: Any, values: list[Any]
+    ) -> str:
+        """Thumbnails: has one or not (is / is_not None); JSON-kept values: equal or in."""
+        if f.data_type == "image":
+            if relation not in ("is", "is_not") or values != [None]:
+                raise ApiError(
+                    f"{type_name}.{f.name} is an image field: only 'is' / 'is_not' None filter it"
+                )
+            return f"{col} {'IS' if relation == 'is' else 'IS NOT'} NULL"
+        if relation not in ("is", "is_not", "in", "not_in"):
+            raise ApiError(f"relation '{relation}' is not valid for {type_name}.{f.name}")
+        if relation in ("is", "is_not") and len(values) != 1:
+            raise ApiError(f"'{relation}' takes one value, got {values!r}")
+        texts = [dumps(check_value(type_name, f, v)) for v in values if v is not None]
+        parts = [f"{col} IN ({self._bind(*texts)})"] if texts else []
+        if len(texts) < len(values):
+            parts.append(f"{col} IS NULL")
+        test = "(" + " OR ".join(parts) + ")" if parts else "0"
+        return test if relation in ("is", "in") else f"NOT COALESCE({test}, 0)"
 
     def _deep(
         self, type_name: str, deep: tuple[str, str, str], cond: dict[str, Any], alias: str

@@ -5,49 +5,26 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from .activity import Activity
 from .api import Api
 from .controls import Counters, Faults, Latency
-from .eventlog import Actor, Link
+from .eventlog import Actor
 from .schema import Schema
-from .seed import seed_production
 from .server import SiteApp, SiteHTTPServer
+from .sitecontrols import Controls
 from .store import Store
+from .studio import load_studio_schema
 from .webhooks import WebhookSender
 
 LOOPBACK = ("127.0.0.1", "localhost")
 DEFAULT_SCRIPTS: Mapping[str, str] = {"shotgun_events": "local"}
-#: The /_local/<action> endpoints: each takes the keyword arguments of the method.
-CONTROL_ACTIONS = (
-    "reserve_event_ids",
-    "commit_reserved",
-    "discard_reserved",
-    "append_events",
-    "inject_fault",
-    "clear_faults",
-    "call_counts",
-    "connection_count",
-    "reset_counts",
-    "newest_event_id",
-    "event_count",
-    "start_activity",
-    "stop_activity",
-    "seed",
-    "add_script",
-    "configure_webhook",
-    "webhook_fault",
-    "clear_webhook_faults",
-    "webhook_stats",
-    "set_latency",
-)
 
 
-class LocalSite:
+class LocalSite(Controls):
     """A local site the real ``shotgun_api3`` client talks to over HTTP on 127.0.0.1.
 
     Scripts listed in ``scripts`` authenticate with their key; their ApiUser has
@@ -69,10 +46,15 @@ class LocalSite:
         webhook_secret: str = "",
         webhook_batch: bool = False,
         latency_ms: float = 0.0,
+        schema: str | Path | None = None,
+        schema_entity: str | Path | None = None,
     ) -> None:
         """Configure the site; nothing is opened until start().
 
         ``open_scripts``: accept any script name at its first call (see ``Api``).
+        ``schema`` / ``schema_entity``: serve a studio's own schema from the files
+        mockgun's ``generate_schema`` writes, or a JSON dump (see ``studio.py``); they
+        are read (and a bad file refused) here.
         """
         if host not in LOOPBACK:
             raise ValueError(f"the local site binds loopback only, not {host!r}")
@@ -96,6 +78,10 @@ class LocalSite:
         if webhook_url is not None:
             self.webhooks.configure(webhook_url, webhook_secret, webhook_batch)
         self.latency = Latency(latency_ms)
+        self._schema_files: tuple[Path, Path | None] | None = None
+        if schema is not None:
+            self._schema_files = (Path(schema), Path(schema_entity) if schema_entity else None)
+            load_studio_schema(*self._schema_files)  # a bad file fails here, not at start()
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -127,17 +113,21 @@ class LocalSite:
             self._tmpdir = tempfile.mkdtemp(prefix="shotgun_events_site_")
             path = Path(self._tmpdir) / "site.sqlite3"
         self._stopping.clear()
-        self._store = Store(path, Schema())
+        schema = Schema() if self._schema_files is None else load_studio_schema(*self._schema_files)
+        self._store = Store(path, schema)
         self._store.on_commit.append(self.webhooks.committed)
         self._api = Api(
             self._store,
             self._store.schema,
             self.scripts,
+            files_dir=path.parent / f"{path.stem}-files",
             open_scripts=self._open_scripts,
             generate_events=self._generate_events,
         )
         try:
             self._ensure_scripts()
+            with self._store.lock:
+                self._api.pages.ensure_builtin()
             if self._seed_on_start:
                 self.seed()
             app = SiteApp(
@@ -148,6 +138,7 @@ class LocalSite:
             self._close_store()
             raise
         self._port = self.port
+        self._store.site_url = self.url
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -222,148 +213,3 @@ class LocalSite:
                         'UPDATE "ApiUser" SET generate_event_log_entries = ? WHERE id = ?',
                         (int(self._generate_events), row[0]),
                     )
-
-    def script_user(self) -> Link:
-        """The ApiUser of the first configured script (who seeds the site)."""
-        name = next(iter(self.scripts), None)
-        user = (
-            self.api.authenticate({"script_name": name, "script_key": self.scripts[name]}).user
-            if name
-            else None
-        )
-        if user is None:
-            raise RuntimeError("the local site has no script to act as")
-        return user
-
-    # -- controls ----------------------------------------------------------------
-
-    def add_script(self, name: str, key: str) -> None:
-        """Accept this script name and key from now on (creates its ApiUser)."""
-        self.scripts[name] = key
-        with self.api.store.lock:
-            self.api.add_script(name, key)
-
-    def seed(self) -> bool:
-        """Create the demo production (if not there yet) through the API write path."""
-        with self.api.store.lock:
-            return seed_production(self.api, Actor(self.script_user(), log_events=True))
-
-    def reserve_event_ids(self, n: int) -> list[int]:
-        """Allocate ``n`` event ids that stay invisible until committed."""
-        return self.api.events.reserve(n)
-
-    def commit_reserved(
-        self, ids: Sequence[int], event_type: str = "Shotgun_Shot_Change", **fields: Any
-    ) -> None:
-        """Make reserved ids visible as events, dated when they were reserved.
-
-        ``fields`` may give attribute_name, meta, entity, user, project, session_uuid and
-        description.
-        """
-        self.api.events.commit_reserved(ids, event_type=event_type, **fields)
-
-    def discard_reserved(self, ids: Sequence[int]) -> None:
-        """Never commit these reserved ids: they become permanent gaps."""
-        self.api.events.discard_reserved(ids)
-
-    def append_events(
-        self,
-        n: int,
-        *,
-        event_type: str = "Shotgun_Shot_Change",
-        entity: Link | None = None,
-        project: Link | None = None,
-        created_at: str | None = None,
-        **fields: Any,
-    ) -> tuple[int, int]:
-        """Bulk-append ``n`` synthetic events; returns (first id, last id)."""
-        first, last = self.api.events.append(
-            n,
-            event_type=event_type,
-            entity=entity,
-            project=project,
-            created_at=created_at,
-            **fields,
-        )
-        return first, last
-
-    def inject_fault(
-        self,
-        kind: str,
-        count: int = 1,
-        *,
-        status: int | None = None,
-        seconds: float | None = None,
-        method: str | None = None,
-    ) -> None:
-        """Misbehave on the next ``count`` API calls: status, hang, drop, reset or garbage."""
-        self.faults.inject(kind, count, status=status, seconds=seconds, method=method)
-
-    def clear_faults(self) -> None:
-        """Drop queued faults and release hanging calls."""
-        self.faults.clear()
-
-    def set_latency(self, ms: float) -> float:
-        """Delay every API call by ``ms`` milliseconds before serving it (0 = off); returns it."""
-        self.latency.set(ms)
-        return self.latency.ms
-
-    def call_counts(self) -> dict[str, int]:
-        """API calls received, by method_name."""
-        return self.counters.calls()
-
-    def connection_count(self) -> int:
-        """TCP connections accepted."""
-        return self.counters.connections()
-
-    def reset_counts(self) -> None:
-        """Zero the call and connection counters."""
-        self.counters.reset()
-
-    def newest_event_id(self) -> int:
-        """The highest visible EventLogEntry id."""
-        return self.api.events.newest_id()
-
-    def event_count(self) -> int:
-        """How many EventLogEntry rows are visible."""
-        return self.api.events.count()
-
-    def start_activity(self, rate_per_second: float, seed: int | None = None) -> None:
-        """Start believable production changes at about ``rate_per_second`` events/s."""
-        if rate_per_second <= 0:
-            raise ValueError("rate_per_second must be > 0")
-        self.stop_activity()
-        self.seed()
-        self._activity = Activity(self.api, rate_per_second, seed)
-        self._activity.start()
-
-    def stop_activity(self) -> None:
-        """Stop the activity generator (no-op when it is not running)."""
-        if self._activity is not None:
-            self._activity.stop()
-            self._activity = None
-
-    def configure_webhook(self, url: str | None, secret: str = "", batch: bool = False) -> None:
-        """Send a signed webhook delivery to ``url`` for every event committed from now on."""
-        self.webhooks.configure(url, secret, batch)
-
-    def webhook_fault(
-        self, kind: str, count: int = 1, *, seconds: float = 0.0, copies: int = 2
-    ) -> None:
-        """Delay, duplicate, drop or mis-sign (``missign``) the next ``count`` deliveries."""
-        self.webhooks.fault(kind, count, seconds=seconds, copies=copies)
-
-    def clear_webhook_faults(self) -> None:
-        """Forget queued webhook faults."""
-        self.webhooks.clear_faults()
-
-    def webhook_stats(self) -> dict[str, Any]:
-        """Webhook deliveries queued, sent, dropped, ... and the answers' HTTP statuses."""
-        return self.webhooks.snapshot()
-
-    def _control(self, action: str, kwargs: dict[str, Any]) -> Any:
-        if action not in CONTROL_ACTIONS:
-            raise ValueError(f"unknown control {action!r}; known: {', '.join(CONTROL_ACTIONS)}")
-        method: Callable[..., Any] = getattr(self, action)
-        result = method(**kwargs)
-        return list(result) if isinstance(result, tuple) else result

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 
+from .rules import stored_as_json
 from .schema import FieldSpec, Schema
 from .store import q
+from .urlfields import THUMBNAIL_PREFIX, TRANSIENT_THUMBNAIL
 
 _DEEP = re.compile(r"^([A-Za-z0-9_]+)\.([A-Za-z0-9_]+)\.(.+)$")
 
@@ -102,13 +105,44 @@ def field_json(schema: Schema, type_name: str, path: str, alias: str, aliases: A
             f" FROM ({pairs_sql(type_name, f, alias)}) p JOIN names n ON n.type = p.lt"
             " AND n.id = p.li AND n.retired = 0 ORDER BY p.pos, p.li))"
         )
+    if f.virtual:
+        return f"COALESCE(json_quote({VIRTUAL[f.virtual](alias)}), 'null')"
     if f.data_type == "checkbox":
         return f"CASE WHEN {col} IS NULL THEN 'null' WHEN {col} THEN 'true' ELSE 'false' END"
-    if f.data_type in ("serializable", "tag_list"):
+    if f.data_type == "image":
+        return _image_json(col)
+    if f.data_type == "url":
+        # an upload's url is kept relative: it starts with wherever the site is reached now
+        return (
+            f"CASE WHEN json_extract({col}, '$.link_type') = 'upload' THEN json_set({col},"
+            f" '$.url', sg_site_url() || json_extract({col}, '$.url'))"
+            f" ELSE COALESCE({col}, 'null') END"
+        )
+    if stored_as_json(f.data_type):
         return f"COALESCE({col}, 'null')"
     if f.data_type == "password":
         return "'null'"  # write-only, as on a real site
     return f"json_quote({col})"
+
+
+def _image_json(col: str) -> str:
+    """A thumbnail's URL: the transient placeholder while it is made, then its own."""
+    return (
+        "COALESCE((SELECT json_quote(sg_site_url() || CASE WHEN f.ready_at >"
+        f" strftime('%Y-%m-%dT%H:%M:%fZ', 'now') THEN {lit(TRANSIENT_THUMBNAIL)}"
+        f" ELSE {lit(THUMBNAIL_PREFIX)} || f.id || '/' || f.token END)"
+        f" FROM files f WHERE f.id = {col}), 'null')"
+    )
+
+
+#: Fields computed at read time: the SQL of their value for the row ``alias``.
+VIRTUAL: dict[str, Callable[[str], str]] = {
+    # the time the calling user (sg_caller(), see api.py) last opened the project
+    "project_last_accessed": lambda alias: (
+        "(SELECT a.at FROM project_access a"
+        f" WHERE a.project_id = {alias}.id AND a.user_key = sg_caller())"
+    ),
+}
 
 
 def row_json(schema: Schema, type_name: str, fields: list[str], alias: str = "a0") -> str:
@@ -145,10 +179,17 @@ def sort_value(
             f" AND {inner}.id = {alias}.{q(link_name + '__id')})"
         )
     f = schema.field(type_name, path)
-    if f is None or f.is_multi or f.data_type in ("password", "tag_list", "serializable"):
+    if (
+        f is None
+        or f.is_multi
+        or f.data_type in ("password", "image")
+        or stored_as_json(f.data_type)
+    ):
         return None
     if f.name == "id":
         return f"{alias}.id"
+    if f.virtual:
+        return VIRTUAL[f.virtual](alias)
     if f.is_entity:
         return (
             f"(SELECT n.name FROM names n WHERE n.type = {alias}.{q(f.name + '__type')}"

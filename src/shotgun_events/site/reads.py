@@ -64,8 +64,18 @@ class Reader:
         if not (isinstance(per_page, int) and isinstance(page, int) and per_page > 0 and page > 0):
             raise ApiError(f"API read() invalid paging {paging!r}")
         per_page = min(per_page, MAX_PAGE)
-        where, args = self._where(spec.name, params.get("filters"), return_only == "retired")
-        where += " AND " + preset_clause(spec.name, params.get("additional_filter_presets"))
+        archived = _archived(params, "read")
+        retired = return_only == "retired"
+
+        def matching(alias: str) -> tuple[str, list[Any]]:
+            return self._where(spec.name, params.get("filters"), retired, alias, archived)
+
+        where, args = matching("a0")
+        more_sql, more_args = preset_clause(
+            spec.name, params.get("additional_filter_presets"), matching
+        )
+        where += " AND " + more_sql
+        args += more_args
         order = self._order(spec.name, params.get("sorts"))
         sql = (
             f"SELECT {self.projection(spec.name, fields)} FROM {q(spec.name)} a0"
@@ -83,10 +93,30 @@ class Reader:
         body = ",".join(items[:per_page])
         return RawJSON('{"entities": [' + body + '], "paging_info": {' + paging_info + "}}")
 
-    def _where(self, type_name: str, filters: Any, retired: bool) -> tuple[str, list[Any]]:
+    def _where(
+        self,
+        type_name: str,
+        filters: Any,
+        retired: bool,
+        alias: str = "a0",
+        archived: bool = True,
+    ) -> tuple[str, list[Any]]:
+        """The WHERE of a read of ``type_name`` rows named ``alias``, and its bound values.
+
+        ``archived`` False leaves out archived projects and everything in them.
+        """
         compiler = FilterCompiler(self.schema, Aliases())
-        clause = "1" if filters in (None, [], {}) else compiler.group(type_name, filters, "a0")
-        return f"a0.retired = {1 if retired else 0} AND {clause}", compiler.params
+        clause = "1" if filters in (None, [], {}) else compiler.group(type_name, filters, alias)
+        where = f"{alias}.retired = {1 if retired else 0} AND {clause}"
+        if not archived and self.schema.field("Project", "archived") is not None:
+            if type_name == "Project":
+                where += f" AND COALESCE({alias}.archived, 0) = 0"
+            elif self.schema.field(type_name, "project") is not None:
+                where += (
+                    ' AND NOT EXISTS (SELECT 1 FROM "Project" p WHERE p.archived = 1'
+                    f' AND p.id = {alias}."project__id")'
+                )
+        return where, compiler.params
 
     def _order(self, type_name: str, sorts: Any) -> str:
         keys = []
@@ -108,9 +138,11 @@ class Reader:
         row = self.store.conn.execute(sql, (entity_id,)).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
-    def rows(self, type_name: str, filters: Any, fields: list[str]) -> list[dict[str, Any]]:
-        """All active matching entities as Python dicts (for summarize)."""
-        where, args = self._where(type_name, filters, False)
+    def rows(
+        self, type_name: str, filters: Any, fields: list[str], archived: bool = True
+    ) -> list[dict[str, Any]]:
+        """All active matching entities as Python dicts (for summarize and search)."""
+        where, args = self._where(type_name, filters, False, archived=archived)
         sql = (
             f"SELECT {self.projection(type_name, fields)} FROM {q(type_name)} a0"
             f" WHERE {where} ORDER BY a0.id"
@@ -128,11 +160,19 @@ class Reader:
             if not isinstance(item, dict) or spec.fields.get(item.get("field", "")) is None:
                 raise ApiError(f"API summarize() unknown field in {item!r}")
         names = [s["field"] for s in summaries] + [g["field"] for g in grouping]
-        rows = self.rows(spec.name, params.get("filters"), names)
+        rows = self.rows(spec.name, params.get("filters"), names, _archived(params, "summarize"))
         return {
             "summaries": _summaries(rows, summaries),
             "groups": _groups(rows, summaries, grouping),
         }
+
+
+def _archived(params: dict[str, Any], method: str) -> bool:
+    """include_archived_projects (true unless the caller says false)."""
+    value = params.get("include_archived_projects", True)
+    if not isinstance(value, bool):
+        raise ApiError(f"API {method}() include_archived_projects must be true or false")
+    return value
 
 
 def _summaries(rows: list[dict[str, Any]], summaries: list[dict[str, Any]]) -> dict[str, Any]:

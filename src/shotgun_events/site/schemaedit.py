@@ -1,8 +1,11 @@
-"""schema_field_create: a new field on a type, kept in the database, logged like a real site.
+"""Schema changes: schema_field_create, and custom entity types switched on.
 
 A real site records a new field as a DisplayColumn entity, and the event log gets
 a ``Shotgun_DisplayColumn_New`` row for it (meta ``new_entity``, entity type
 ``DisplayColumn``): that is the row written here, in the same transaction.
+Custom entity types (CustomEntity01, CustomNonProjectEntity01, ...) are switched on by
+a site admin, not through the API: ``LocalSite.enable_entity`` (``/_local/enable_entity``)
+does it here. Both are kept in the database and come back when it is opened again.
 """
 
 from __future__ import annotations
@@ -11,9 +14,10 @@ import json
 import re
 from typing import Any
 
+from .core import PRODUCTION_STATUSES, common_fields
 from .errors import ApiError
 from .eventlog import Actor, EventLog
-from .schema import FieldSpec, Schema
+from .schema import EntitySpec, FieldSpec, Schema
 from .store import Store, columns_for, q
 
 #: Data types a field can be created with here; a real site refuses unknown ones too.
@@ -31,7 +35,18 @@ CREATABLE = frozenset(
         "color",
         "duration",
         "tag_list",
+        "percent",
+        "currency",
+        "timecode",
+        "footage",
+        "url",
+        "status_list",
     }
+)
+#: Custom entity types a site admin can switch on (a real site has these many of each).
+CUSTOM_TYPES = re.compile(
+    r"^(CustomEntity(0[1-9]|[1-4]\d|50)|CustomNonProjectEntity(0[1-9]|[12]\d|30)"
+    r"|CustomThreadedEntity(0[1-9]|1[0-5]))$"
 )
 
 
@@ -48,6 +63,14 @@ class SchemaEditor:
                 "CREATE TABLE IF NOT EXISTS custom_fields (id INTEGER PRIMARY KEY,"
                 " type TEXT, spec TEXT)"
             )
+            store.conn.execute(
+                "CREATE TABLE IF NOT EXISTS custom_types (type TEXT PRIMARY KEY, display TEXT)"
+            )
+            for type_name, display in store.conn.execute(
+                "SELECT type, display FROM custom_types ORDER BY rowid"
+            ).fetchall():
+                if type_name not in schema.entities:
+                    self._add_type(type_name, display)
             for type_name, spec in store.conn.execute(
                 "SELECT type, spec FROM custom_fields ORDER BY id"
             ).fetchall():
@@ -62,6 +85,29 @@ class SchemaEditor:
                     f"ALTER TABLE {q(type_name)} ADD COLUMN {q(name)} {sql_type}"
                 )
         self.schema.add_field(type_name, f)
+
+    def _add_type(self, type_name: str, display: str) -> None:
+        spec = EntitySpec(type_name, display, "code")
+        project = not type_name.startswith("CustomNonProject")
+        for f in common_fields(project=project) + custom_entity_fields():
+            spec.fields[f.name] = f
+        self.schema.add_entity(spec)
+        self.store.ensure_table(spec)
+
+    def enable_entity(self, type_name: str, display: str) -> None:
+        """Switch a custom entity type on, as a site admin does (kept in the database)."""
+        if not CUSTOM_TYPES.match(type_name):
+            raise ValueError(
+                f"{type_name!r} is not a custom entity type (CustomEntity01-50,"
+                " CustomNonProjectEntity01-30, CustomThreadedEntity01-15)"
+            )
+        if not display.strip():
+            raise ValueError("a custom entity type needs a display name")
+        if type_name in self.schema.entities:
+            return
+        with self.store.transaction() as conn:
+            self._add_type(type_name, display.strip())
+            conn.execute("INSERT INTO custom_types VALUES (?, ?)", (type_name, display.strip()))
 
     def create(self, actor: Actor, params: Any) -> str:
         """Add the field; returns its system name (``sg_`` + the display name)."""
@@ -135,3 +181,18 @@ def _properties(items: Any) -> dict[str, Any]:
     ):
         raise ApiError("API schema_field_create() properties must be {property_name, value} items")
     return {i["property_name"]: i.get("value") for i in items}
+
+
+def custom_entity_fields() -> list[FieldSpec]:
+    """The fields a custom entity type starts with on a real site."""
+    return [
+        FieldSpec("code", "text", "Name"),
+        FieldSpec(
+            "sg_status_list",
+            "status_list",
+            "Status",
+            valid_values=PRODUCTION_STATUSES,
+            default="wtg",
+        ),
+        FieldSpec("tag_list", "tag_list", "Tags"),
+    ]

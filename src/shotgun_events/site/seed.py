@@ -6,8 +6,12 @@ from typing import Any
 
 from .api import Api
 from .eventlog import Actor
+from .rules import accepts
+from .specs import FieldSpec
 
 PROJECT_NAME = "Demo"
+#: Every seeded person logs in with their login and this password.
+PASSWORD = "demo"
 USERS = (
     ("Mara", "Okafor", "mokafor"),
     ("Tomas", "Lindqvist", "tlindqvist"),
@@ -24,8 +28,29 @@ ASSETS = (
 SHOT_COUNT = 6
 
 
-def _make(api: Api, actor: Actor, type_name: str, **fields: Any) -> dict[str, Any]:
-    items = [{"field_name": k, "value": v} for k, v in fields.items()]
+def _fits(f: FieldSpec, value: Any) -> bool:
+    """Whether a seed value suits the field of the schema served (a studio's may differ)."""
+    if not f.editable or value is None:
+        return False
+    if f.data_type in ("list", "status_list") and f.valid_values:
+        return value in f.valid_values
+    if f.is_entity:
+        return bool(value["type"] in f.valid_types)
+    if f.is_multi:
+        return all(v is not None and v["type"] in f.valid_types for v in value)
+    return accepts(f.data_type, value)
+
+
+def _make(api: Api, actor: Actor, type_name: str, **fields: Any) -> dict[str, Any] | None:
+    """Create one entity with the seed values its type takes; None when there is no type."""
+    spec = api.schema.entity(type_name)
+    if spec is None:
+        return None
+    items = [
+        {"field_name": k, "value": v}
+        for k, v in fields.items()
+        if k in spec.fields and _fits(spec.fields[k], v)
+    ]
     created = api.writer.create(actor, type_name, items, ["id"])
     return {"type": type_name, "id": created["id"]}
 
@@ -33,7 +58,8 @@ def _make(api: Api, actor: Actor, type_name: str, **fields: Any) -> dict[str, An
 def seed_production(api: Api, actor: Actor) -> bool:
     """Create project Demo with people, steps, shots, assets, tasks, versions and notes.
 
-    Returns False (and changes nothing) when the Demo project already exists.
+    On a studio's schema each entity gets the values its fields take (a type the schema
+    lacks is left out). Returns False (and changes nothing) when Demo already exists.
     """
     exists = api.store.conn.execute(
         'SELECT 1 FROM "Project" WHERE name = ? AND retired = 0', (PROJECT_NAME,)
@@ -52,12 +78,13 @@ def seed_production(api: Api, actor: Actor) -> bool:
                 lastname=last,
                 login=login,
                 email=f"{login}@example.com",
+                password_proxy=PASSWORD,
             )
             for first, last, login in USERS
         ]
         steps = [
-            _make(api, actor, "Step", code=code, short_name=short, entity_type="Shot")
-            for code, short in STEPS
+            _make(api, actor, "Step", code=code, short_name=short, entity_type="Shot", list_order=n)
+            for n, (code, short) in enumerate(STEPS, start=1)
         ]
         sequence = _make(api, actor, "Sequence", code="SQ010", project=project, sg_status_list="ip")
         assets = [

@@ -8,6 +8,7 @@ import logging
 import socket
 import struct
 import threading
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -17,6 +18,7 @@ from typing import Any
 from .api import Api
 from .controls import Counters, Fault, Faults, Latency
 from .errors import PROTOCOL_ERROR, ApiError
+from .fileserve import UPLOAD_PREFIX, Reply, get, post
 from .reads import RawJSON
 
 LOG = logging.getLogger("shotgun_events.site")
@@ -98,10 +100,17 @@ class SiteHandler(BaseHTTPRequestHandler):
         """Keep access logs out of stderr; they go to the debug log."""
         LOG.debug("%s - " + format, self.address_string(), *args)
 
-    def _send(self, status: int, body: bytes, content_type: str = JSON_TYPE) -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = JSON_TYPE,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         head = (
             f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
-            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n{extra}"
             f"Connection: {'close' if self.close_connection else 'keep-alive'}\r\n\r\n"
         )
         try:
@@ -128,6 +137,10 @@ class SiteHandler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if path == API_PATH:
             self._api(body)
+        elif path.startswith(UPLOAD_PREFIX):
+            self.server.app.counters.call(path)
+            ctype = self.headers.get("Content-Type") or ""
+            self._reply(post(self.server.app.api, path, ctype, body))
         elif path.startswith(CONTROL_PREFIX):
             self._control(path[len(CONTROL_PREFIX) :], body)
         else:
@@ -135,13 +148,29 @@ class SiteHandler(BaseHTTPRequestHandler):
                 200, fault_body(f"no API at path {path!r}; use POST {API_PATH}", PROTOCOL_ERROR)
             )
 
+    def do_GET(self) -> None:
+        """Serve downloads, thumbnails and the transient thumbnail placeholder."""
+        if self._body() is None:
+            return
+        path = urllib.parse.unquote(self.path.split("?", 1)[0])
+        if path == API_PATH:
+            self._send(
+                200, fault_body(f"GET is not supported; use POST {API_PATH}", PROTOCOL_ERROR)
+            )
+            return
+        self.server.app.counters.call(f"GET {path.split('/')[1] if '/' in path else path}")
+        self._reply(get(self.server.app.api, path, self.headers.get("Cookie")))
+
+    def _reply(self, reply: Reply) -> None:
+        self._send(reply.status, reply.body, reply.content_type, reply.headers)
+
     def _other_verb(self) -> None:
         self._body()
         self._send(
             200, fault_body(f"{self.command} is not supported; use POST {API_PATH}", PROTOCOL_ERROR)
         )
 
-    do_GET = do_PUT = do_DELETE = do_PATCH = _other_verb
+    do_PUT = do_DELETE = do_PATCH = _other_verb
 
     def _api(self, body: bytes) -> None:
         try:

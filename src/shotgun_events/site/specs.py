@@ -5,21 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-SCALAR_TYPES = frozenset(
-    {
-        "text",
-        "number",
-        "float",
-        "checkbox",
-        "date",
-        "date_time",
-        "status_list",
-        "list",
-        "serializable",
-        "uuid",
-    }
-)
-
 #: Fields every type gets, set by the server on create/update and never by the caller.
 AUTO_FIELDS = frozenset({"created_at", "updated_at", "created_by", "updated_by"})
 
@@ -41,6 +26,10 @@ class FieldSpec:
     source: tuple[str, str] = ("", "")
     # EventLogEntry keeps its links as prebuilt JSON so the hot read does no joins.
     prebuilt: bool = False
+    # Computed at read time, never stored (see query.VIRTUAL), e.g. per-caller values.
+    virtual: str = ""
+    # A studio schema's schema_field_read reply for this field, served as it was given.
+    reply: dict[str, Any] | None = field(default=None, compare=False, hash=False)
 
     @property
     def is_entity(self) -> bool:
@@ -61,3 +50,5 @@ class EntitySpec:
     display: str
     name_field: str
     fields: dict[str, FieldSpec] = field(default_factory=dict)
+    # A studio schema's schema_entity_read reply for this type, served as it was given.
+    reply: dict[str, Any] | None = None

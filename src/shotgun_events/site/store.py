@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .schema import FieldSpec, Schema
+from .rules import INT_TYPES, REAL_TYPES
+from .schema import EntitySpec, FieldSpec, Schema
 
 EVENT_TABLE = "EventLogEntry"
 
@@ -21,20 +22,18 @@ def q(name: str) -> str:
 
 def columns_for(spec: FieldSpec) -> list[tuple[str, str]]:
     """The SQL columns (name, type) one field is stored in; none for multi-entity fields."""
-    if spec.name == "id" or spec.is_multi or spec.data_type == "password":
+    if spec.name == "id" or spec.is_multi or spec.data_type == "password" or spec.virtual:
         return []
     if spec.is_entity:
         cols = [(f"{spec.name}__type", "TEXT"), (f"{spec.name}__id", "INTEGER")]
         if spec.prebuilt:
             cols.append((f"{spec.name}__json", "TEXT"))
         return cols
-    sql_type = {
-        "number": "INTEGER",
-        "duration": "INTEGER",
-        "float": "REAL",
-        "checkbox": "INTEGER",
-    }.get(spec.data_type, "TEXT")
-    return [(spec.name, sql_type)]
+    if spec.data_type in INT_TYPES or spec.data_type in ("checkbox", "image"):
+        return [(spec.name, "INTEGER")]  # an image holds the id of its thumbnail's file
+    if spec.data_type in REAL_TYPES:
+        return [(spec.name, "REAL")]
+    return [(spec.name, "TEXT")]
 
 
 class Store:
@@ -53,6 +52,12 @@ class Store:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA cache_size=-32768")  # 32 MiB: the log's head stays cached
+        #: The base URL clients reach the site at (file and thumbnail URLs start with it).
+        self.site_url = ""
+        self.conn.create_function("sg_site_url", 0, lambda: self.site_url)
+        #: ``Type:id`` of the user the current call acts as (set per call, under ``lock``).
+        self.caller = ""
+        self.conn.create_function("sg_caller", 0, lambda: self.caller)
         self._in_tx = False
         #: Event ids made visible by the open transaction (EventLog notes them).
         self.tx_events: list[range] = []
@@ -89,29 +94,40 @@ class Store:
         )
         c.execute("CREATE INDEX IF NOT EXISTS ix_links_dst ON links (dst_type, dst_id, field)")
         c.execute("CREATE TABLE IF NOT EXISTS reserved (id INTEGER PRIMARY KEY, created_at TEXT)")
-        for type_name, spec in self.schema.entities.items():
-            cols: list[tuple[str, str]] = []
-            for f in spec.fields.values():
-                cols.extend(columns_for(f))
-            body = ", ".join(f"{q(n)} {t}" for n, t in cols)
-            c.execute(
-                f"CREATE TABLE IF NOT EXISTS {q(type_name)} (id INTEGER PRIMARY KEY,"
-                f" retired INTEGER NOT NULL DEFAULT 0, {body})"
-            )
-            existing = {row[1] for row in c.execute(f"PRAGMA table_info({q(type_name)})")}
-            for n, t in cols:
-                if n not in existing:  # a field added to the schema since the file was made
-                    c.execute(f"ALTER TABLE {q(type_name)} ADD COLUMN {q(n)} {t}")
-            for f in spec.fields.values():
-                # the event log only gets the one index retire/revive/rename need, so
-                # bulk appends stay fast
-                indexed = f.name == "entity" if type_name == EVENT_TABLE else True
-                if f.is_entity and indexed and f.name not in ("created_by", "updated_by"):
-                    ix = q(f"ix_{type_name}_{f.name}")
-                    c.execute(
-                        f"CREATE INDEX IF NOT EXISTS {ix} ON {q(type_name)}"
-                        f" ({q(f.name + '__type')}, {q(f.name + '__id')})"
-                    )
+        # uploaded files, one per Attachment (same id); the bytes live in the files folder
+        c.execute(
+            "CREATE TABLE IF NOT EXISTS files (id INTEGER PRIMARY KEY, token TEXT, name TEXT,"
+            " content_type TEXT, size INTEGER, stored TEXT, kind TEXT, ready_at TEXT)"
+        )
+        for spec in self.schema.entities.values():
+            self.ensure_table(spec)
+
+    def ensure_table(self, spec: EntitySpec) -> None:
+        """Create a type's table, or add the columns of fields it gained since."""
+        c = self.conn
+        type_name = spec.name
+        cols: list[tuple[str, str]] = []
+        for f in spec.fields.values():
+            cols.extend(columns_for(f))
+        body = "".join(f", {q(n)} {t}" for n, t in cols)
+        c.execute(
+            f"CREATE TABLE IF NOT EXISTS {q(type_name)} (id INTEGER PRIMARY KEY,"
+            f" retired INTEGER NOT NULL DEFAULT 0{body})"
+        )
+        existing = {row[1] for row in c.execute(f"PRAGMA table_info({q(type_name)})")}
+        for n, t in cols:
+            if n not in existing:  # a field added to the schema since the file was made
+                c.execute(f"ALTER TABLE {q(type_name)} ADD COLUMN {q(n)} {t}")
+        for f in spec.fields.values():
+            # the event log only gets the one index retire/revive/rename need, so
+            # bulk appends stay fast
+            indexed = f.name == "entity" if type_name == EVENT_TABLE else True
+            if f.is_entity and indexed and f.name not in ("created_by", "updated_by"):
+                ix = q(f"ix_{type_name}_{f.name}")
+                c.execute(
+                    f"CREATE INDEX IF NOT EXISTS {ix} ON {q(type_name)}"
+                    f" ({q(f.name + '__type')}, {q(f.name + '__id')})"
+                )
 
     # -- transactions ----------------------------------------------------------
 

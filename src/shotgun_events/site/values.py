@@ -6,9 +6,10 @@ from typing import Any
 
 from .errors import ApiError
 from .eventlog import Link, dumps
-from .filters import check_value
+from .rules import check_value, stored_as_json
 from .specs import FieldSpec
 from .store import Store
+from .urlfields import url_value
 
 
 def _key(link: Link | None) -> tuple[str, int] | None:
@@ -51,10 +52,17 @@ def coerce(store: Store, method: str, type_name: str, f: FieldSpec, value: Any) 
         return out
     if f.is_entity:
         return None if value is None else target(store, method, type_name, f, value)
-    if f.data_type == "serializable":
-        return value
+    if f.data_type == "url" and value is not None:
+        return url_value(store, method, type_name, f, value)
     checked = check_value(type_name, f, value)
-    if f.valid_values and checked is not None and checked not in f.valid_values:
+    if (
+        f.data_type == "entity_type"
+        and checked is not None
+        and store.schema.entity(checked) is None
+    ):
+        raise ApiError(f"API {method}() {type_name}.{f.name}: '{checked}' is not an entity type")
+    in_list = f.data_type in ("list", "status_list") and f.valid_values
+    if in_list and checked is not None and checked not in f.valid_values:
         raise ApiError(
             f"API {method}() {type_name}.{f.name}: '{checked}' is not one of"
             f" the valid values {list(f.valid_values)}"
@@ -63,6 +71,7 @@ def coerce(store: Store, method: str, type_name: str, f: FieldSpec, value: Any) 
 
 
 def columns(f: FieldSpec, value: Any) -> dict[str, Any]:
+    """The SQL columns (name -> value) a checked value of ``f`` is written to."""
     if f.is_entity:
         cols = {
             f"{f.name}__type": value["type"] if value else None,
@@ -73,6 +82,6 @@ def columns(f: FieldSpec, value: Any) -> dict[str, Any]:
         return cols
     if f.data_type == "checkbox":
         return {f.name: None if value is None else int(value)}
-    if f.data_type in ("serializable", "tag_list"):
+    if stored_as_json(f.data_type):
         return {f.name: None if value is None else dumps(value)}
     return {f.name: value}

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from .errors import ApiError, utc_now
 from .eventlog import Actor, EventLog, Link
+from .passwords import keep
 from .reads import Reader
 from .schema import AUTO_FIELDS, EntitySpec, FieldSpec, Schema
 from .store import Store, q
@@ -24,14 +26,6 @@ def _same(f: FieldSpec, old: Any, new: Any) -> bool:
     if f.is_multi:
         return {_key(x) for x in old or []} == {_key(x) for x in new or []}
     return bool(old == new)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, dict):
-        return str(value.get("name"))
-    if isinstance(value, list):
-        return ", ".join(_text(v) for v in value)
-    return "" if value is None else str(value)
 
 
 class Writer:
@@ -56,26 +50,50 @@ class Writer:
         """The caller's value checked and normalized, or a fault naming the field."""
         return coerce(self.store, method, type_name, f, value)
 
-    def _parse(self, method: str, spec: EntitySpec, fields: Any) -> dict[str, tuple[Any, str]]:
+    def _parse(
+        self, method: str, spec: EntitySpec, fields: Any, server: bool = False
+    ) -> tuple[dict[str, tuple[Any, str]], dict[str, str]]:
+        """The checked values by field (with their update mode), and the passwords apart.
+
+        ``server``: values the site itself sets (thumbnails, uploads), taken as they are.
+        """
         if not isinstance(fields, list):
             raise ApiError(f"API {method}() fields must be a list of {{field_name, value}}")
         parsed: dict[str, tuple[Any, str]] = {}
+        secrets: dict[str, str] = {}
         for item in fields:
             name = item.get("field_name") if isinstance(item, dict) else None
             f = spec.fields.get(name) if isinstance(name, str) else None
             if f is None:
                 raise ApiError(f"API {method}() {spec.name} has no field {name!r}")
+            if server:
+                parsed[f.name] = (item.get("value"), "set")
+                continue
             if not f.editable or f.name in AUTO_FIELDS:
                 raise ApiError(f"API {method}() {spec.name}.{f.name} is not editable")
             if f.data_type == "password":
-                # accepted and dropped: the local site keeps no passwords (and logs none)
-                self.coerce(method, spec.name, f, item.get("value"))
+                # kept as a hash apart from the entity (passwords.py), never logged
+                secrets[f.name] = self.coerce(method, spec.name, f, item.get("value")) or ""
                 continue
             mode = item.get("multi_entity_update_mode") or "set"
             if mode not in _MODES:
                 raise ApiError(f"API {method}() invalid multi_entity_update_mode {mode!r}")
             parsed[f.name] = (self.coerce(method, spec.name, f, item.get("value")), mode)
-        return parsed
+        return parsed, secrets
+
+    def _keep_secrets(self, type_name: str, entity_id: int, secrets: dict[str, str]) -> None:
+        for value in secrets.values():
+            keep(self.store.conn, type_name, entity_id, value)
+
+    def _stamped(self, spec: EntitySpec, values: dict[str, Any]) -> None:
+        """Fields the site fills in on create: read-only uuids, and a Page's last access."""
+        for f in spec.fields.values():
+            if f.name in values:
+                continue
+            if f.data_type == "uuid" and not f.editable:
+                values[f.name] = str(uuid.uuid4())
+            elif (spec.name, f.name) == ("Page", "last_accessed"):
+                values[f.name] = utc_now()
 
     # -- links -------------------------------------------------------------------
 
@@ -117,44 +135,6 @@ class Writer:
 
     # -- events ------------------------------------------------------------------
 
-    def _log_change(
-        self,
-        actor: Actor,
-        type_name: str,
-        f: FieldSpec,
-        link: Link,
-        project: Link | None,
-        old: Any,
-        new: Any,
-        in_create: bool = False,
-    ) -> None:
-        meta: dict[str, Any] = {
-            "type": "attribute_change",
-            "attribute_name": f.name,
-            "entity_type": type_name,
-            "entity_id": link["id"],
-            "field_data_type": f.data_type,
-            "old_value": old,
-            "new_value": new,
-        }
-        if f.is_entity or f.is_multi:
-            olds = old if f.is_multi else [old] if old else []
-            news = new if f.is_multi else [new] if new else []
-            meta["added"] = [x for x in news if _key(x) not in {_key(o) for o in olds}]
-            meta["removed"] = [x for x in olds if _key(x) not in {_key(n) for n in news}]
-        if in_create:
-            meta["in_create"] = True
-        self.events.record(
-            actor,
-            f"Shotgun_{type_name}_Change",
-            meta,
-            entity=link,
-            project=project,
-            attribute_name=f.name,
-            description=f'{actor.who} changed "{f.display}" from "{_text(old)}" to'
-            f' "{_text(new)}" on {type_name} {link["name"]}',
-        )
-
     def _log_partners(
         self, actor: Actor, type_name: str, f: FieldSpec, before: dict[int, dict[str, Any]]
     ) -> None:
@@ -168,7 +148,7 @@ class Writer:
             new = after[target_id]
             if not _same(pspec.fields[pfield], old.get(pfield), new.get(pfield)):
                 link = {"type": ptype, "id": target_id, "name": new.get(pspec.name_field)}
-                self._log_change(
+                self.events.field_change(
                     actor,
                     ptype,
                     pspec.fields[pfield],
@@ -184,17 +164,26 @@ class Writer:
     # -- methods -----------------------------------------------------------------
 
     def create(
-        self, actor: Actor, type_name: Any, fields: Any, return_fields: list[str]
+        self,
+        actor: Actor,
+        type_name: Any,
+        fields: Any,
+        return_fields: list[str],
+        server: bool = False,
     ) -> dict[str, Any]:
-        """Create an entity; returns the fields set plus ``return_fields``."""
+        """Create an entity; returns the fields set plus ``return_fields``.
+
+        ``server``: the site itself sets the values (see ``_parse``).
+        """
         spec = self.reader.entity_spec(type_name, "create")
         if spec.name == "EventLogEntry":
             return self._create_event(actor, fields, return_fields)
-        parsed = self._parse("create", spec, fields)
+        parsed, secrets = self._parse("create", spec, fields, server)
         values = {name: v for name, (v, _mode) in parsed.items()}
         for f in spec.fields.values():
             if f.default is not None and f.name not in values:
                 values[f.name] = f.default  # server defaults are logged like set fields
+        self._stamped(spec, values)
         now = utc_now()
         cols: dict[str, Any] = {"created_at": now, "updated_at": now}
         cols.update(columns(spec.fields["created_by"], actor.user))
@@ -208,6 +197,7 @@ class Writer:
             list(cols.values()),
         )
         entity_id = int(cur.lastrowid or 0)
+        self._keep_secrets(spec.name, entity_id, secrets)
         name = values.get(spec.name_field)
         self.store.set_name(spec.name, entity_id, name)
         link: Link = {"type": spec.name, "id": entity_id, "name": name}
@@ -227,7 +217,7 @@ class Writer:
             )
             for fname, v in values.items():
                 if v not in (None, [], ""):
-                    self._log_change(
+                    self.events.field_change(
                         actor,
                         spec.name,
                         spec.fields[fname],
@@ -239,12 +229,13 @@ class Writer:
                     )
         for f in multis:
             self._log_partners(actor, spec.name, f, befores[f.name])
-        wanted = list(dict.fromkeys([*values, *return_fields]))
+        # the fields the caller set and asked for; server defaults only when asked for
+        wanted = list(dict.fromkeys([*parsed, *return_fields]))
         return self.reader.fetch(spec.name, entity_id, wanted) or {}
 
     def _create_event(self, actor: Actor, fields: Any, return_fields: list[str]) -> dict[str, Any]:
         spec = self.schema.entities["EventLogEntry"]
-        values = {n: v for n, (v, _m) in self._parse("create", spec, fields).items()}
+        values = {n: v for n, (v, _m) in self._parse("create", spec, fields)[0].items()}
         if not isinstance(values.get("event_type"), str):
             raise ApiError("API create() EventLogEntry needs an event_type")
         who = Actor(
@@ -269,12 +260,22 @@ class Writer:
             raise ApiError(f"API {method}() EventLogEntry entities cannot be changed")
         return self.store.state_of(spec.name, entity_id)
 
-    def update(self, actor: Actor, type_name: Any, entity_id: Any, fields: Any) -> dict[str, Any]:
-        """Update fields (multi-entity fields honour set/add/remove); returns them."""
+    def update(
+        self, actor: Actor, type_name: Any, entity_id: Any, fields: Any, server: bool = False
+    ) -> dict[str, Any]:
+        """Update fields (multi-entity fields honour set/add/remove); returns them.
+
+        ``server``: the site itself sets the values (see ``_parse``).
+        """
         spec = self.reader.entity_spec(type_name, "update")
         if self._existing("update", spec, entity_id) != 0:
             raise ApiError(f"API update() {spec.name} with id {entity_id} does not exist")
-        parsed = self._parse("update", spec, fields)
+        parsed, secrets = self._parse("update", spec, fields, server)
+        self._keep_secrets(spec.name, entity_id, secrets)
+        asked = list(parsed)
+        if "image" in parsed and parsed["image"][0] is None and "filmstrip_image" in spec.fields:
+            # clearing a thumbnail clears its filmstrip too, as on a real site
+            parsed.setdefault("filmstrip_image", (None, "set"))
         old = self.reader.fetch(spec.name, entity_id, [*parsed, spec.name_field, "project"]) or {}
         changed: dict[str, tuple[Any, Any]] = {}
         for name, (value, mode) in parsed.items():
@@ -291,7 +292,7 @@ class Writer:
                 changed[name] = (before, new)
         if changed:
             self._apply(actor, spec, entity_id, old, changed)
-        return self.reader.fetch(spec.name, entity_id, list(parsed)) or {}
+        return self.reader.fetch(spec.name, entity_id, asked) or {}
 
     def _apply(
         self,
@@ -326,8 +327,13 @@ class Writer:
         values = {**old, **{n: new for n, (_b, new) in changed.items()}}
         project = self._project_of(spec.name, link, values)
         if actor.log_events:
+            images = [n for n in changed if spec.fields[n].data_type == "image"]
+            shown = self.reader.fetch(spec.name, entity_id, images) or {} if images else {}
             for name, (before, new) in changed.items():
-                self._log_change(actor, spec.name, spec.fields[name], link, project, before, new)
+                new = shown.get(name, new)  # a thumbnail is logged as its URL, as it reads
+                self.events.field_change(
+                    actor, spec.name, spec.fields[name], link, project, before, new
+                )
         for name, before_map in befores.items():
             self._log_partners(actor, spec.name, spec.fields[name], before_map)
 

@@ -1,4 +1,4 @@
-"""The ``try`` and ``capture`` sub-commands: their arguments, and running them."""
+"""The ``try``, ``capture`` and ``schema-dump`` sub-commands: their arguments, and running them."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-COMMANDS = ("try", "capture")
+COMMANDS = ("try", "capture", "schema-dump")
 
 
 def add_authoring_commands(commands: Any) -> None:
-    """Add ``try`` and ``capture`` to the CLI's sub-parsers."""
+    """Add ``try``, ``capture`` and ``schema-dump`` to the CLI's sub-parsers."""
     dry = commands.add_parser(
         "try",
         help="run one plugin over past events of the site; writes are shown, never sent",
@@ -35,10 +35,25 @@ def add_authoring_commands(commands: Any) -> None:
     )
     capture.add_argument("--from-id", type=int, required=True, metavar="N", help="first event")
     capture.add_argument("--to-id", type=int, required=True, metavar="M", help="last event")
+    dump = commands.add_parser(
+        "schema-dump",
+        help="write the configured site's schema to two files (for site --schema, mockgun)",
+        description="Write schema_read() and schema_entity_read() of the site the config "
+        "names: schema.pickle and schema_entity.pickle (mockgun's generate_schema files), "
+        "or schema.json and schema_entity.json.",
+    )
+    dump.add_argument("--out", required=True, metavar="DIR", help="folder to write them in")
+    dump.add_argument(
+        "--format", choices=("pickle", "json"), default="pickle", help="default: pickle"
+    )
 
 
 def run_authoring(args: argparse.Namespace, config_path: Path) -> int:
-    """Run ``try`` or ``capture``; returns the exit code."""
+    """Run ``try``, ``capture`` or ``schema-dump``; returns the exit code."""
+    if args.command == "schema-dump":
+        from shotgun_events.testing.schemadump import run_schema_dump
+
+        return run_schema_dump(config_path, Path(args.out), args.format, sys.stdout, sys.stderr)
     if args.command == "capture":
         from shotgun_events.testing.capture import run_capture
 

@@ -21,12 +21,20 @@ SCRIPT_NAME = "shotgun_events"
 SCRIPT_KEY = "local"
 
 
-def make_template(folder: Path) -> Path:
-    """Seed a site database in ``folder`` once; returns the file to copy."""
+#: A studio's schema files (schema_read, schema_entity_read), or None for the site's own.
+SchemaFiles = tuple[Path, Path | None] | None
+
+
+def make_template(folder: Path, schema: SchemaFiles = None) -> Path:
+    """Seed a site database in ``folder`` once (on ``schema`` if given); returns the file."""
     path = folder / "seeded.sqlite3"
-    with LocalSite(path, seed=True):
+    with LocalSite(path, seed=True, schema=_file(schema, 0), schema_entity=_file(schema, 1)):
         pass  # stop() checkpoints the WAL, so the one file holds everything
     return path
+
+
+def _file(schema: SchemaFiles, n: int) -> Path | None:
+    return None if schema is None else schema[n]
 
 
 class TestSite:
@@ -34,11 +42,17 @@ class TestSite:
 
     __test__ = False  # not a test class, whatever pytest thinks of the name
 
-    def __init__(self, template: Path, folder: Path) -> None:
-        """Copy ``template`` into ``folder`` and start a site on the copy."""
+    def __init__(self, template: Path, folder: Path, schema: SchemaFiles = None) -> None:
+        """Copy ``template`` into ``folder`` and start a site on the copy (and ``schema``)."""
         db = folder / "site.sqlite3"
         shutil.copyfile(template, db)
-        self.site = LocalSite(db, scripts={SCRIPT_NAME: SCRIPT_KEY}, open_scripts=True)
+        self.site = LocalSite(
+            db,
+            scripts={SCRIPT_NAME: SCRIPT_KEY},
+            open_scripts=True,
+            schema=_file(schema, 0),
+            schema_entity=_file(schema, 1),
+        )
         self.site.start()
         self._sg: Shotgun | None = None
         self._source = site_source(self.site.url, SCRIPT_NAME, SCRIPT_KEY)
