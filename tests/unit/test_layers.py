@@ -9,6 +9,7 @@ site imports nothing of the daemon; and the module graph has no cycles.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -209,3 +210,35 @@ def test_the_checks_catch_an_upward_import_a_dependent_site_and_a_circle(bad_tre
         ["shotgun_events.delivery.base", "shotgun_events.engine.loop"],
         ["shotgun_events.operator.status", "shotgun_events.state.store"],
     ]
+
+
+def test_each_concern_of_running_a_plugin_lives_in_one_place() -> None:
+    # Given the delivery package (one model: executors, fan-out, runner, and what they share)
+    delivery = SRC / "delivery"
+    modules = sorted(p.name for p in delivery.glob("*.py") if p.name != "__init__.py")
+    sources = {p: p.read_text() for p in SRC.rglob("*.py")}
+
+    def where(pattern: str, folder: Path = SRC) -> list[str]:
+        return sorted(
+            str(p.relative_to(SRC))
+            for p, text in sources.items()
+            if folder in p.parents and re.search(pattern, text, re.MULTILINE)
+        )
+
+    # Then it has at most ten modules, none of them a mechanism per mode
+    assert len(modules) <= 10, modules
+    assert not {"serial.py", "parallel.py", "auto.py", "plan.py", "choice.py"} & set(modules)
+    # And each concern is defined once: ordering keys, the per-key line, the back-off,
+    # the failure policy, what runs now, the choice of an executor
+    assert where(r"^KeyFn\b") == ["delivery/keys.py"]
+    assert where(r"^class KeyLines\b") == ["delivery/keys.py"]
+    assert where(r"\*\s*2(\.0)?\s*\*\*\s*\((retry|attempt)") == [
+        "client/retry.py",  # the site's connection retries: another concern
+        "delivery/failures.py",
+    ]
+    assert where(r"^class FailurePolicy\b") == ["delivery/failures.py"]
+    assert where(r"^class InFlight\b") == ["delivery/inflight.py"]
+    assert where(r"def busy\(") == []
+    assert where(r"^def choose\(") == ["delivery/executors.py"]
+    # And nobody looks up an executor's members by name
+    assert where(r"getattr\(\s*(self\._)?executor") == []

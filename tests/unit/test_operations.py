@@ -13,10 +13,12 @@ from shotgun_events.client.retry import SiteRetry
 from shotgun_events.delivery.dispatch import Dispatcher
 from shotgun_events.delivery.executors import choose
 from shotgun_events.delivery.failures import DeadLetters
+from shotgun_events.delivery.inflight import InFlight
 from shotgun_events.engine.loop import Engine
 from shotgun_events.engine.settings import Settings
 from shotgun_events.errors import ControlError
 from shotgun_events.operator import operations
+from shotgun_events.operator.status import plugin_line
 from tests.unit.fakes import DISPATCH_MODES
 
 from .fakes import (
@@ -222,3 +224,45 @@ def test_status_shows_watermark_in_flight_and_done_set(rig: Rig, concurrency: in
     assert report["a"]["watermark"] == 12
     assert (report["a"]["in_flight"], report["a"]["done"]) == (0, 0)
     assert report["a"]["concurrency"] == concurrency
+
+
+def test_status_names_the_event_a_callback_has_been_running_on_from_the_registry() -> None:
+    # Given an engine whose plugin "held" is inside a callback on event 3
+    clock = Clock()
+    gate, inside = threading.Event(), threading.Event()
+    held = recording_plugin("held")
+    inner = held.callbacks[0].func
+    held.callbacks[0].func = lambda *a: (inside.set(), gate.wait(10), inner(*a))
+    source = FakeSource()
+    engine = Engine(
+        source=source,
+        retry=SiteRetry(max_attempts=1, burst_sleep=0, wait=lambda s: False),
+        loader=FakeLoader([held]),
+        store=FakeStore(),
+        dispatcher=Dispatcher(
+            connections=FakeConnections(),
+            use_session_uuid=False,
+            in_flight=InFlight(clock.monotonic),
+        ),
+        settings=Settings(),
+        stop=threading.Event(),
+        clock=clock,
+        monotonic=clock.monotonic,
+    )
+    engine.start()
+    source.add(3)
+    runner = threading.Thread(target=engine.run_once)
+    runner.start()
+    try:
+        assert inside.wait(10)
+        clock.advance(4.2)
+        # When status is asked
+        shown = operations.status(engine)["plugins"][0]
+        # Then it says which event runs and for how long, the plain text too
+        assert shown["running"] == [{"event_id": 3, "seconds": 4.2}]
+        assert "running event 3 for 4 s" in plugin_line(shown)
+    finally:
+        gate.set()
+        runner.join(10)
+        engine.close()
+    assert held.received == [3]

@@ -63,7 +63,7 @@ def test_never_lends_one_connection_to_two_threads_and_respects_the_cap() -> Non
     assert clash == []
     assert 1 <= most[0] <= 3
     assert pool.opened <= 3 and pool.peak_busy <= 3
-    assert pool.busy == 0
+    assert pool.lent == 0
 
 
 def test_opens_a_new_connection_only_when_all_are_busy() -> None:
@@ -150,7 +150,7 @@ def test_real_client_drops_a_reset_connection_and_keeps_sessions_apart() -> None
             # Then that connection is dropped and the next call works on a new one
             assert link.dropped == 1
             assert sg.find_one("Shot", [], ["id"]) is not None
-            assert link.opened == 2 and link.busy == 0
+            assert link.opened == 2 and link.lent == 0
             # And the session uuid set on one thread's object is not on another's
             sg.set_session_uuid("mine")
             other: list[Any] = []

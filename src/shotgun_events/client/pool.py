@@ -126,7 +126,7 @@ class CredentialPool:
             return self.caps
 
     @property
-    def busy(self) -> int:
+    def lent(self) -> int:
         """Connections lent out now."""
         with self._cond:
             return len(self._busy)

@@ -120,6 +120,9 @@ def _plugins_table(view: DaemonView, rows: list[PluginRow]) -> str:
     body = []
     for row in rows:
         why = f'<div class="why">{_e(row.reason)}</div>' if row.reason else ""
+        if row.running is not None and row.running[1] >= 1:
+            event_id, seconds = row.running
+            why += f'<div class="why">running event {event_id} for {seconds:.0f} s</div>'
         if row.retrying:
             event_id, attempt = row.retrying
             why += f'<div class="why">retrying event {event_id} (attempt {attempt})</div>'

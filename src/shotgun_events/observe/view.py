@@ -40,9 +40,11 @@ class PluginRow:
     in_flight: int
     delivered: int
     retrying: tuple[int, int] | None
-    #: ``local`` or ``celery``; the Celery executor's counters (empty for a local one).
-    executor: str = "local"
+    #: ``inline``, ``pool`` or ``celery``; the Celery executor's counters (else empty).
+    executor: str = "inline"
     tasks: dict[str, int] = field(default_factory=dict)
+    #: (event id, seconds) of its longest-running callback now, from the in-flight registry.
+    running: tuple[int, float] | None = None
 
 
 @dataclass
@@ -76,6 +78,14 @@ class DaemonView:
         head, head_at = engine.head, engine.head_created_at
         disabled = _copy(engine.switches.disabled)
         retrying = _copy(engine.dispatcher.retrying)
+        registry = engine.dispatcher.in_flight
+        now = registry.monotonic()
+        oldest: dict[str, tuple[int, float]] = {}
+        for work in registry.running():
+            if work.thread is not None:
+                age = now - work.since
+                if age > oldest.get(work.plugin.name, (0, -1.0))[1]:
+                    oldest[work.plugin.name] = (work.event_id, age)
         rows = []
         for runner in self.runners():
             plugin = runner.plugin
@@ -99,6 +109,7 @@ class DaemonView:
                     retrying=retrying.get(plugin.name),
                     executor=runner.spec.kind,
                     tasks=runner.executor_figures(),
+                    running=oldest.get(plugin.name),
                 )
             )
         return rows

@@ -239,6 +239,9 @@ def status(engine: Engine) -> dict[str, Any]:
     scope = engine.dispatcher.scope
     skipped = scope.skipped() if scope is not None else {}
     plugins = []
+    registry = engine.dispatcher.in_flight
+    now = registry.monotonic()
+    running = registry.running()
     for runner in engine.runners:
         plugin = runner.plugin
         if plugin.name in engine.switches.disabled:
@@ -265,6 +268,12 @@ def status(engine: Engine) -> dict[str, Any]:
                 "retrying": {"event_id": retrying[0], "attempt": retrying[1]} if retrying else None,
                 "dead_letters": sum(1 for letter in letters if letter.get("plugin") == plugin.name),
                 "delivered": runner.delivered,
+                # Callbacks running now in the daemon, the longest first (the in-flight registry).
+                "running": [
+                    {"event_id": w.event_id, "seconds": round(now - w.since, 1)}
+                    for w in sorted(running, key=lambda w: w.since)
+                    if w.plugin is plugin and w.thread is not None
+                ][:5],
                 # Events not delivered because of the plugin's scope (cursor moved past them).
                 "skipped": skipped.get(plugin.name, {}),
             }

@@ -163,7 +163,7 @@ def print_status(config: Config, *, as_json: bool = False, out: TextIO = sys.std
     if not report["plugins"]:
         out.write("no plugin positions saved yet\n")
     for plugin in report["plugins"]:
-        out.write(f"  {_plugin_line(plugin)}\n")
+        out.write(f"  {plugin_line(plugin)}\n")
     for letter in report["dead_letters"]:
         out.write(
             f"dead letter: {letter.get('plugin')} event {letter.get('event_id')} at "
@@ -199,7 +199,8 @@ def _celery_part(plugin: dict[str, Any]) -> str:
     return text
 
 
-def _plugin_line(plugin: dict[str, Any]) -> str:
+def plugin_line(plugin: dict[str, Any]) -> str:
+    """One plugin's line of the plain `status` output."""
     parts = [
         f"{plugin['name']:<24} {plugin['state']:<9}",
         f"last event {plugin['last_event_id']:<10}",
@@ -216,6 +217,10 @@ def _plugin_line(plugin: dict[str, Any]) -> str:
         lag = plugin.get("lag_seconds")
         seconds = f", {lag:.0f} s" if isinstance(lag, int | float) else ""
         parts.append(f"lag {plugin['lag_events']} events{seconds}")
+    running = [r for r in plugin.get("running") or [] if r.get("seconds", 0) >= 1]
+    if running:
+        oldest = running[0]
+        parts.append(f"running event {oldest['event_id']} for {oldest['seconds']:.0f} s")
     retrying = plugin.get("retrying")
     if retrying:
         parts.append(f"retrying event {retrying['event_id']} (attempt {retrying['attempt']})")
