@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -202,6 +203,10 @@ class FakeLoader:
 
 class FakeStore:
     """A state store in memory that can be told to fail like a full disk."""
+
+    def grouped(self) -> contextlib.nullcontext[None]:
+        """Records are kept at once: nothing to group."""
+        return contextlib.nullcontext()
 
     def __init__(self, saved: dict[PluginKey, Cursor] | None = None) -> None:
         self.saved = saved

@@ -109,7 +109,10 @@ class Dispatcher:
     @staticmethod
     def wants(plugin: Plugin, event: Event) -> bool:
         """Whether some callback of ``plugin`` matches ``event`` (its scope is asked in ``run``)."""
-        return any(callback.matches(event) for callback in plugin.callbacks)
+        for callback in plugin.callbacks:  # noqa: SIM110 (no generator per event: the hot path)
+            if callback.matches(event):
+                return True
+        return False
 
     def run(self, plugin: Plugin, event: Event, *, replay: bool = False) -> Outcome:
         """Deliver ``event`` to every matching callback of ``plugin``.
@@ -120,12 +123,13 @@ class Dispatcher:
         outcome = Outcome.SKIPPED
         event_id = int(event.get("id") or 0)
         registry = self.in_flight
+        scope = self.scope
         running = None
         try:
             for callback in plugin.callbacks:
                 if not callback.matches(event):
                     continue
-                if self.scope is not None and not self.scope.admits(plugin, callback, event):
+                if scope is not None and not scope.admits(plugin, callback, event):
                     continue  # out of the plugin's scope: handled by not being delivered
                 if running is None:
                     running = registry.start(plugin, event_id)
@@ -134,9 +138,11 @@ class Dispatcher:
                     plugin.logger.debug(
                         "Dispatching event %s to callback %s.", event_id, callback.name
                     )
-                failed = self._call(plugin, callback, event, replay)
-                if failed is not None:
-                    return failed
+                error = self._call_once(plugin, callback, event)
+                if error is not None:
+                    failed = self._failed(plugin, callback, event, error, replay)
+                    if failed is not None:
+                        return failed
         finally:
             if running is not None:
                 registry.end(running)
@@ -158,14 +164,19 @@ class Dispatcher:
         finally:
             self.in_flight.end(running)
 
-    def _call(
-        self, plugin: Plugin, callback: Callback, event: Event, replay: bool
+    def _failed(
+        self,
+        plugin: Plugin,
+        callback: Callback,
+        event: Event,
+        error: BaseException | None,
+        replay: bool,
     ) -> Outcome | None:
-        """Call one callback until the policy lets it go; the outcome ending the event, or None."""
+        """After a callback raised: call it again until the policy lets it go; the outcome
+        ending the event, or None."""
         event_id = int(event.get("id") or 0)
         attempt = 0
         while True:
-            error = self._call_once(plugin, callback, event)
             if error is None:
                 return None
             if replay:
@@ -183,6 +194,7 @@ class Dispatcher:
                     return Outcome.INTERRUPTED
             finally:
                 self.retrying.pop(plugin.name, None)
+            error = self._call_once(plugin, callback, event)
 
     def _call_once(self, plugin: Plugin, callback: Callback, event: Event) -> BaseException | None:
         sg = self._connections.get(callback.script_name, callback.script_key)

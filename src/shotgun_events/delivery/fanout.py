@@ -146,10 +146,9 @@ class Fanout:
         self._lane: Lane | None = None
         #: Lanes left to a callback taken off mid-call; a stop waits for them.
         self._left: list[Lane] = []
-        self._abandoned: set[int] = set()
-        #: Lane thread -> the plugin it is handing an event to (taking it off is decided
-        #: under ``_group_lock``, which the lane takes when that plugin's turn ends).
-        self._current: dict[int, PluginRunner] = {}
+        #: Lane thread -> the turn of the plugin it is handing an event to: a one-item list
+        #: that the lane (the call returned) or the watch (it is taken off) pops first.
+        self._turns: dict[int, list[PluginRunner]] = {}
         #: Plugins whose callback on an abandoned lane returned: they get their thread.
         self._released: queue.SimpleQueue[PluginRunner] = queue.SimpleQueue()
         self._stuck: dict[int, PluginRunner] = {}
@@ -303,16 +302,23 @@ class Fanout:
     def _take_off(self, lane: int) -> PluginRunner | None:
         """Take off the lane the plugin whose running callback brings it over ``HELD``."""
         work = self._registry.on_thread(lane)
-        if work is None:
+        turn = self._turns.get(lane)
+        if work is None or turn is None:
+            return None
+        try:
+            runner = turn[0]
+        except IndexError:
+            return None  # its turn just ended
+        running = self._monotonic() - work.since
+        if runner.plugin is not work.plugin or running < SLOW_CALL:
+            return None
+        if self._slow.get(id(runner), 0.0) + running <= HELD:
+            return None
+        try:
+            turn.pop()  # whoever takes the turn first wins: the lane when it returned first
+        except IndexError:
             return None
         with self._group_lock:
-            running = self._monotonic() - work.since
-            runner = self._current.get(lane)
-            if runner is None or runner.plugin is not work.plugin or running < SLOW_CALL:
-                return None
-            if self._slow.get(id(runner), 0.0) + running <= HELD:
-                return None
-            self._abandoned.add(lane)
             self._group = [r for r in self._group if r is not runner]
         log.info(
             "plugin %s has held the other plugins for %.2f s in this batch, %.2f s of it in "
@@ -352,21 +358,36 @@ class Fanout:
 
     def _run_event(self, event: Event, now: datetime, *, timed: bool) -> bool:
         """One event to each plugin of the lane; False when a stop cut it short."""
-        lane = threading.get_ident()
+        with self._hooks.grouped():  # one write for this event's records over the lane
+            return self._pass(event, now, timed)
+
+    def _pass(self, event: Event, now: datetime, timed: bool) -> bool:
         runners = self._group
+        if self.policy is Promotion.NEVER:
+            for runner in runners:
+                outcome = runner.handle(event, now)
+                if outcome is Outcome.FAILED:
+                    self._hooks.on_failed(runner.plugin)
+                elif outcome is Outcome.INTERRUPTED:
+                    return False
+            return True
+        lane = threading.get_ident()
         clock = self._monotonic
         for runner in runners:
             if self._group is not runners and runner not in self._group:
                 continue  # taken off meanwhile
             started = clock()
-            self._current[lane] = runner
+            # The plugin's turn on this lane: the lane and the watch (``_take_off``) each
+            # pop it, atomically; whoever gets it decides, so no lock per plugin and event.
+            self._turns[lane] = turn = [runner]
             try:
                 outcome = runner.handle(event, now)
             finally:
-                with self._group_lock:
-                    del self._current[lane]
-                    left = lane in self._abandoned
-                    self._abandoned.discard(lane)
+                try:
+                    turn.pop()
+                    left = False
+                except IndexError:
+                    left = True
             if left:
                 # A new lane has the rest of the batch; this thread only finished its plugin.
                 self._released.put(runner)

@@ -21,8 +21,8 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from threading import get_ident
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from shotgun_events.plugins.loader import Plugin
@@ -30,9 +30,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("engine.watch")
 
 
-@dataclass(frozen=True)
-class Running:
-    """One piece of work in progress."""
+class Running(NamedTuple):
+    """One piece of work in progress (a tuple: one is made per event, on the hot path)."""
 
     plugin: Plugin
     event_id: int
@@ -52,10 +51,12 @@ class InFlight:
 
     def start(self, plugin: Plugin, event_id: int, *, task: Hashable = None) -> Hashable:
         """Record work starting (in the calling thread, or as ``task``); return its key."""
-        key = threading.get_ident() if task is None else task
-        thread = key if task is None else None
-        self._now[key] = Running(plugin, event_id, self.monotonic(), thread)  # type: ignore[arg-type]
-        return key
+        if task is None:
+            thread = get_ident()
+            self._now[thread] = Running(plugin, event_id, self.monotonic(), thread)
+            return thread
+        self._now[task] = Running(plugin, event_id, self.monotonic(), None)
+        return task
 
     def end(self, key: Hashable) -> None:
         """Record the work under ``key`` finished."""

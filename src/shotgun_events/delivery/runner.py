@@ -12,8 +12,8 @@ layout.
 
 Back-pressure: the executor raises ``RejectedError`` when it holds all it
 may, and the runner waits for room before it hands on the same event again;
-the runner itself holds at most ``WINDOW_LIMIT`` ids above its position
-(events in flight, and handled ones above a slow key's).
+the runner itself keeps at most ``WINDOW_LIMIT`` handled ids above its
+position (those a slow key's event holds back) before it waits too.
 
 After a failure that switched the plugin off (or a stop), the events in
 flight finish, the plugin reads again from before its first unfinished event,
@@ -46,7 +46,7 @@ log = logging.getLogger("engine.runner")
 
 #: Outcomes after which the event counts as handled and the position moves.
 HANDLED = (Outcome.DONE, Outcome.SKIPPED)
-#: Ids a plugin may hold above its position (in flight + done) before it waits.
+#: Handled ids a plugin may keep above its position (behind a slow key) before it waits.
 WINDOW_LIMIT = 10_000
 #: Seconds the events in flight get to finish before a reload or an operator command.
 DRAIN_TIMEOUT = 3600.0
@@ -94,13 +94,12 @@ class PluginRunner:
         #: created_at of the newest fresh event handled (for the lag in `status`).
         self.last_created_at: datetime | None = None
         self._generation = plugin.generation
+        #: The plugin's identity in the state file (the same object lives across reloads).
+        self.key: PluginKey = plugin.key
+        #: Threads waiting for the window to have room (completions wake them).
+        self._window_waiters = 0
         self.spec = spec_for(plugin)
         self._executor = executors(plugin, self.spec, self._completed)
-
-    @property
-    def key(self) -> PluginKey:
-        """The plugin's identity in the state file."""
-        return self.plugin.key
 
     @property
     def active(self) -> bool:
@@ -161,12 +160,13 @@ class PluginRunner:
         Celery), None when the plugin did not need it, FAILED once after a
         failure switched the plugin off, INTERRUPTED while a stop is under way.
         """
-        if self.plugin.generation != self._generation:
+        plugin = self.plugin
+        if plugin.generation != self._generation:
             self._adopt_generation()
         wm = self._wm
         if wm.stuck or self._failed:
             return self._after_failure()
-        if self._ignore_until_flush or not self.plugin.active:
+        if self._ignore_until_flush or not plugin.active:
             return None
         event_id = int(event["id"])
         # No lock to classify: only this thread moves the read position, and executors'
@@ -174,66 +174,71 @@ class PluginRunner:
         kind = wm.classify(event_id)
         if kind is None:
             return None
-        wanted = kind != SEEN and self._dispatcher.wants(self.plugin, event)
-        if wanted and wm.window >= WINDOW_LIMIT and not self._wait_window(wm):
+        wanted = kind is not SEEN and self._dispatcher.wants(plugin, event)
+        if wanted and len(wm.done) >= WINDOW_LIMIT and not self._wait_window(wm):
             return self._after_failure()
         created_at = event.get("created_at")
         with self._lock:
             report = wm.take(event_id, kind, created_at, now, self._timeout)
             if report is not NO_GAP:
                 self._note_gaps(report)
-            if kind == FRESH:
+            if kind is FRESH:
                 self.last_created_at = created_at
             if not wanted:
                 # Nothing would run: finished here, without a trip through the executor.
-                if kind != SEEN:
+                if kind is not SEEN:
                     self._finish_locked(wm, event_id, Outcome.SKIPPED)
                 self._dirty = True
                 return None
-        if not self._hand_on(event):
-            with self._lock:
-                self._finish_locked(wm, event_id, Outcome.INTERRUPTED)
+        try:
+            self._executor.submit(event)
+        except RejectedError:
+            if not self._submit_when_room(event):
+                with self._lock:
+                    self._finish_locked(wm, event_id, Outcome.INTERRUPTED)
         if wm.stuck or self._failed:
             return self._after_failure()
         return Outcome.DONE
 
-    def _hand_on(self, event: Event) -> bool:
-        """Submit, waiting for room as often as the executor rejects; False on stop or failure."""
-        while True:
+    def _submit_when_room(self, event: Event) -> bool:
+        """The executor was full: wait for room and submit again; False on stop or failure."""
+        while not self._failed and self.plugin.active and self._executor.wait_room(self._stop):
             try:
                 self._executor.submit(event)
                 return True
             except RejectedError:
-                if self._failed or not self.plugin.active:
-                    return False
-                if not self._executor.wait_room(self._stop):
-                    return False
+                continue
+        return False
 
     def _wait_window(self, wm: Watermark) -> bool:
         """Wait while the window is full; False on a stop or a failure meanwhile."""
         with self._room:
-            while wm.window >= WINDOW_LIMIT:
-                if self._stop.is_set() or wm.stuck or self._failed or not self.plugin.active:
-                    return False
-                self._room.wait(0.1)
+            self._window_waiters += 1
+            try:
+                while len(wm.done) >= WINDOW_LIMIT:
+                    if self._stop.is_set() or wm.stuck or self._failed or not self.plugin.active:
+                        return False
+                    self._room.wait(0.1)
+            finally:
+                self._window_waiters -= 1
         return True
 
     def _completed(self, event: Event, outcome: Outcome) -> None:
         """The executor's report that an event is finished (any thread): move, persist."""
-        wm = self._wm
         with self._lock:
             try:
-                self._finish_locked(wm, int(event["id"]), outcome)
+                self._finish_locked(self._wm, int(event["id"]), outcome)
             finally:
-                if wm.window == WINDOW_LIMIT - 1 or outcome not in HANDLED:
+                if self._window_waiters:
                     self._room.notify_all()
 
     def _finish_locked(self, wm: Watermark, event_id: int, outcome: Outcome) -> None:
-        late = event_id in wm.late
+        late = bool(wm.late) and event_id in wm.late
         newly, settled = wm.finish(event_id, outcome in HANDLED)
         if settled:
             self._note_removed((event_id,))
-        self._done_added.extend(newly)
+        if newly:
+            self._done_added.extend(newly)
         if outcome is Outcome.FAILED:
             self._failed = True
         if outcome is Outcome.DONE:
@@ -243,7 +248,7 @@ class PluginRunner:
             # A callback ran: persist now, so a crash re-delivers at most this event.
             # Events no callback wanted are persisted in bulk by flush().
             try:
-                self.save()
+                self._save_locked()
             except StateWriteError:
                 if self._executor.kind == INLINE:
                     raise  # the engine waits until the state can be written
@@ -372,23 +377,30 @@ class PluginRunner:
         with self._lock:
             if rewritten:
                 self._delta_known = False
-            change = (self._added, self._removed) if self._delta_known else None
-            saved = self._wm.saved()
-            try:
-                if saved.done or self._done_added:
-                    done = self._done_added if change is not None else None
-                    self._recorder.record(self.key, saved, change, done)
-                else:
-                    self._recorder.record(self.key, saved, change)
-            except StateWriteError:
-                self._unsaved = True
-                raise
-            self._unsaved = False
-            self._dirty = False
+            self._save_locked()
+
+    def _save_locked(self) -> None:
+        change = (self._added, self._removed) if self._delta_known else None
+        saved = self._wm.saved()
+        try:
+            if saved.done or self._done_added:
+                done = self._done_added if change is not None else None
+                self._recorder.record(self.key, saved, change, done)
+            else:
+                self._recorder.record(self.key, saved, change)
+        except StateWriteError:
+            self._unsaved = True
+            raise
+        self._unsaved = False
+        self._dirty = False
+        # New containers only when used: the store may keep what it was given.
+        if self._added:
             self._added = {}
+        if self._removed:
             self._removed = set()
+        if self._done_added:
             self._done_added = []
-            self._delta_known = True
+        self._delta_known = True
 
     def _note_removed(self, ids: tuple[int, ...] | list[int]) -> None:
         for event_id in ids:

@@ -12,11 +12,13 @@ most ``DETACH_AFTER``, once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection
+from contextlib import AbstractContextManager
 from datetime import datetime
 
 from shotgun_events.client.retry import SiteRetry
@@ -45,11 +47,14 @@ class Hooks:
         on_state_trouble: Callable[[StateWriteError], None],
         clock: Callable[[], datetime],
         event_types: Callable[[], Collection[str] | None] = lambda: None,
+        grouped: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
     ) -> None:
         self.on_failed = on_failed
         self.on_state_trouble = on_state_trouble
         self.clock = clock
         self.event_types = event_types
+        #: The state store's ``grouped``: one event's records over the shared lane, one write.
+        self.grouped = grouped
 
 
 _FRESH = "fresh"

@@ -19,6 +19,9 @@ from datetime import datetime, timedelta
 
 from shotgun_events.cursor import NO_GAP, Cursor, GapReport
 
+#: No ids (shared: never changed by a caller).
+_NONE: list[int] = []
+
 FRESH = "fresh"
 LATE = "late"
 #: A fresh id recorded as done before a restart: moves the read cursor, runs nothing.
@@ -41,20 +44,21 @@ class Watermark:
         self.late: set[int] = set()
         #: Ids whose run ended without handling them (failure, stop): read again later.
         self.stuck: set[int] = set()
+        self._view = Cursor(saved.last_id, self.read.backlog, self.done)
 
     @property
     def last_id(self) -> int:
         """The watermark: every id up to it is handled or in the backlog."""
         return self._open[0] - 1 if self._open else self.read.last_id
 
-    @property
-    def window(self) -> int:
-        """Ids held above the watermark (handed out or done): bounded by the runner."""
-        return len(self._open) + len(self.done)
-
     def saved(self) -> Cursor:
-        """The form to persist (shares the backlog dict; the store copies what it keeps)."""
-        return Cursor(self.last_id, self.read.backlog, self.done)
+        """The form to persist: a view kept up to date, sharing the backlog and done set
+        (the store copies what it keeps; ``copy()`` it to keep a snapshot)."""
+        view = self._view
+        view.last_id = self._open[0] - 1 if self._open else self.read.last_id
+        view.backlog = self.read.backlog
+        view.done = self.done
+        return view
 
     def classify(self, event_id: int) -> str | None:
         """Say what a read event is to this plugin: FRESH, SEEN, LATE or None (not needed)."""
@@ -87,22 +91,30 @@ class Watermark:
 
     def finish(self, event_id: int, handled: bool) -> tuple[list[int], bool]:
         """Note an event finished; return (ids newly done above the watermark, backlog settled)."""
-        if event_id in self.late:
+        if self.late and event_id in self.late:
             self.late.discard(event_id)
         elif not handled:
             self.stuck.add(event_id)
-            return [], False
+            return _NONE, False
+        elif self._open and self._open[0] == event_id and not self._closed:
+            # The lowest one open (always so with events finishing in order): off the front.
+            heapq.heappop(self._open)
+            del self._prior[event_id]
+            if self._done_heap:
+                self._settle_front()
+            settled = bool(self.read.backlog) and self.read.backlog.pop(event_id, None) is not None
+            return _NONE, settled
         elif event_id not in self._closed:
             self._closed.add(event_id)
         if not handled:
-            return [], False
+            return _NONE, False
         settled = self.read.backlog.pop(event_id, None) is not None
         self._settle_front()
         if event_id > self.last_id and event_id not in self.done:
             self.done.add(event_id)
             heapq.heappush(self._done_heap, event_id)
             return [event_id], settled
-        return [], settled
+        return _NONE, settled
 
     def _settle_front(self) -> None:
         """Drop finished ids off the front of the open heap, and done ids under the watermark."""
@@ -130,7 +142,3 @@ class Watermark:
         for event_id in dropped:
             del self.read.backlog[event_id]
         return dropped
-
-    def reset(self, cursor: Cursor) -> None:
-        """Adopt a cursor changed from outside (operator command), nothing in flight."""
-        self.__init__(cursor)  # type: ignore[misc]

@@ -173,6 +173,7 @@ class Engine:
             on_state_trouble=self._state_trouble,
             clock=lambda: self.site_clock.now(),
             event_types=self.event_type_filter,
+            grouped=self._store.grouped,
         )
         return Fanout(
             hooks,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -34,6 +35,10 @@ class StateStoreLike(PositionRecorder, Protocol):
 
     def set_extra(self, name: str, value: object) -> None:
         """Persist a small named section next to the positions."""
+        ...
+
+    def grouped(self) -> AbstractContextManager[None]:
+        """Write what this thread records inside the block at its end, in one call."""
         ...
 
     def forget(self, key: PluginKey) -> None:

@@ -35,22 +35,27 @@ drops a torn last line, every ``compact_every`` records, and on close.
 
 Durability: each record reaches the kernel (one ``os.write``) before
 ``record()`` returns, so killing the process, even with kill -9, loses
-nothing. ``fsync`` only matters for a power cut or kernel crash: "always"
-syncs every record, "interval" at most every ``fsync_interval`` seconds (so
-a power cut loses at most about that much), "never" leaves it to the kernel.
+nothing. Inside ``grouped()`` the records a thread makes reach the kernel
+together, in one write at the end of the block: the shared lane groups the
+records of one event's pass over its plugins, so a kill re-delivers that one
+event to the plugins that had handled it, and one write call serves them all.
+``fsync`` only matters for a power cut or kernel crash: "always" syncs every
+record (or group), "interval" at most every ``fsync_interval`` seconds (so a
+power cut loses at most about that much), "never" leaves it to the kernel.
 Snapshots are always synced (file, then folder): renaming unsynced data can
 leave an empty file after a power cut.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +120,8 @@ class StateStore:
         self._since_compact = 0
         self._synced_at = clock()
         self._key_json: dict[PluginKey, str] = {}
+        #: Per thread: the lines recorded inside ``grouped()``, written at its end.
+        self._groups = threading.local()
 
     @property
     def path(self) -> Path:
@@ -207,6 +214,31 @@ class StateStore:
             old.done = {i for i in old.done if i > old.last_id}
         self._after_change()
 
+    @contextlib.contextmanager
+    def grouped(self) -> Iterator[None]:
+        """Write the journal lines this thread records in the block in one call, at its end.
+
+        A failed write stops using the journal: the next record writes a new
+        snapshot from what is in memory, which includes the lines of the block.
+        """
+        groups = self._groups
+        if getattr(groups, "lines", None) is not None:
+            yield  # already grouping: the outer block writes
+            return
+        lines: list[str] = []
+        groups.lines = lines
+        try:
+            yield
+        finally:
+            groups.lines = None
+            if lines:
+                with self._lock:
+                    if self._fd is None:
+                        self._writable()  # compacted meanwhile, or a failed write: snapshot
+                    else:
+                        self._write("".join(lines))
+                        self._sync_by_policy()
+
     def forget(self, key: PluginKey) -> None:
         """Drop a plugin's position (operator reset only; removed plugins keep theirs)."""
         with self._lock:
@@ -277,9 +309,17 @@ class StateStore:
         return text
 
     def _append(self, line: str) -> None:
-        """Write one journal line in one call; on failure, stop using this journal."""
+        """Write one journal line in one call (kept for the end of a group); on failure, stop
+        using this journal."""
+        lines: list[str] | None = getattr(self._groups, "lines", None)
+        if lines is not None:
+            lines.append(line)
+            return
+        self._write(line)
+
+    def _write(self, text: str) -> None:
         assert self._fd is not None
-        data = line.encode()
+        data = text.encode()
         try:
             written = os.write(self._fd, data)
             while written < len(data):  # short writes: regular files rarely, but never lose a byte
@@ -292,15 +332,10 @@ class StateStore:
         self.telemetry.state_written(None)
 
     def _after_change(self) -> None:
-        """Sync by policy and compact every N changes."""
+        """Sync by policy (a group syncs once, when written) and compact every N changes."""
         self._since_compact += 1
-        if self._fsync == "always":
-            self._sync()
-        elif self._fsync == "interval":
-            now = self._clock()
-            if now - self._synced_at >= self._fsync_interval:
-                self._sync()
-                self._synced_at = now
+        if getattr(self._groups, "lines", None) is None:
+            self._sync_by_policy()
         if self._since_compact >= self._compact_every:
             try:
                 self._compact_locked()
@@ -308,6 +343,15 @@ class StateStore:
                 # The change itself is safe in the journal; compaction is retried later.
                 self._since_compact = 0
                 log.warning("state compaction failed, retrying later: %s", exc)
+
+    def _sync_by_policy(self) -> None:
+        if self._fsync == "always":
+            self._sync()
+        elif self._fsync == "interval":
+            now = self._clock()
+            if now - self._synced_at >= self._fsync_interval:
+                self._sync()
+                self._synced_at = now
 
     def _sync(self) -> None:
         assert self._fd is not None
@@ -326,6 +370,10 @@ class StateStore:
         except OSError as exc:
             raise self._write_error(exc, self._path) from exc
         self._state.generation = generation
+        # The snapshot holds what this thread's group recorded so far: not to be written again.
+        lines: list[str] | None = getattr(self._groups, "lines", None)
+        if lines:
+            lines.clear()
         # From here the old journal is stale (load skips it): never append to it again.
         self._close_fd()
         header = json.dumps({"format": JOURNAL_FORMAT, "generation": generation}) + "\n"
