@@ -6,6 +6,7 @@ Usage::
     python bench/run.py --quick      # small sizes, one run: a smoke run (under a minute)
     python bench/run.py --only 1 4   # some sections only
     python bench/run.py --json out.json
+    python bench/run.py --compare HEAD~1 --only 12   # REF and the working tree side by side
 
 Sections: 1 catch-up, 2 dispatch, 3 isolation, 4 site load, 5 state,
 6 memory, 7 latency, 8 observe, 9 wake-ups, 10 concurrency inside a plugin,
@@ -96,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", type=int, nargs="+", metavar="N", help="sections to run")
     parser.add_argument("--runs", type=int, help="runs per figure (median), default 3 / 1")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the rows as JSON")
+    parser.add_argument(
+        "--compare",
+        metavar="REF",
+        help="run each section on REF (a git ref) and on the working tree, side by side",
+    )
     args = parser.parse_args(argv)
     profile = PROFILES["tiny" if args.tiny else "quick" if args.quick else "full"]
     if args.runs:
@@ -105,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"no section {unknown[0]}; sections are 1 to {max(known)}")
     only = set(args.only) if args.only else None
+    if args.compare:
+        return _compare(args.compare, profile, only, args.json)
     started = time.monotonic()
     rows = run_suite(profile, only)
     elapsed = time.monotonic() - started
@@ -121,6 +129,40 @@ def main(argv: list[str] | None = None) -> int:
             "rows": [row.as_dict() for row in rows],
         }
         args.json.write_text(json.dumps(data, indent=2))
+    return 0
+
+
+def _compare(ref: str, profile: Profile, only: set[int] | None, out: Path | None) -> int:
+    """``--compare REF``: both sides, interleaved; one table with both figures and ratios."""
+    from compare import compare, format_compare
+    from sides import CompareError, cache_folder
+
+    chosen = [(number, title) for number, title, _ in SECTIONS if not only or number in only]
+    started = time.monotonic()
+    try:
+        ref_side, head, rows = compare(ref, chosen, profile)
+    except CompareError as exc:
+        print(f"bench/run.py: {exc}", file=sys.stderr)
+        return 2
+    elapsed = time.monotonic() - started
+    print(
+        f"shotgun_events benchmarks, --compare, profile {profile.name} ({profile.runs} "
+        f"repetition(s) per side, median; sides interleaved, order alternating); "
+        f"{_machine()}; {elapsed:.0f} s\n"
+        f"REF:  {ref_side.label}\nHEAD: {head.label}\n"
+        f"(the bench/ of the working tree drives both; venvs cached in {cache_folder()}; "
+        f"WORSE: HEAD more than 10 % worse than REF)"
+    )
+    print(format_compare(rows))
+    if out:
+        data = {
+            "profile": profile.name,
+            "seconds": elapsed,
+            "ref": ref_side.as_dict(),
+            "head": head.as_dict(),
+            "rows": [row.as_dict() for row in rows],
+        }
+        out.write_text(json.dumps(data, indent=2))
     return 0
 
 
