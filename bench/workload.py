@@ -11,9 +11,10 @@ section 13 compares that layout with one folder for everything.
 from __future__ import annotations
 
 import configparser
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 PLUGIN = '''\
 """Benchmark plugin {name}: one callback for every event; keeps a few counters."""
@@ -124,6 +125,11 @@ def standard_plugins(count: int) -> list[PluginSpec]:
 def callers(count: int) -> int:
     """How many plugins of ``standard_plugins(count)`` call the site."""
     return len(range(0, count, CALLER_SPACING))
+
+
+def plugin_site_calls(stats: Mapping[str, Mapping[str, Any]]) -> int:
+    """The site calls the plugins made, from their ``STATS`` (read by ``plugin_stats()``)."""
+    return sum(int(plugin.get("site_calls", 0)) for plugin in stats.values())
 
 
 @dataclass(frozen=True)
