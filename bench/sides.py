@@ -10,8 +10,9 @@ second comparison starts at once; the 8 most recently used are kept.
 
 REF is resolved with git in the repository this file lives in and exported
 with ``git archive``; the working tree is copied as it is (every file git
-tracks or would track, uncommitted changes included). bench/ itself is not
-part of either side: the bench of this tree drives both.
+tracks or would track, uncommitted changes included). Changes in bench/,
+tests/ and docs/ do not count: none of them is installed, and the bench of
+this tree drives both sides.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
+#: Folders of the repository that are not installed: their changes need no venv of their own.
+NOT_INSTALLED = ("bench", "tests", "docs")
 #: Venvs kept in the cache; the least recently used beyond this are removed.
 KEEP = 8
 #: The marker of a venv whose install finished (a half-built one is built again).
@@ -113,9 +116,10 @@ def head_side(cache: Path) -> Side:
     """The side of the working tree as it is, uncommitted changes included."""
     commit = git("rev-parse", "--verify", "HEAD^{commit}")
     files = tree_files()
-    changed = git("status", "--porcelain", "--untracked-files=normal", "--", ".", ":!bench")
+    outside = [f":!{folder}" for folder in NOT_INSTALLED]
+    changed = git("status", "--porcelain", "--untracked-files=normal", "--", ".", *outside)
     if not changed:
-        label = f"HEAD = {commit[:10]} (no uncommitted changes outside bench/)"
+        label = f"HEAD = {commit[:10]} (no uncommitted changes outside {', '.join(NOT_INSTALLED)})"
         python = venv(cache, commit, lambda dest: export_commit(commit, dest))
         return Side(label, commit, commit, python)
     key = f"{commit}-worktree-{digest(files)[:16]}"
@@ -125,14 +129,14 @@ def head_side(cache: Path) -> Side:
 
 
 def tree_files() -> list[str]:
-    """Files of the working tree git tracks or would track (not ignored), outside bench/."""
+    """Files of the working tree git tracks or would track (not ignored), that are installed."""
     root = top()
     listed = git("ls-files", "-z", "--cached", "--others", "--exclude-standard", "--full-name")
     names = sorted({name for name in listed.split("\0") if name})
     return [
         name
         for name in names
-        if not name.startswith("bench/") and (root / name).is_file()  # deleted: not listed
+        if name.split("/")[0] not in NOT_INSTALLED and (root / name).is_file()  # not deleted
     ]
 
 
