@@ -219,7 +219,7 @@ def format_compare(rows: Sequence[Compared]) -> str:
         "HEAD/REF",
         "target",
         "met REF/HEAD",
-        "",
+        "vs REF",
         "note",
     ]
     lines = [header]

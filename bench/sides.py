@@ -1,7 +1,7 @@
 """The two sides of ``run.py --compare REF``: a git ref and the working tree, each in a venv.
 
 Each side is the repository's code at one point, installed with ``pip
-install 'TREE[celery]'`` (its own dependencies, pip's cache reused) into a
+install 'TREE[test]'`` (its own dependencies, pip's cache reused) into a
 virtualenv of its own, so the benchmarks run it as users install it. The
 venvs are kept under a cache folder (``$SHOTGUN_EVENTS_BENCH_CACHE``, default
 ``~/.cache/shotgun_events/bench-venvs``), one per commit hash (the working
@@ -200,9 +200,10 @@ def venv(cache: Path, key: str, export: Callable[[Path], None]) -> Path:
         subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
         with tempfile.TemporaryDirectory(prefix="bench_compare_src_") as source:
             export(Path(source))
-            # The [celery] extra: section 11 runs workers (a ref without it fails only there).
+            # [test], as the README installs it to run tests and benchmarks: Celery for
+            # section 11, and the tests' helpers that some sections import.
             install = subprocess.run(
-                [str(python), "-m", "pip", "install", "-q", f"{source}[celery]"],
+                [str(python), "-m", "pip", "install", "-q", f"{source}[test]"],
                 capture_output=True,
                 text=True,
                 check=False,
