@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from common import Profile, Row
-from sides import BENCH, Side, cache_folder, head_side, ref_side
+from sides import BENCH, CompareError, Side, cache_folder, head_side, ref_side
 
 #: HEAD more than this much worse than REF is marked.
 WORSE = 0.10
@@ -120,7 +120,7 @@ def run_section(side: Side, number: int, profile: Profile, folder: Path) -> list
     found = json.loads(out.read_text())
     package = str(found.get("package", ""))
     if not package.startswith(str(side.python.parent.parent)):
-        raise RuntimeError(f"{side.label}: ran shotgun_events from {package}, not its venv")
+        raise CompareError(f"{side.label}: ran shotgun_events from {package}, not its venv")
     return list(found["rows"])
 
 

@@ -68,9 +68,9 @@ def cache_folder() -> Path:
     """Where the venvs are kept."""
     configured = os.environ.get("SHOTGUN_EVENTS_BENCH_CACHE")
     if configured:
-        return Path(configured)
+        return Path(configured).expanduser().absolute()
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "shotgun_events" / "bench-venvs"
+    return Path(base).expanduser().absolute() / "shotgun_events" / "bench-venvs"
 
 
 @functools.cache
