@@ -1,7 +1,8 @@
 """Catch-up: the daemon's events/s next to the bare client's ceiling, in the same run.
 
-The site holds N events; 10 plugins with trivial callbacks (every event)
-start before the first one. Each run measures, back to back on the same
+The site holds N events; 10 quick plugins (every event; every fifth one
+calls the site now and then, ``workload.standard_plugins``) start before the
+first one. Each run measures, back to back on the same
 events: the ceiling (a bare ``shotgun_api3`` loop: id > last, the 9 fields,
 order id asc, limit 500), then the daemon in parallel and in serial mode
 (built by ``Daemon.build`` in this process, timed from ``engine.start()`` to
@@ -22,7 +23,7 @@ from bench_site import FIELDS, PAGE
 from common import PROFILES, Profile, Row, at_least, at_most, format_table, median, scratch
 from rigs import InProcessDaemon, SiteProcess
 from shotgun_api3.shotgun import Shotgun
-from workload import trivial_plugins, write_config, write_plugins
+from workload import callers, plugin_site_calls, standard_plugins, write_config, write_plugins
 
 PLUGINS = 10
 MODES = ("parallel", "serial")
@@ -89,9 +90,9 @@ def daemon_catch_up(
     complete = len(stats) == PLUGINS and all(
         s["calls"] == events and s["out_of_order"] == 0 for s in stats.values()
     )
-    return DaemonRun(
-        events / elapsed, cpu / events * 1e6, calls.get("read", 0), connections, complete
-    )
+    # The engine's reads: the plugins' own find_one calls are reads on the site too.
+    reads = calls.get("read", 0) - plugin_site_calls(stats)
+    return DaemonRun(events / elapsed, cpu / events * 1e6, reads, connections, complete)
 
 
 @dataclass
@@ -113,7 +114,7 @@ def measure(profile: Profile) -> Results:
     results = Results()
     with scratch("catchup") as folder, SiteProcess(folder) as site:
         first, last = site.append(profile.catchup_events)
-        plugins = write_plugins(folder / "plugins", trivial_plugins(PLUGINS))
+        plugins = write_plugins(folder / "plugins", standard_plugins(PLUGINS))
         events = last - first + 1
         for run in range(profile.runs):
             top, top_cpu = ceiling(site.url, first - 1, last)
@@ -209,16 +210,18 @@ def rows(profile: Profile, results: Results) -> list[Row]:
                 runs=results.reads_per_k[mode],
             )
         )
+    # The engine's connection, and one per site-calling plugin (their calls may overlap).
+    bound = 1 + callers(PLUGINS)
     for mode in MODES:
         opened = max(results.connections[mode])
         out.append(
             Row(
                 "4 site load",
-                f"connections, catch-up, {mode} (no plugin uses sg)",
+                f"connections, catch-up, {mode} ({callers(PLUGINS)} plugins call the site)",
                 opened,
                 "conns",
-                "<= 1",
-                at_most(opened, 1),
+                f"<= {bound}",
+                at_most(opened, bound),
                 runs=[float(c) for c in results.connections[mode]],
             )
         )

@@ -1,11 +1,12 @@
 """Isolation: one plugin sleeping 20 ms per event must not hold back the nine others.
 
-Parallel dispatch (the default). The site holds N events; each run times how
-long nine trivial plugins take to handle all of them, once alone and once
-next to a tenth plugin that sleeps 20 ms per event (which would need
-N x 20 ms). The engine runs its real loop (``Engine.run``) in a thread; the
-nine plugins' last-event times are read from their own counters. Every
-plugin also checks that its events arrive in increasing id order.
+Parallel dispatch. The site holds N events; each run times how long nine
+quick plugins (``workload.standard_plugins``: two call the site) take to
+handle all of them, once alone and once next to a tenth plugin that
+sleeps 20 ms per event (which would need N x 20 ms). The engine runs its
+real loop (``Engine.run``) in a thread; the nine plugins' last-event times
+are read from their own counters. Every plugin also checks that its events
+arrive in increasing id order.
 
 Run alone: ``python bench/bench_isolation.py [--quick]``.
 """
@@ -19,10 +20,10 @@ from pathlib import Path
 
 from common import PROFILES, Profile, Row, at_most, format_table, median, scratch
 from rigs import InProcessDaemon, SiteProcess
-from workload import PluginSpec, write_config, write_plugins
+from workload import PluginSpec, standard_plugins, write_config, write_plugins
 
 SLOW = PluginSpec("slow", sleep=0.020)
-FAST = [PluginSpec(f"plugin{n:02d}") for n in range(9)]
+FAST = standard_plugins(9)
 
 
 def nine_finish(

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from common import PROFILES, Profile, Row, at_most, format_table, scratch
 from rigs import SCRIPTS, InProcessDaemon
-from workload import PluginSpec, write_config, write_plugins
+from workload import PluginSpec, standard_plugins, write_config, write_plugins
 
 from shotgun_events.site import LocalSite
 
@@ -113,7 +113,7 @@ def run(profile: Profile) -> list[Row]:
     out = []
     with scratch("latency") as folder, LocalSite(scripts=SCRIPTS) as site:
         clock = CommitClock(site)
-        plugins = write_plugins(folder / "plugins", [RECORDER])
+        plugins = write_plugins(folder / "plugins", [RECORDER, *standard_plugins(2)])
         site.start_activity(RATE, seed=7)
         for interval in INTERVALS:
             latencies = measure(

@@ -24,11 +24,13 @@ import time
 
 from common import PROFILES, Profile, Row, at_most, format_table, scratch
 from rigs import SCRIPTS, DaemonProcess, SiteProcess
-from workload import PluginSpec, write_config, write_plugins
+from workload import SITE_CALL_EVERY, PluginSpec, write_config, write_plugins
 
 CREDENTIALS = [(name, key) for name, key in SCRIPTS.items() if name != "shotgun_events"]
 SPECS = [
-    PluginSpec(f"plugin{n:02d}", script=CREDENTIALS[n % len(CREDENTIALS)], use_sg=True)
+    PluginSpec(
+        f"plugin{n:02d}", script=CREDENTIALS[n % len(CREDENTIALS)], site_every=SITE_CALL_EVERY
+    )
     for n in range(10)
 ]
 
@@ -47,7 +49,6 @@ def run(profile: Profile) -> list[Row]:
                 plugins=plugins,
                 dispatch=mode,
                 fetch_interval=profile.idle_fetch_interval,
-                watch="auto",
             )
             site.reset_counts()
             daemon = DaemonProcess(config, from_id=first)

@@ -1,6 +1,6 @@
 """Memory: RSS growth of the daemon process over a long catch-up, and over plugin reloads.
 
-- events: the real daemon (``shotgunEventDaemon foreground``, 10 trivial
+- events: the real daemon (``shotgunEventDaemon foreground``, 10 quick
   plugins, parallel dispatch, plugin watching on) catches up on S events;
   its RSS is read from /proc once every plugin saved the last id. Then the
   site gets L - S more events, and the RSS is read again once they are all
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from common import PROFILES, Profile, Row, at_most, format_table, rss_mb, scratch
 from rigs import DaemonProcess, SiteProcess
-from workload import trivial_plugins, write_config, write_plugins
+from workload import standard_plugins, write_config, write_plugins
 
 PLUGINS = 10
 WARM_UP = 20
@@ -58,9 +58,9 @@ def events_growth(profile: Profile) -> tuple[float, float]:
     """(RSS after S events, RSS after L events) of the daemon process, MiB."""
     with scratch("memory") as folder, SiteProcess(folder) as site:
         first, small_last = site.append(profile.memory_small)
-        plugins = write_plugins(folder / "plugins", trivial_plugins(PLUGINS))
-        names = [p.name for p in trivial_plugins(PLUGINS)]
-        config = write_config(folder / "daemon", url=site.url, plugins=plugins, watch="auto")
+        plugins = write_plugins(folder / "plugins", standard_plugins(PLUGINS))
+        names = [p.name for p in standard_plugins(PLUGINS)]
+        config = write_config(folder / "daemon", url=site.url, plugins=plugins)
         daemon = DaemonProcess(config, from_id=first)
         try:
             daemon.wait_positions(names, small_last)

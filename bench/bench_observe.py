@@ -27,7 +27,7 @@ from pathlib import Path
 
 from common import PROFILES, Profile, Row, at_least, at_most, format_table, median, scratch
 from rigs import InProcessDaemon, SiteProcess
-from workload import trivial_plugins, write_config, write_plugins
+from workload import standard_plugins, write_config, write_plugins
 
 from shotgun_events.observe import metrics
 
@@ -91,7 +91,7 @@ def catch_up(
 
 def scrape_cost(site: SiteProcess, folder: Path) -> tuple[float, float, int]:
     """(ms per GET /metrics, ms per render, bytes) with 50 plugins loaded."""
-    plugins = write_plugins(folder / "plugins50", trivial_plugins(SCRAPE_PLUGINS))
+    plugins = write_plugins(folder / "plugins50", standard_plugins(SCRAPE_PLUGINS))
     config = write_config(folder / "scrape", url=site.url, plugins=plugins)
     base = _with_http(config)
     first, _ = site.append(20)
@@ -128,7 +128,7 @@ def run(profile: Profile) -> list[Row]:
     ratios: list[float] = []
     with scratch("observe") as folder, SiteProcess(folder) as site:
         first, last = site.append(profile.catchup_events)
-        plugins = write_plugins(folder / "plugins", trivial_plugins(PLUGINS))
+        plugins = write_plugins(folder / "plugins", standard_plugins(PLUGINS))
         for run_number in range(profile.runs):
             rates = {}
             for http in (False, True) if run_number % 2 == 0 else (True, False):

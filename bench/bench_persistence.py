@@ -27,7 +27,7 @@ from typing import Any
 import bench_state
 from common import PROFILES, Profile, Row, at_most, format_table, median, scratch
 from rigs import InProcessDaemon, SiteProcess
-from workload import trivial_plugins, write_config, write_plugins
+from workload import standard_plugins, write_config, write_plugins
 
 import shotgun_events.state.store as state_module
 from shotgun_events.state.store import StateStore
@@ -156,7 +156,7 @@ def in_catch_up(profile: Profile) -> list[Row]:
     with scratch("persistence") as folder, SiteProcess(folder) as site:
         first, last = site.append(profile.state_catchup_events)
         events = last - first + 1
-        plugins = write_plugins(folder / "plugins", trivial_plugins(PLUGINS))
+        plugins = write_plugins(folder / "plugins", standard_plugins(PLUGINS))
         costs = [
             record_cost(site, folder / f"cost{n}", plugins, first) for n in range(profile.runs)
         ]

@@ -7,10 +7,11 @@ site. Figures, each with its target (targets are for the default mode):
   events on a 50 ms site; wall time over the busiest plugin's own site time;
   connections the site accepted and the most calls in flight at once.
 - catch-up on a 100 ms site: the daemon's events/s over a bare sequential
-  ``shotgun_api3`` loop reading the same events (10 trivial plugins).
+  ``shotgun_api3`` loop reading the same events (10 quick plugins, two of
+  which call the site now and then: ``workload.standard_plugins``).
 - catch-up on loopback: the same ratio, CPU per event next to serial mode's,
   reads per 1,000 events; and with 50 plugins, CPU per (event, plugin).
-- isolation: nine trivial plugins beside one sleeping 20 ms per event, and
+- isolation: nine quick plugins beside one sleeping 20 ms per event, and
   beside one making a 20 ms site call per event, over nine alone.
 - idle reads per minute at fetch_interval 5.
 
@@ -29,7 +30,14 @@ from pathlib import Path
 from bench_catchup import ceiling
 from common import PROFILES, Profile, Row, at_least, at_most, format_table, scratch
 from rigs import InProcessDaemon, SiteProcess
-from workload import PluginSpec, trivial_plugins, write_config, write_plugins
+from workload import (
+    PluginSpec,
+    callers,
+    plugin_site_calls,
+    standard_plugins,
+    write_config,
+    write_plugins,
+)
 
 SECTION = "12 real plugins"
 #: The mode the targets are for (the default).
@@ -87,22 +95,9 @@ def _config(folder: Path, site: SiteProcess, plugins: Path, mode: str, **extra: 
 
 
 def _run_until(daemon: InProcessDaemon, names: list[str], last: int) -> float:
-    """Run the engine's real loop until every named plugin handled ``last``; seconds."""
+    """Start the daemon, run its real loop until every named plugin handled ``last``; seconds."""
     daemon.start()
-    start = time.perf_counter()
-    loop = threading.Thread(target=daemon.engine.run, name="bench-engine")
-    loop.start()
-    try:
-        while True:
-            stats = daemon.plugin_stats()
-            if all(stats[n]["last_id"] >= last for n in names):
-                return max(stats[n]["last_at"] for n in names) - start
-            if not loop.is_alive():
-                raise RuntimeError("the engine stopped before the plugins were done")
-            time.sleep(0.005)
-    finally:
-        daemon.flag.stop_requested.set()
-        loop.join()
+    return daemon.run_until(names, last)
 
 
 def site_calls(folder: Path, site: SiteProcess, events: int) -> list[Row]:
@@ -198,8 +193,9 @@ def catch_up(
         elapsed = time.perf_counter() - start
         cpu = time.process_time() - cpu
         calls, _ = site.counts()
-        calls["read"] = calls.get("read", 0) - startup.get("read", 0)
         stats = daemon.plugin_stats()
+        # The engine's reads: not the two of start-up, nor the plugins' own find_one calls.
+        calls["read"] = calls.get("read", 0) - startup.get("read", 0) - plugin_site_calls(stats)
     finally:
         daemon.close()
     events = last - first + 1
@@ -209,7 +205,7 @@ def catch_up(
 
 def distant(folder: Path, site: SiteProcess, events: int) -> list[Row]:
     """Catch-up on a 100 ms site vs a bare sequential loop on the same site."""
-    plugins = write_plugins(folder / "ten", trivial_plugins(10))
+    plugins = write_plugins(folder / "ten", standard_plugins(10))
     first, last = site.append(events)
     site.control("set_latency", ms=100)
     try:
@@ -222,7 +218,7 @@ def distant(folder: Path, site: SiteProcess, events: int) -> list[Row]:
     return [
         Row(
             SECTION,
-            f"catch-up {events:,} events, 10 trivial plugins, 100 ms site",
+            f"catch-up {events:,} events, 10 plugins ({callers(10)} call the site), 100 ms site",
             rate,
             "events/s",
             note=f"bare loop {bare:,.0f}/s; read_ahead = 1: {one:,.0f}/s; "
@@ -252,18 +248,18 @@ def distant(folder: Path, site: SiteProcess, events: int) -> list[Row]:
 
 def loopback(folder: Path, site: SiteProcess, events: int, many: int) -> list[Row]:
     """Catch-up on loopback: ratio to the bare loop, CPU per event next to serial; 50 plugins."""
-    ten = write_plugins(folder / "ten", trivial_plugins(10))
+    ten = write_plugins(folder / "ten", standard_plugins(10))
     first, last = site.append(events)
     bare, _ = ceiling(site.url, first - 1, last)
     rate, cpu, reads, ok = catch_up(folder / "lb", site, ten, MODE, first, last)
     s_rate, s_cpu, _, s_ok = catch_up(folder / "lbs", site, ten, "serial", first, last)
-    fifty = write_plugins(folder / "fifty", trivial_plugins(50))
+    fifty = write_plugins(folder / "fifty", standard_plugins(50))
     m_first, m_last = site.append(many)
     m_rate, m_cpu, _, m_ok = catch_up(folder / "lb50", site, fifty, MODE, m_first, m_last)
     return [
         Row(
             SECTION,
-            f"catch-up {events:,} events, 10 trivial plugins, loopback",
+            f"catch-up {events:,} events, 10 plugins ({callers(10)} call the site), loopback",
             rate,
             "events/s",
             note=f"bare loop {bare:,.0f}/s; serial {s_rate:,.0f}/s",
@@ -290,7 +286,7 @@ def loopback(folder: Path, site: SiteProcess, events: int, many: int) -> list[Ro
         ),
         Row(
             SECTION,
-            f"catch-up {many:,} events, 50 trivial plugins, loopback",
+            f"catch-up {many:,} events, 50 plugins ({callers(50)} call the site), loopback",
             m_rate,
             "events/s",
             note=f"CPU {m_cpu / 50:.1f} us per (event, plugin)",
@@ -307,8 +303,8 @@ def loopback(folder: Path, site: SiteProcess, events: int, many: int) -> list[Ro
 
 
 def isolation(folder: Path, site: SiteProcess, events: int) -> list[Row]:
-    """Nine trivial plugins beside a sleeping one, and beside a 20 ms site-call one."""
-    nine = [PluginSpec(f"plugin{n:02d}") for n in range(9)]
+    """Nine quick plugins beside a sleeping one, and beside a 20 ms site-call one."""
+    nine = standard_plugins(9)
     names = [p.name for p in nine]
     alone = write_plugins(folder / "nine", nine)
     sleeper = write_plugins(folder / "sleeper", [*nine, PluginSpec("slow", sleep=0.020)])
@@ -357,7 +353,7 @@ def isolation(folder: Path, site: SiteProcess, events: int) -> list[Row]:
 
 def idle(folder: Path, site: SiteProcess, window: float) -> list[Row]:
     """Reads per idle minute at fetch_interval 5 (the window scaled to a minute)."""
-    plugins = write_plugins(folder / "idle", trivial_plugins(10))
+    plugins = write_plugins(folder / "idle", standard_plugins(10))
     config = write_config(
         folder / "idle", url=site.url, plugins=plugins, dispatch=MODE, fetch_interval=5
     )

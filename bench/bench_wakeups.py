@@ -43,7 +43,7 @@ from pathlib import Path
 from bench_latency import CommitClock, percentile
 from common import PROFILES, Profile, Row, at_least, at_most, format_table, scratch
 from rigs import SCRIPTS, DaemonProcess, InProcessDaemon, SiteProcess
-from workload import PluginSpec, write_config, write_plugins
+from workload import PluginSpec, standard_plugins, write_config, write_plugins
 
 from shotgun_events.site import LocalSite
 from shotgun_events.webhooks.payload import sign
@@ -148,7 +148,7 @@ def latency_rows(folder: Path, sizes: Sizes) -> list[Row]:
     out: list[Row] = []
     with LocalSite(scripts=SCRIPTS) as site:
         clock = CommitClock(site)
-        plugins = write_plugins(folder / "plugins", [RECORDER])
+        plugins = write_plugins(folder / "plugins", [RECORDER, *standard_plugins(2)])
         site.start_activity(RATE, seed=11)
         cases: list[tuple[str, float, float, bool]] = [
             ("webhooks on", 0.150, 0.500, True),
@@ -193,7 +193,7 @@ def latency_rows(folder: Path, sizes: Sizes) -> list[Row]:
 def idle_row(folder: Path, sizes: Sizes) -> Row:
     """Reads per idle minute with webhooks and adaptive polling on."""
     with LocalSite(scripts=SCRIPTS) as site:
-        plugins = write_plugins(folder / "plugins", [RECORDER])
+        plugins = write_plugins(folder / "plugins", [RECORDER, *standard_plugins(2)])
         site.append_events(10)
         port = free_port()
         config = write_config(
@@ -264,7 +264,7 @@ def paced(
 def burst_rows(folder: Path, sizes: Sizes) -> list[Row]:
     """Reads caused by a burst of deliveries for new events, and answer times under it."""
     with LocalSite(scripts=SCRIPTS) as site:
-        plugins = write_plugins(folder / "plugins", [RECORDER])
+        plugins = write_plugins(folder / "plugins", [RECORDER, *standard_plugins(2)])
         port = free_port()
         config = write_config(folder / "burst", url=site.url, plugins=plugins, fetch_interval=5.0)
         with_webhooks(config, port)
@@ -369,8 +369,7 @@ def catch_up(
     reads are counted from the append to 9 s after the catch-up (between two
     idle polls of the pacing rule, so both runs count the same polls).
     """
-    plugins = folder / "plugins"
-    plugins.mkdir(parents=True)
+    plugins = write_plugins(folder / "plugins", standard_plugins(2))
     (plugins / "marker.py").write_text(MARKER)
     marks = folder / "marks.json"
     os.environ["BENCH_MARKS"], os.environ["BENCH_N"] = str(marks), str(n)

@@ -109,6 +109,11 @@ PROFILES: dict[str, Profile] = {
 
 # -- results -------------------------------------------------------------------------------
 
+#: Units of figures that are better lower when a row sets no target (times, sizes, counts).
+LOWER_IS_BETTER = frozenset(
+    {"s", "ms", "us", "MB", "MiB", "bytes", "reads", "conns", "events", "failures"}
+)
+
 
 @dataclass
 class Row:
@@ -123,6 +128,27 @@ class Row:
     met: bool | None = None
     note: str = ""
     runs: list[float] = field(default_factory=list)
+
+    def better(self) -> str | None:
+        """Which way this figure improves: "higher", "lower", or None (no way is better).
+
+        Read from the target (``at_least`` targets are written ">= ...",
+        ``at_most`` ones "<= ..." or "< ...", a count that must be "0" is an
+        ``at_most`` too); a figure without a target goes by its unit (a rate
+        is better higher, a time, a size or a count of reads lower).
+        """
+        target = self.target.strip()
+        if target.startswith(">"):
+            return "higher"
+        if target.startswith("<") or target == "0":
+            return "lower"
+        if target:
+            return None  # a band (e.g. a ratio that must stay near 1)
+        if self.unit.endswith("/s"):
+            return "higher"
+        if self.unit in LOWER_IS_BETTER:
+            return "lower"
+        return None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for ``--json``."""

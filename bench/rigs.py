@@ -14,6 +14,7 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterable
@@ -166,9 +167,34 @@ class InProcessDaemon:
         self.engine = self.daemon.engine
 
     def start(self) -> None:
-        """Load state and plugins (engine.start)."""
+        """Start watching plugin files (as ``Daemon.run`` does), load state and plugins."""
+        if self.daemon.watcher is not None:
+            self.daemon.watcher.start()
         if not self.engine.start():
             raise RuntimeError("the engine did not start")
+
+    def run_until(self, names: Iterable[str], last: int) -> float:
+        """Run the engine's real loop until every named plugin handled ``last``.
+
+        Returns the seconds from the loop's start to the last of those
+        plugins' last event (``start()`` must have run). The loop is stopped
+        afterwards.
+        """
+        wanted = list(names)
+        start = time.perf_counter()
+        loop = threading.Thread(target=self.engine.run, name="bench-engine")
+        loop.start()
+        try:
+            while True:
+                stats = self.plugin_stats()
+                if all(stats[name]["last_id"] >= last for name in wanted):
+                    return float(max(stats[name]["last_at"] for name in wanted)) - start
+                if not loop.is_alive():
+                    raise RuntimeError("the engine stopped before the plugins were done")
+                time.sleep(0.005)
+        finally:
+            self.flag.stop_requested.set()
+            loop.join()
 
     def catch_up(self, timeout: float = 600.0) -> None:
         """Read until a short batch comes back, then wait until every plugin handled it."""
