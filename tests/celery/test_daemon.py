@@ -215,8 +215,7 @@ def test_one_plugin_on_celery_the_other_in_the_daemon(
     wait_for(lambda: daemon.plugin("remote")["queue_length"] == 2, 30, "2 tasks queued")
     assert recorded(celery_rig, "remote") == []
     shown = {p["name"]: p for p in daemon.status()["plugins"]}
-    # (status masks the script key, which is "local" on the local site: so is the kind)
-    assert shown["here"]["executor"] in ("local", "***") and "queue" not in shown["here"]
+    assert shown["here"]["executor"] == "inline" and "queue" not in shown["here"]
     assert shown["remote"]["executor"] == "celery" and shown["remote"]["workers"] == []
     assert "no worker seen" in daemon.cli("status").stdout
     # And once a worker starts, the remote plugin's events run there, once each

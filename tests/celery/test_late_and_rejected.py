@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from shotgun_events.delivery.failures import DeadLetters, RetryPolicy
+from shotgun_events.delivery.failures import DeadLetters, FailurePolicy, RetryPolicy
 from tests.celery.conftest import CeleryRig
 from tests.celery.test_daemon import DaemonProcess, append
 from tests.integration.conftest import wait_for
@@ -79,8 +79,7 @@ def test_a_task_the_worker_rejects_is_taken_once_and_handled_by_the_failure_poli
     store = FakeStore()
     executor = celery_rig.executor(
         celery_rig.load_plugin("rec"),
-        policy=RetryPolicy(retries=1, delay=0.2),
-        dead_letters=DeadLetters(store),
+        policy=FailurePolicy(RetryPolicy(retries=1, delay=0.2), DeadLetters(store)),
     )
     # When events of shot 1 (2 among them) and of shot 2 are submitted
     executor.submit(event(1, entity=1))
@@ -92,7 +91,8 @@ def test_a_task_the_worker_rejects_is_taken_once_and_handled_by_the_failure_poli
     assert executor.drain(60), "a key stalled behind the rejected task"
     assert ran(celery_rig, 1) == [1, 3, 5] and ran(celery_rig, 2) == [4]
     assert [d["event_id"] for d in DeadLetters(store).entries()] == [2]
-    assert "rejected" in DeadLetters(store).entries()[0]["reason"]
+    letter = DeadLetters(store).entries()[0]
+    assert letter["reason"] == "it cannot be run" and "REJECTED" in letter["error"]
     # And each rejection was read once: the worker saw task 2 twice (first try, retry)
     # plus the batch it came in; nothing was logged in a loop
     worker_logs = "".join(

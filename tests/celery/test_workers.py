@@ -131,7 +131,7 @@ def test_a_poison_event_is_retried_then_dead_lettered_while_other_keys_go_on(
     celery_rig: CeleryRig,
 ) -> None:
     # Given a plugin failing on event 2 (entity 1), with one retry
-    from shotgun_events.delivery.failures import DeadLetters, RetryPolicy
+    from shotgun_events.delivery.failures import DeadLetters, FailurePolicy, RetryPolicy
     from tests.unit.fakes import FakeStore
 
     celery_rig.add_plugin("rec", stop=False)
@@ -140,8 +140,7 @@ def test_a_poison_event_is_retried_then_dead_lettered_while_other_keys_go_on(
     store = FakeStore()
     executor = celery_rig.executor(
         celery_rig.load_plugin("rec"),
-        policy=RetryPolicy(retries=1, delay=0.2),
-        dead_letters=DeadLetters(store),
+        policy=FailurePolicy(RetryPolicy(retries=1, delay=0.2), DeadLetters(store)),
     )
     # When events of entity 1 and entity 2 arrive
     for event_id, entity in ((1, 1), (2, 1), (3, 2), (4, 1), (5, 2)):
@@ -228,28 +227,27 @@ def test_worker_beacons_name_the_plugins_and_versions(celery_rig: CeleryRig) -> 
 def test_status_shows_tasks_in_flight_queue_length_and_workers(celery_rig: CeleryRig) -> None:
     # Given a factory-built executor with a task waiting on a queue no worker serves yet
     from shotgun_events.delivery.celery.factory import CeleryFactory
-    from shotgun_events.delivery.failures import RetryPolicy
+    from shotgun_events.delivery.executors import CELERY, ExecutorSpec
+    from shotgun_events.delivery.failures import FailurePolicy
+    from shotgun_events.delivery.inflight import InFlight
 
     celery_rig.add_plugin("rec")
     config = celery_rig.config
     factory = CeleryFactory(
-        celery_rig.daemon_hub(),
-        config.celery,
-        policy=RetryPolicy(),
-        dead_letters=None,
-        key_function=lambda order_by: lambda e: e["entity"]["id"],
+        celery_rig.daemon_hub(), config.celery, policy=FailurePolicy(), registry=InFlight()
     )
-    executor = factory(celery_rig.load_plugin("rec"), "entity", lambda e, o: None)
+    spec = ExecutorSpec(CELERY, 1, "entity")
+    executor = factory(celery_rig.load_plugin("rec"), spec, lambda e, o: None)
     executor.submit(event(1, entity=1))
     # Then status shows the task in flight and on the queue, no worker, no secret
-    status = factory.status()
-    assert status["plugins"]["rec"]["tasks_in_flight"] == 1
-    assert status["plugins"]["rec"]["queue_length"] == 1
+    status = executor.status()
+    assert status["tasks_in_flight"] == 1 and status["queue_length"] == 1
     assert status["workers"] == [] and status["redis_reachable"]
+    assert "redis://" not in json.dumps(status)
     # When a worker starts, it takes the task and shows up
     celery_rig.start_worker("--hostname", "w9@test")
     assert executor.drain(60)
     celery_rig.wait_workers()
-    status = factory.status()
-    assert status["plugins"]["rec"]["tasks_in_flight"] == 0
-    assert [w["hostname"] for w in status["workers"]] == ["w9@test"]
+    status = executor.status()
+    assert status["tasks_in_flight"] == 0
+    assert status["workers"] == ["w9@test"]

@@ -98,6 +98,7 @@ class PluginRunner:
         self.key: PluginKey = plugin.key
         #: Threads waiting for the window to have room (completions wake them).
         self._window_waiters = 0
+        self._at_rest = False
         self.spec = spec_for(plugin)
         self._executor = executors(plugin, self.spec, self._completed)
 
@@ -324,7 +325,8 @@ class PluginRunner:
         with self._lock:
             self._note_removed(self._wm.rewind())
             self._failed = False
-            self.cursor = self._wm.saved()
+            self.cursor = self._wm.saved().copy()
+            self._at_rest = True
         return drained
 
     def resume(self) -> None:
@@ -332,6 +334,7 @@ class PluginRunner:
         with self._lock:
             self._wm = Watermark(self.cursor)
             self.cursor = self._wm.read
+            self._at_rest = False
             self._ignore_until_flush = False
 
     def drain(self, timeout: float) -> bool:
@@ -381,7 +384,8 @@ class PluginRunner:
 
     def _save_locked(self) -> None:
         change = (self._added, self._removed) if self._delta_known else None
-        saved = self._wm.saved()
+        # At rest (between quiesce and resume) the cursor is the position, as commands set it.
+        saved = self.cursor if self._at_rest else self._wm.saved()
         try:
             if saved.done or self._done_added:
                 done = self._done_added if change is not None else None
