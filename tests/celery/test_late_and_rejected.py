@@ -101,8 +101,8 @@ def test_a_task_the_worker_rejects_is_taken_once_and_handled_by_the_failure_poli
     )
     assert 2 <= worker_logs.count("malformed task") <= 3
     assert repeated_lines(caplog.records, most=1) == []
-    gave_up = [r for r in caplog.records if "cannot be run on a worker" in r.getMessage()]
-    assert len(gave_up) == 1 and gave_up[0].levelno == logging.ERROR
+    gave_up = [r for r in caplog.records if "giving it up (it cannot be run" in r.getMessage()]
+    assert len(gave_up) == 1 and gave_up[0].levelno == logging.CRITICAL
 
 
 def test_a_key_held_longer_than_task_timeout_shows_in_the_executor_and_status(
