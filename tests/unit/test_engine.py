@@ -532,3 +532,41 @@ def test_auto_gives_a_slow_plugin_its_own_thread_and_takes_it_back_once_caught_u
     source.add(63)
     engine.run_once()
     assert all(p.received[-2:] == [62, 63] for p in [*fast, slow])
+
+
+def test_auto_hands_a_promoted_plugin_the_rest_of_the_batch_so_it_never_reads_alone() -> None:
+    # Given auto dispatch and a plugin slow on one event only (one long site call, say)
+    if DISPATCH != "auto":
+        pytest.skip("promotion is what auto dispatch does")
+    source = FakeSource()
+    source.add(1)
+    quick = recording_plugin("quick")
+    moody = recording_plugin("moody")
+    inner = moody.callbacks[0].func
+    moody.callbacks[0].func = lambda sg, lg, ev, a: (
+        threading.Event().wait(0.06 if ev["id"] == 5 else 0),
+        inner(sg, lg, ev, a),
+    )
+    stop = threading.Event()
+    engine = Engine(
+        source=source,
+        retry=SiteRetry(max_attempts=1, burst_sleep=0, wait=lambda s: stop.is_set()),
+        loader=FakeLoader([quick, moody]),
+        store=FakeStore(),
+        dispatcher=Dispatcher(connections=FakeConnections(), use_session_uuid=False),
+        settings=Settings(batch_size=10),
+        stop=stop,
+    )
+    ENGINES.append(engine)
+    engine.start()
+    source.add(*range(2, 42))
+    # When the engine reads its batches (the plugin leaves the lane on event 5)
+    for _ in range(10):
+        engine.run_once()
+    assert engine.drain(10)
+    # Then it got its own thread with the rest of that batch, and followed the engine's
+    # reads from there: every read of the site was the engine's own, none from behind
+    assert [r.plugin.name for r in engine.delivery.on_own_threads()] == ["moody"]
+    assert moody.received == quick.received == list(range(2, 42))
+    reads = [position for kind, position in source.calls if kind == "after"]
+    assert reads == sorted(reads) and 5 not in reads, reads

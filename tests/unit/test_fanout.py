@@ -66,7 +66,7 @@ def lane(
         batch_size=500,
         monotonic=clock,
     )
-    fanout._own.add = lambda runner: left.append(runner.plugin.name)  # type: ignore[method-assign]
+    fanout._own.add = lambda runner, **kw: left.append(runner.plugin.name)  # type: ignore[method-assign]
     for runner in runners:
         fanout.add(cast(PluginRunner, runner))
     return fanout, left

@@ -149,9 +149,10 @@ class Fanout:
         #: Lane thread -> the turn of the plugin it is handing an event to: a one-item list
         #: that the lane (the call returned) or the watch (it is taken off) pops first.
         self._turns: dict[int, list[PluginRunner]] = {}
-        #: Plugins whose callback on an abandoned lane returned: they get their thread.
-        self._released: queue.SimpleQueue[PluginRunner] = queue.SimpleQueue()
+        #: Plugins taken off in the middle of a callback: their thread starts when it returns.
         self._stuck: dict[int, PluginRunner] = {}
+        #: The batch the lane runs now (a promoted plugin is given the rest of it).
+        self._batch: list[Event] = []
         self._group_lock = threading.Lock()
         # Promoted plugins: since when, and how often (the rejoin wait doubles).
         self._promoted: dict[int, tuple[PluginRunner, float, int]] = {}
@@ -195,7 +196,6 @@ class Fanout:
     def fetch_position(self, head: int) -> int:
         """Where the shared read continues: the slowest plugin of the lane, else the
         plugins on their own threads (their first read starts at the front runner)."""
-        self._promote_released()
         own = self._own.position(head)
         lane = [r.cursor.last_id for r in self._group if r.active]
         return min(lane) if lane else own
@@ -277,22 +277,18 @@ class Fanout:
 
     def _on_lane(self, job: Callable[[], bool]) -> bool:
         """Run ``job`` on the lane, watching for a plugin that holds it too long."""
-        self._promote_released()
+        self._join_left()
         lane = self._lane or self._new_lane()
         lane.submit(job)
         watch = self.policy is Promotion.WHEN_SLOW
         while not lane.done.wait(SLOW_CALL if watch else None):
-            runner = self._take_off(lane.ident)
-            if runner is None:
-                continue
-            self._stuck[id(runner)] = runner
-            self._left.append(lane)
-            lane = self._new_lane()
-            lane.submit(job)
+            if self._take_off(lane.ident):
+                self._left.append(lane)
+                lane = self._new_lane()
+                lane.submit(job)
         if lane.error is not None:
             error, lane.error = lane.error, None
             raise error
-        self._promote_released()
         return lane.result
 
     def _new_lane(self) -> Lane:
@@ -318,21 +314,15 @@ class Fanout:
             turn.pop()  # whoever takes the turn first wins: the lane when it returned first
         except IndexError:
             return None
-        with self._group_lock:
-            self._group = [r for r in self._group if r is not runner]
-        log.info(
-            "plugin %s has held the other plugins for %.2f s in this batch, %.2f s of it in "
-            "one callback still running; they go on without it, and it gets a thread of its "
-            "own once that callback returns",
-            runner.plugin.name,
-            self._slow.pop(id(runner), 0.0) + running,
-            running,
-        )
+        self._stuck[id(runner)] = runner
+        held = self._slow.pop(id(runner), 0.0) + running
+        self._promote(runner, held, after=work.event_id, start=False)
         return runner
 
     def _run_group(self, batch: list[Event]) -> bool:
         """On the lane: each event to every plugin of the lane in order; False if cut short."""
         self._slow = {}
+        self._batch = batch
         now = self._hooks.clock()
         try:
             for event in batch:
@@ -389,8 +379,11 @@ class Fanout:
                 except IndexError:
                     left = True
             if left:
-                # A new lane has the rest of the batch; this thread only finished its plugin.
-                self._released.put(runner)
+                # A new lane has the rest of the batch; this thread only finished its plugin,
+                # whose thread (fed since it was taken off) starts now, unless it was removed.
+                if self._stuck.pop(id(runner), None) is not None:
+                    self._flush(runner)
+                    self._own.start(runner)
                 raise LaneAbandonedError
             if outcome is None:
                 continue
@@ -403,41 +396,42 @@ class Fanout:
                 slow = self._slow.get(id(runner), 0.0) + took
                 self._slow[id(runner)] = slow
                 if slow > HELD and runner.active:
-                    with self._group_lock:
-                        self._group = [r for r in self._group if r is not runner]
-                    self._promote(runner, slow)
+                    self._flush(runner)
+                    self._promote(runner, slow, after=int(event["id"]))
         return True
 
     # -- plugins on threads of their own ------------------------------------------------
 
-    def _promote(self, runner: PluginRunner, held: float) -> None:
+    def _promote(
+        self, runner: PluginRunner, held: float, *, after: int, start: bool = True
+    ) -> None:
+        """Give the plugin a thread of its own, attached, with the rest of the batch in hand
+        (the events after ``after``): it goes on with the shared read, not reading alone."""
+        with self._group_lock:
+            self._group = [r for r in self._group if r is not runner]
         count = self._promotions.get(id(runner), 0) + 1
         self._promotions[id(runner)] = count
+        log.info(
+            "plugin %s held the other plugins for %.2f s in one batch%s; it runs on a thread "
+            "of its own so they are not held up",
+            runner.plugin.name,
+            held,
+            "" if start else " (in a callback still running: its thread starts once it returns)",
+        )
+        self._promoted[id(runner)] = (runner, self._monotonic(), count)
+        rest = [e for e in self._batch if int(e["id"]) > after]
+        self._own.add(runner, rest=rest, start=start)
+
+    def _flush(self, runner: PluginRunner) -> None:
         try:
             runner.flush()
         except StateWriteError as exc:
             self._hooks.on_state_trouble(exc)
-        if held:
-            log.info(
-                "plugin %s held the other plugins for %.2f s in one batch; it runs on a thread "
-                "of its own so they are not held up",
-                runner.plugin.name,
-                held,
-            )
-        self._promoted[id(runner)] = (runner, self._monotonic(), count)
-        self._own.add(runner)
 
-    def _promote_released(self) -> None:
-        """Give a thread of its own to each plugin whose callback on a left lane returned."""
+    def _join_left(self) -> None:
+        """Forget the lanes left to a callback that has returned since."""
         if self._left:
             self._left = [lane for lane in self._left if not lane.join(0)]
-        while True:
-            try:
-                runner = self._released.get_nowait()
-            except queue.Empty:
-                return
-            if self._stuck.pop(id(runner), None) is not None:
-                self._promote(runner, 0.0)
 
     def _rejoin_idle(self) -> None:
         """Bring back promoted plugins that are caught up, idle and were away long enough."""

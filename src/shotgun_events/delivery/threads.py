@@ -77,6 +77,7 @@ class PluginThread:
         self._late_ids: set[int] = set()
         self._ready = threading.Condition()
         self._busy = False
+        self._started = False
         # True while the thread sleeps on an empty inbox: between items it is not idle.
         self._waiting = False
         self._thread = threading.Thread(
@@ -96,6 +97,7 @@ class PluginThread:
     def start(self) -> None:
         """Start the thread."""
         self._thread.start()
+        self._started = True
 
     def put_fresh(self, batch: list[Event]) -> None:
         """Queue a batch read by the engine (the caller holds the delivery lock)."""
@@ -130,6 +132,8 @@ class PluginThread:
     def close(self, timeout: float) -> None:
         """Stop the thread, waiting up to ``timeout`` for the event in hand."""
         self.request_close()
+        if not self._started:
+            return  # its plugin's callback still runs elsewhere; nothing of ours to stop
         self._thread.join(timeout)
         if self._thread.is_alive():
             log.error(
@@ -295,14 +299,31 @@ class OwnThreads:
         """The plugins on threads of their own now."""
         return [t.runner for t in list(self._threads.values())]
 
-    def add(self, runner: PluginRunner) -> None:
-        """Start a thread for the plugin: attached if it is level with the shared read."""
+    def add(
+        self, runner: PluginRunner, *, rest: list[Event] | None = None, start: bool = True
+    ) -> None:
+        """Give the plugin a thread: attached if it is level with the shared read, or given
+        ``rest``, the events of the batch in hand it has not had; ``start``: now, or once
+        ``start(runner)`` is called (its callback in hand still runs on the shared lane)."""
         thread = PluginThread(runner, self)
         with self._lock:
-            thread.attached = self._head is not None and runner.cursor.last_id >= self._head
+            if rest is not None:
+                thread.attached = True
+                if rest:
+                    thread.put_fresh(rest)
+            else:
+                thread.attached = self._head is not None and runner.cursor.last_id >= self._head
             self._threads[id(runner)] = thread
             self.most = max(self.most, len(self._threads))
-        thread.start()
+        if start:
+            thread.start()
+
+    def start(self, runner: PluginRunner) -> None:
+        """Start the thread ``add(..., start=False)`` made."""
+        with self._lock:
+            thread = self._threads.get(id(runner))
+        if thread is not None:
+            thread.start()
 
     def remove(self, runner: PluginRunner) -> bool:
         """Stop the plugin's thread after its event in hand; False if it had none."""
@@ -333,7 +354,8 @@ class OwnThreads:
             return self._head if self._head is not None else head
 
     def feed(self, batch: list[Event]) -> None:
-        """Queue the events of ``batch`` past the shared read for every attached thread."""
+        """Queue the events of ``batch`` past the shared read for every attached thread
+        (the shared read is followed even with no thread, for those promoted later)."""
         with self._lock:
             head = self._head or 0
             fresh = [e for e in batch if int(e["id"]) > head]
