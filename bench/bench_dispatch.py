@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import inspect
 import itertools
 import time
 from collections.abc import Sequence
@@ -185,6 +186,15 @@ def time_direct(plugins: list[Plugin], stream: list[dict[str, Any]]) -> float:
     return time.perf_counter() - start
 
 
+def executor_arguments(run: Dispatcher) -> dict[str, Any]:
+    """The runner's executor arguments where it takes them (``--compare`` runs older code too)."""
+    if "executors" not in inspect.signature(PluginRunner).parameters:
+        return {}
+    from shotgun_events.delivery.executors import Executors, choose
+
+    return {"executors": Executors(run), "spec_for": lambda plugin: choose(plugin, {})}
+
+
 def time_runners(folder: Path, plugins: list[Plugin], stream: list[dict[str, Any]]) -> float:
     """µs per PluginRunner.handle: dispatch + cursor advance + journal record, one plugin."""
     store = StateStore(folder / "state.json")
@@ -193,9 +203,10 @@ def time_runners(folder: Path, plugins: list[Plugin], stream: list[dict[str, Any
         PluginRunner(
             plugin,
             Cursor(0),
-            dispatcher=dispatcher(),
+            dispatcher=(run := dispatcher()),
             recorder=store,
             backlog_timeout=timedelta(seconds=300),
+            **executor_arguments(run),
         )
         for plugin in plugins
     ]
