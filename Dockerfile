@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # The shotgun_events image: one image for the daemon (the default command),
 # Celery workers (`worker`) and the local site (`site`, `demo`).
 #
@@ -7,7 +5,8 @@
 #   docker run --rm shotgun-events demo        # runs with no configuration
 #
 # docs/containers.md: the paths, the environment, compose and Kubernetes.
-# With podman, build with --format docker (OCI images drop the HEALTHCHECK).
+# Needs BuildKit (Docker 23 or newer) or podman; with podman, build with
+# --format docker (OCI images drop the HEALTHCHECK).
 
 # --- build: a virtualenv with the package and its dependencies -----------------
 FROM debian:bookworm-slim AS build

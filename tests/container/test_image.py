@@ -141,7 +141,7 @@ def test_demo_runs_with_no_configuration(image: str) -> None:
     start = int(re.search(r"starting at the newest event \((\d+)\)", output).group(1))  # type: ignore[union-attr]
     assert newest - start >= 50, f"about 100 events expected in 20 s at 5/s, got {newest - start}"
     for name, last in stopped.items():
-        assert newest - 20 <= int(last) <= newest, f"{name} stopped at {last} of {newest}"
+        assert start + 30 <= int(last) <= newest, f"{name}: events {start}..{last} of {newest}"
     assert len(re.findall(r"plugin\.logArgs\.logArgs - INFO", output)) >= 50
     assert "Traceback" not in output
 
