@@ -28,7 +28,10 @@ def parse_scripts(text: str) -> dict[str, str]:
 def add_site_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``site`` command's options to ``parser``."""
     parser.add_argument(
-        "--host", default="127.0.0.1", help="address to bind (loopback only; default 127.0.0.1)"
+        "--host",
+        default="127.0.0.1",
+        help="address to bind: 127.0.0.1 (default), or 0.0.0.0 inside a container so that "
+        "the other containers of its stack reach it (plain HTTP: never on a shared network)",
     )
     parser.add_argument(
         "--port", type=int, default=0, help="TCP port (default 0: any free port, printed at start)"

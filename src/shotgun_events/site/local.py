@@ -21,6 +21,8 @@ from .studio import load_studio_schema
 from .webhooks import WebhookSender
 
 LOOPBACK = ("127.0.0.1", "localhost")
+#: Every interface: only inside a container, so the other containers of its stack reach it.
+EVERY_INTERFACE = "0.0.0.0"
 DEFAULT_SCRIPTS: Mapping[str, str] = {"shotgun_events": "local"}
 
 
@@ -56,12 +58,15 @@ class LocalSite(Controls):
         mockgun's ``generate_schema`` writes, or a JSON dump (see ``studio.py``); they
         are read (and a bad file refused) here.
         """
-        if host not in LOOPBACK:
-            raise ValueError(f"the local site binds loopback only, not {host!r}")
+        if host not in (*LOOPBACK, EVERY_INTERFACE):
+            raise ValueError(
+                f"the local site binds 127.0.0.1 (or 0.0.0.0 inside a container), not {host!r}"
+            )
         self.db_path = Path(db_path) if db_path is not None else None
         self.scripts = dict(DEFAULT_SCRIPTS if scripts is None else scripts)
         self._seed_on_start = seed
         self._host = "127.0.0.1"
+        self._bind = EVERY_INTERFACE if host == EVERY_INTERFACE else self._host
         self._port = port
         self._generate_events = generate_events
         self._open_scripts = open_scripts
@@ -133,7 +138,7 @@ class LocalSite(Controls):
             app = SiteApp(
                 self._api, self.faults, self.counters, self._stopping, self._control, self.latency
             )
-            self._server = SiteHTTPServer((self._host, self._port), app)
+            self._server = SiteHTTPServer((self._bind, self._port), app)
         except BaseException:
             self._close_store()
             raise
