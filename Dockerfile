@@ -71,6 +71,7 @@ ENV PATH=/opt/shotgun_events/venv/bin:$PATH \
     SG_ED_HTTP_LISTEN=127.0.0.1:9464 \
     SG_ED_HTTP_TOKEN= \
     SG_ED_DISPATCH=auto \
+    SG_ED_EXECUTOR=local \
     SG_ED_BROKER_URL=
 
 # The state file, its journal and its lock: keep them on a volume, one daemon per volume.
