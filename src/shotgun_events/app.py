@@ -207,6 +207,7 @@ class Daemon:
     receiver: WebhookReceiver | None = None
     lookup: SiteLookup | None = None
     celery: CeleryWiring | None = None
+    delivery: wiring.DeliveryParts | None = None
 
     @classmethod
     def build(
@@ -262,7 +263,7 @@ class Daemon:
         )
         engine = Engine(
             source=source,
-            retry=wiring.site_retry(config, heartbeat.wait),
+            retry=wiring.site_retry(config, heartbeat.wait, delivery.outage),
             loader=loader,
             store=store,
             dispatcher=delivery.dispatcher,
@@ -314,6 +315,7 @@ class Daemon:
         )
         daemon.lookup = lookup
         daemon.celery = delivery.celery
+        daemon.delivery = delivery
         return daemon
 
     def run(self) -> Exit:
@@ -356,6 +358,8 @@ class Daemon:
             log.critical("could not save the state file on exit: %s", exc)
         if self.celery is not None:
             self.celery.close()
+        if self.delivery is not None:
+            self.delivery.close()
         self.pool.close()
         if self.lookup is not None:
             self.lookup.close()

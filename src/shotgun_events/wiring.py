@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from shotgun_events.client.connections import ConnectionPool
+from shotgun_events.client.outage import Outage
 from shotgun_events.client.retry import SiteRetry
 from shotgun_events.client.source import ShotgunEventSource, daemon_source
 from shotgun_events.config.model import Config
@@ -117,7 +118,7 @@ def engine_settings(config: Config, from_id: int | None) -> Settings:
     )
 
 
-def site_retry(config: Config, wait: Callable[[float], bool]) -> SiteRetry:
+def site_retry(config: Config, wait: Callable[[float], bool], outage: Outage) -> SiteRetry:
     """How the engine retries the site when it is down, waiting with the heartbeat's ``wait``."""
     return SiteRetry(
         max_attempts=config.max_conn_retries,
@@ -125,6 +126,7 @@ def site_retry(config: Config, wait: Callable[[float], bool]) -> SiteRetry:
         # The heartbeat's wait keeps pinging systemd while the site is down.
         wait=wait,
         config_hint=f"the [shotgun] section of {config.path}",
+        outage=outage,
     )
 
 
@@ -148,6 +150,15 @@ class DeliveryParts:
     executors: Executors
     spec_for: Callable[[Plugin], ExecutorSpec]
     celery: CeleryWiring | None
+    #: The site's availability, shared by the engine's reads, the plugins and Celery.
+    outage: Outage
+    #: The connection the outage's probe reads with (closed with the daemon).
+    probe: ShotgunEventSource
+
+    def close(self) -> None:
+        """Stop probing and release the probe's connection."""
+        self.outage.close()
+        self.probe.close()
 
 
 def build_delivery(
@@ -173,6 +184,8 @@ def build_delivery(
         ),
         DeadLetters(store, scrub=logs.secret_filter.scrub),
     )
+    probe = daemon_source(config)
+    outage = Outage(probe.newest_id, max_wait=config.conn_retry_sleep)
     dispatcher = Dispatcher(
         connections=pool,
         use_session_uuid=config.use_session_uuid,
@@ -181,6 +194,7 @@ def build_delivery(
         # A retry's wait keeps pinging systemd's watchdog: waiting is not hanging.
         wait=wait,
         scope=Scope(settings=config.plugin_settings, lookup=lookup, config_path=config.path),
+        outage=outage,
     )
     # Celery (issue 15): Redis is reached here, before ready, or the start fails.
     celery = (
@@ -188,6 +202,7 @@ def build_delivery(
             config,
             policy=policy,
             registry=dispatcher.in_flight,
+            outage=outage,
             wait=wait,
             reloading=reloading,
         )
@@ -201,6 +216,8 @@ def build_delivery(
             choose, sections=config.plugin_settings, executor=config.executor
         ),
         celery=celery,
+        outage=outage,
+        probe=probe,
     )
 
 

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
+from shotgun_events.client.outage import Outage, is_unavailable
 from shotgun_events.errors import SiteAuthError, SiteError
 
 log = logging.getLogger("engine.source")
@@ -29,12 +30,15 @@ class SiteRetry:
         wait: Callable[[float], bool],
         first_delay: float = 1.0,
         config_hint: str = "the [shotgun] section of the config file",
+        outage: Outage | None = None,
     ) -> None:
         self._max_attempts = max(1, max_attempts)
         self._burst_sleep = burst_sleep
         self._wait = wait
         self._first_delay = first_delay
         self._config_hint = config_hint
+        #: Told when a read fails because the site is unavailable, and when one succeeds.
+        self.outage = outage
         self.failures = 0
 
     def delay_after(self, attempt: int) -> float:
@@ -64,9 +68,15 @@ class SiteRetry:
             except SiteError as exc:
                 self.failures += 1
                 attempt += 1
+                outage = self.outage is not None and is_unavailable(exc)
+                if outage:
+                    assert self.outage is not None
+                    self.outage.report(exc)  # logged (and mailed) once per outage, there
                 delay = self.delay_after(attempt)
                 if attempt >= self._max_attempts:
-                    log.error(
+                    # An outage is mailed once when it starts (outage.py), not at every burst.
+                    log.log(
+                        logging.WARNING if outage else logging.ERROR,
                         "%s failed %d times in a row (%s); retrying in %.1f s",
                         what,
                         attempt,
@@ -84,6 +94,8 @@ class SiteRetry:
                         delay,
                     )
             else:
+                if self.outage is not None:
+                    self.outage.answered()
                 return result
             if self._wait(delay):
                 return None

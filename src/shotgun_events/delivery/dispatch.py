@@ -4,7 +4,10 @@ This is the innermost tier of error isolation: a callback that raises is
 handed to the failure policy (failures.py: retries, switching the plugin off,
 dead letters, and what is logged where); with ``stopOnError`` the event is
 *not* counted as handled, so the plugin resumes from it once its file is
-fixed. Each event's callbacks are recorded in the in-flight registry
+fixed. A callback that failed because the site is unavailable
+(client/outage.py) is not the plugin's failure: the event is held, this
+thread waits for the site to answer, and the callback runs again, with no
+retry used. Each event's callbacks are recorded in the in-flight registry
 (inflight.py) while they run. With DEBUG on for a plugin, its logger also
 says "Dispatching event N to callback X." before each call.
 
@@ -16,11 +19,13 @@ from __future__ import annotations
 
 import enum
 import logging
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from shotgun_events.client.outage import Outage, is_unavailable
 from shotgun_events.delivery.failures import FailurePolicy, Verdict
 from shotgun_events.delivery.inflight import InFlight
 from shotgun_events.delivery.scope import Scope
@@ -85,6 +90,7 @@ class Dispatcher:
         wait: Callable[[float], bool] = lambda seconds: False,
         scope: Scope | None = None,
         in_flight: InFlight | None = None,
+        outage: Outage | None = None,
     ) -> None:
         self.scope = scope
         self._connections = connections
@@ -94,6 +100,8 @@ class Dispatcher:
         self.policy = policy or FailurePolicy()
         self._wait = wait
         self.in_flight = in_flight or InFlight()
+        #: The site's availability; None: a site error is a callback failure like any other.
+        self.outage = outage
         #: Plugin name -> (event id, retry number) while a retry is waiting (for status).
         self.retrying: dict[str, tuple[int, int]] = {}
 
@@ -179,6 +187,11 @@ class Dispatcher:
         while True:
             if error is None:
                 return None
+            if self.outage is not None and not replay and is_unavailable(error):
+                if not self._hold(plugin, event_id, error):
+                    return Outcome.INTERRUPTED
+                error = self._call_once(plugin, callback, event)
+                continue
             if replay:
                 self.policy.replay_failed(plugin, callback, event_id, error)
                 return Outcome.FAILED
@@ -195,6 +208,21 @@ class Dispatcher:
             finally:
                 self.retrying.pop(plugin.name, None)
             error = self._call_once(plugin, callback, event)
+
+    def _hold(self, plugin: Plugin, event_id: int, error: BaseException) -> bool:
+        """Wait, not running a callback, until the site answers; False when stopping first."""
+        assert self.outage is not None
+        self.outage.report(error, held=True)
+        plugin.logger.info(
+            "event %d held: the site is unavailable (%s); it runs again once the site answers",
+            event_id,
+            self.outage.reason,
+        )
+        self.in_flight.end(threading.get_ident())
+        try:
+            return self.outage.wait(self._wait)
+        finally:
+            self.in_flight.start(plugin, event_id)
 
     def _call_once(self, plugin: Plugin, callback: Callback, event: Event) -> BaseException | None:
         sg = self._connections.get(callback.script_name, callback.script_key)

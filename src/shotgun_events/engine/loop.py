@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from shotgun_events.client.outage import Outage
 from shotgun_events.client.retry import SiteRetry
 from shotgun_events.client.source import EventSource
 from shotgun_events.delivery.dispatch import Dispatcher
@@ -313,6 +314,8 @@ class Engine:
     def run_once(self) -> bool:
         """Do one round of named steps; True when a full batch came back (more may wait)."""
         self.serve_requests()
+        if self.outage is not None and self.outage.down:
+            return self._wait_for_site(self.outage)
         self._plugins.revive_cooled_down()
         if not self._delivery.save_pending():
             return False
@@ -328,6 +331,21 @@ class Engine:
         full = len(batch) >= self._settings.batch_size or self._reader.more_ahead()
         self.progress.step(self, full=full)
         return delivered and full
+
+    @property
+    def outage(self) -> Outage | None:
+        """The site's availability (None when the daemon does not track it)."""
+        return self._dispatcher.outage
+
+    def _wait_for_site(self, outage: Outage) -> bool:
+        """Hand out nothing while the site cannot answer; True once it does (go on at once)."""
+
+        def pause(seconds: float) -> bool:
+            self.serve_requests()
+            self._hooks.heartbeat()
+            return self._stop.wait(seconds) or self._reload.is_set()
+
+        return outage.wait(pause)
 
     def drain(self, timeout: float = 10.0) -> bool:
         """Wait until every plugin handled what was fetched so far (tests, benchmarks)."""

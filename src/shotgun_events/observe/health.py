@@ -41,6 +41,9 @@ def ready(
             f"site unreachable: {sink.failed_reads_in_a_row} failed read(s) in a row, "
             f"the last {now - when:.0f} s ago ({kind}); retrying"
         )
+    outage = view.engine.outage
+    if outage is not None and outage.down:
+        return False, f"{outage.describe()}; events are held until it answers"
     assert sink.last_read_ok is not None
     age = now - sink.last_read_ok
     limit = max(READ_FLOOR, READ_INTERVALS * view.config.fetch_interval)

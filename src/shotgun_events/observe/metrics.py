@@ -171,6 +171,27 @@ class DaemonCollector(Collector):
         connections.add_metric(["engine"], float(sink.connections))
         connections.add_metric(["plugins"], float(self._view.pool.open_links))
         yield connections
+        outage = self._view.engine.outage
+        if outage is not None:
+            yield GaugeMetricFamily(
+                f"{PREFIX}_site_unavailable",
+                "1 while the site cannot answer (an outage: events are held, not failed)",
+                float(outage.down),
+            )
+            if outage.since is not None:
+                yield GaugeMetricFamily(
+                    f"{PREFIX}_site_unavailable_since_timestamp_seconds",
+                    "Unix time the current outage started",
+                    outage.since,
+                )
+            yield CounterMetricFamily(
+                f"{PREFIX}_site_outages", "Outages of the site seen so far", outage.count
+            )
+            yield CounterMetricFamily(
+                f"{PREFIX}_events_held",
+                "Callbacks that met an outage: their events were held, not failed",
+                outage.held,
+            )
 
     def _service_families(self, rows: list[PluginRow]) -> Iterator[Metric]:
         view = self._view

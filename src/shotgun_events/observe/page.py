@@ -89,6 +89,9 @@ def render(view: DaemonView) -> str:
         f'<p id="health"><span class="{"ok" if alive else "bad"}">{_e(live_reason)}</span><br>'
         f'<span class="{"ok" if is_ready else "bad"}">{_e(ready_reason)}</span></p>',
     ]  # fmt: skip
+    outage = view.engine.outage.describe() if view.engine.outage is not None else None
+    if outage is not None:
+        parts.append(f'<p id="outage" class="bad"><b>{_e(outage)}</b>: events are held</p>')
     if progress is not None:
         parts.append(f'<p id="progress"><b>catching up:</b> {_e(progress.describe())}</p>')
     parts.append(_plugins_table(view, rows))

@@ -278,9 +278,16 @@ def status(engine: Engine) -> dict[str, Any]:
                 "skipped": skipped.get(plugin.name, {}),
             }
         )
+    outage = engine.outage
     return {
         "head": head,
         "dispatch": engine.settings.dispatch,
+        "site": {
+            "available": outage is None or not outage.down,
+            "unavailable": outage.describe() if outage is not None else None,
+            "outages": outage.count if outage is not None else 0,
+            "events_held": outage.held if outage is not None else 0,
+        },
         "plugins": plugins,
         "dead_letters": letters[-20:],
         "events_fetched": engine.stats.events_fetched,

@@ -153,6 +153,9 @@ def print_status(config: Config, *, as_json: bool = False, out: TextIO = sys.std
     out.write(f"state file: {report['state_file']}\n")
     if report.get("head") is not None:
         out.write(f"newest event seen: {report['head']}\n")
+    site = report.get("site") or {}
+    if site.get("unavailable"):
+        out.write(f"{site['unavailable']}: events are held until it answers\n")
     if report.get("progress"):
         out.write(f"catching up: {Progress(**report['progress']).describe()}\n")
     if report.get("all_plugins_start_after") is not None:

@@ -69,6 +69,8 @@ class TaskResult:
     #: daemon's copy of the same version has it there; names of callable objects differ).
     callback: str = ""
     callback_index: int | None = None
+    #: The failure was the site's, not the plugin's: it could not answer (client/outage.py).
+    unavailable: bool = False
 
 
 def encode_value(value: Any) -> Any:
@@ -157,6 +159,7 @@ def encode_result(result: TaskResult) -> dict[str, Any]:
         "worker_hash": result.worker_hash,
         "callback": result.callback,
         "callback_index": result.callback_index,
+        "unavailable": result.unavailable,
     }
 
 
@@ -180,6 +183,7 @@ def decode_result(value: Any) -> TaskResult:
             worker_hash=str(value.get("worker_hash", ""))[:40],
             callback=str(value.get("callback", ""))[:200],
             callback_index=None if index is None else int(index),
+            unavailable=bool(value.get("unavailable", False)),
         )
     except (TypeError, ValueError):
         raise MalformedTaskError("bad ids in a result") from None

@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
+from shotgun_events.client.outage import Outage
 from shotgun_events.delivery.celery.codec import (
     BUSY,
     DONE,
@@ -74,6 +75,7 @@ class CeleryExecutor:
         order_key: KeyFn,
         policy: FailurePolicy | None = None,
         registry: InFlight | None = None,
+        outage: Outage | None = None,
         task_batch: int = 20,
         task_timeout: float = 300.0,
         capacity: int = 2000,
@@ -85,6 +87,7 @@ class CeleryExecutor:
         self._on_done = on_done
         self._policy = policy or FailurePolicy()
         self._registry = registry or InFlight()
+        self._outage = outage
         self._monotonic = self._registry.monotonic
         self._batch = task_batch
         self._timeout = task_timeout
@@ -265,6 +268,8 @@ class CeleryExecutor:
         with self._lock:
             if self._closed or not self.plugin.active:
                 return
+            if self._outage is not None and self._outage.down:
+                return  # nothing goes out while the site cannot answer: it would fail too
             for task in self._out.values():
                 if task.due is not None and task.due <= now:
                     task.due = None
@@ -329,6 +334,12 @@ class CeleryExecutor:
         result: TaskResult,
     ) -> None:
         """A callback raised on the worker (FAILED), or the task came back without a result."""
+        if result.unavailable and self._outage is not None:
+            # The site could not answer the worker: no failure of the plugin's. The event is
+            # held and goes again, with no retry used, once the site answers.
+            self._outage.report(result.error or "a worker's site call failed", held=True)
+            self._finish(task, finished, keep=rest, due=self._monotonic())
+            return
         unrunnable = result.status == REJECTED
         if unrunnable and len(rest) > 1:
             # Which event a worker cannot take is unknown: send the first alone.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from shotgun_events.client.outage import Outage
 from shotgun_events.config.celery_section import CeleryConfig
 from shotgun_events.delivery.celery.app import queue_name
 from shotgun_events.delivery.celery.executor import CeleryExecutor
@@ -32,11 +33,13 @@ class CeleryFactory:
         *,
         policy: FailurePolicy,
         registry: InFlight,
+        outage: Outage | None = None,
     ) -> None:
         self.hub = hub
         self._config = config
         self._policy = policy
         self._registry = registry
+        self._outage = outage
 
     def __call__(self, plugin: Plugin, spec: ExecutorSpec, on_done: OnDone) -> CeleryExecutor:
         """Return the executor of ``plugin``, one task in flight per ``spec.order_by`` key."""
@@ -48,6 +51,7 @@ class CeleryFactory:
             order_key=key_function(spec.order_by),
             policy=self._policy,
             registry=self._registry,
+            outage=self._outage,
             task_batch=self._config.task_batch,
             task_timeout=self._config.task_timeout,
             describe=self._describe,

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Collection
 from typing import Protocol
 
+from shotgun_events.client.outage import is_unavailable
 from shotgun_events.delivery.celery.codec import (
     BUSY,
     DONE,
@@ -170,6 +171,7 @@ class WorkerRuntime:
                         stop_on_error=callback.stop_on_error,
                         callback=callback.name,
                         callback_index=callbacks.index(callback),
+                        unavailable=is_unavailable(error),
                     )
                 completed.append(event_id)
                 handled.append(event_id)
@@ -191,6 +193,7 @@ class WorkerRuntime:
         worker_hash: str = "",
         callback: str = "",
         callback_index: int | None = None,
+        unavailable: bool = False,
     ) -> TaskResult:
         return TaskResult(
             status=status,
@@ -203,4 +206,5 @@ class WorkerRuntime:
             worker_hash=worker_hash,
             callback=callback,
             callback_index=callback_index,
+            unavailable=unavailable,
         )

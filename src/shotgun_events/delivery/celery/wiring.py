@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from shotgun_events.client.outage import Outage
 from shotgun_events.delivery.failures import FailurePolicy
 from shotgun_events.delivery.inflight import InFlight
 
@@ -48,6 +49,7 @@ def celery_wiring(
     *,
     policy: FailurePolicy,
     registry: InFlight,
+    outage: Outage,
     wait: Callable[[float], bool],
     reloading: bool = False,
 ) -> CeleryWiring:
@@ -73,5 +75,5 @@ def celery_wiring(
     log.info(
         "plugin callbacks run on Celery workers through Redis at %s", config.celery.safe_broker
     )
-    factory = CeleryFactory(hub, config.celery, policy=policy, registry=registry)
+    factory = CeleryFactory(hub, config.celery, policy=policy, registry=registry, outage=outage)
     return CeleryWiring(hub=hub, factory=factory)

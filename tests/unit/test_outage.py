@@ -1,0 +1,150 @@
+"""Site outages: which errors are the site's, the outage's life, and events held, not failed."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import socket
+import threading
+import time
+from typing import Any
+from xmlrpc.client import ProtocolError
+
+import pytest
+from shotgun_api3 import Fault
+
+from shotgun_events.client.outage import Outage, is_unavailable
+from shotgun_events.delivery.dispatch import Dispatcher, Outcome
+from shotgun_events.delivery.failures import DeadLetters, FailurePolicy, RetryPolicy
+from tests.unit.fakes import FakeCallback, FakeConnections, FakePlugin, FakeStore, make_event
+
+
+def http(status: int) -> ProtocolError:
+    return ProtocolError("site.example.com", status, "answer", {})
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        http(503),
+        http(502),
+        http(500),
+        http(429),
+        ConnectionRefusedError("refused"),
+        ConnectionResetError("reset"),
+        TimeoutError("timed out"),
+        socket.gaierror("no such host"),
+    ],
+    ids=lambda e: type(e).__name__ + str(getattr(e, "errcode", "")),
+)
+def test_the_sites_own_failures_are_outages(error: BaseException) -> None:
+    assert is_unavailable(error)
+
+
+def test_a_refused_request_and_the_plugins_own_errors_are_not() -> None:
+    # Given a Fault (the site answered: the request is wrong), a 4xx, and a plugin's bug
+    assert not is_unavailable(Fault("API read() Shot.sg_nope doesn't exist"))
+    assert not is_unavailable(http(404))
+    assert not is_unavailable(ValueError("the plugin's own bug"))
+    # And a plugin error raised while handling a site failure is the site's after all
+    try:
+        try:
+            raise http(503)
+        except ProtocolError as exc:
+            raise RuntimeError("could not update the shot") from exc
+    except RuntimeError as wrapped:
+        assert is_unavailable(wrapped)
+
+
+def test_an_outage_is_reported_once_probed_with_growing_waits_and_ended_by_an_answer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a site that fails its first two probes
+    answers = [ConnectionRefusedError("refused"), http(503), None]
+    probes: list[float] = []
+
+    def probe() -> None:
+        probes.append(time.monotonic())
+        answer = answers.pop(0)
+        if answer is not None:
+            raise answer
+
+    outage = Outage(probe, first_wait=0.05, max_wait=0.5)
+    # When three failures are reported (a read, two plugins)
+    for _ in range(3):
+        outage.report(http(503), held=True)
+    # Then one outage is on, logged once at ERROR, and waits end when a probe is answered
+    assert outage.down and outage.count == 1 and outage.held == 3
+    assert outage.wait(lambda s: threading.Event().wait(s) and False)
+    assert not outage.down and len(probes) == 3
+    gaps = [b - a for a, b in itertools.pairwise(probes)]
+    assert gaps[1] > gaps[0]  # the waits grow
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "unavailable" in errors[0].getMessage()
+    outage.close()
+
+
+def _plugin(calls: list[int], *, fail: list[BaseException | None]) -> FakePlugin:
+    plugin = FakePlugin("reader")
+
+    def callback(sg: Any, logger: Any, event: Any, args: Any) -> None:
+        calls.append(event["id"])
+        error = fail.pop(0) if fail else None
+        if error is not None:
+            raise error
+
+    plugin.callbacks.append(FakeCallback("read", callback, stop_on_error=True))
+    return plugin
+
+
+def test_a_callback_meeting_an_outage_is_held_and_run_again_with_no_retry_used() -> None:
+    # Given a stopOnError plugin with no retries whose site call fails with 503 once
+    calls: list[int] = []
+    plugin = _plugin(calls, fail=[http(503)])
+    store = FakeStore()
+    outage = Outage(lambda: None, first_wait=0.05)
+    dispatcher = Dispatcher(
+        connections=FakeConnections(),
+        use_session_uuid=False,
+        policy=FailurePolicy(RetryPolicy(retries=0), DeadLetters(store)),
+        outage=outage,
+        wait=lambda s: threading.Event().wait(s) and False,
+    )
+    # When the event is dispatched
+    outcome = dispatcher.run(plugin, make_event(7))  # type: ignore[arg-type]
+    # Then it waited for the site, ran again and was handled: plugin on, no dead letter
+    assert outcome is Outcome.DONE and calls == [7, 7]
+    assert plugin.active and DeadLetters(store).entries() == []
+    assert outage.count == 1 and outage.held == 1 and not outage.down
+    outage.close()
+
+
+def test_a_stop_while_held_leaves_the_event_unhandled_and_the_plugin_on() -> None:
+    calls: list[int] = []
+    plugin = _plugin(calls, fail=[http(503)])
+    outage = Outage(lambda: (_ for _ in ()).throw(http(503)), first_wait=0.05)
+    dispatcher = Dispatcher(
+        connections=FakeConnections(), use_session_uuid=False, outage=outage, wait=lambda s: True
+    )
+    assert dispatcher.run(plugin, make_event(8)) is Outcome.INTERRUPTED  # type: ignore[arg-type]
+    assert plugin.active and calls == [8]
+    outage.close()
+
+
+def test_the_plugins_own_exception_during_an_outage_still_follows_the_policy() -> None:
+    # Given an outage on, and a plugin whose callback raises its own error
+    calls: list[int] = []
+    plugin = _plugin(calls, fail=[KeyError("sg_status_list")])
+    outage = Outage(lambda: None)
+    outage.report(http(503))
+    store = FakeStore()
+    dispatcher = Dispatcher(
+        connections=FakeConnections(),
+        use_session_uuid=False,
+        policy=FailurePolicy(RetryPolicy(retries=0), DeadLetters(store)),
+        outage=outage,
+    )
+    # Then it is switched off, as before (stopOnError)
+    assert dispatcher.run(plugin, make_event(9)) is Outcome.FAILED  # type: ignore[arg-type]
+    assert not plugin.active
+    outage.close()
