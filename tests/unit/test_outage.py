@@ -14,9 +14,20 @@ import pytest
 from shotgun_api3 import Fault
 
 from shotgun_events.client.outage import Outage, is_unavailable
+from shotgun_events.client.retry import SiteRetry
 from shotgun_events.delivery.dispatch import Dispatcher, Outcome
 from shotgun_events.delivery.failures import DeadLetters, FailurePolicy, RetryPolicy
-from tests.unit.fakes import FakeCallback, FakeConnections, FakePlugin, FakeStore, make_event
+from shotgun_events.engine.loop import Engine
+from shotgun_events.engine.settings import Settings
+from tests.unit.fakes import (
+    FakeCallback,
+    FakeConnections,
+    FakeLoader,
+    FakePlugin,
+    FakeSource,
+    FakeStore,
+    make_event,
+)
 
 
 def http(status: int) -> ProtocolError:
@@ -97,8 +108,8 @@ def _plugin(calls: list[int], *, fail: list[BaseException | None]) -> FakePlugin
     return plugin
 
 
-def test_a_callback_meeting_an_outage_is_held_and_run_again_with_no_retry_used() -> None:
-    # Given a stopOnError plugin with no retries whose site call fails with 503 once
+def test_a_callback_meeting_an_outage_holds_its_event_with_no_retry_used() -> None:
+    # Given a stopOnError plugin with no retries whose site call fails with 503
     calls: list[int] = []
     plugin = _plugin(calls, fail=[http(503)])
     store = FakeStore()
@@ -108,26 +119,45 @@ def test_a_callback_meeting_an_outage_is_held_and_run_again_with_no_retry_used()
         use_session_uuid=False,
         policy=FailurePolicy(RetryPolicy(retries=0), DeadLetters(store)),
         outage=outage,
-        wait=lambda s: threading.Event().wait(s) and False,
     )
     # When the event is dispatched
     outcome = dispatcher.run(plugin, make_event(7))  # type: ignore[arg-type]
-    # Then it waited for the site, ran again and was handled: plugin on, no dead letter
-    assert outcome is Outcome.DONE and calls == [7, 7]
+    # Then it is held: not handled, no retry, no dead letter, the plugin stays on
+    assert outcome is Outcome.HELD and calls == [7]
     assert plugin.active and DeadLetters(store).entries() == []
-    assert outage.count == 1 and outage.held == 1 and not outage.down
+    assert outage.count == 1 and outage.held == 1
     outage.close()
 
 
-def test_a_stop_while_held_leaves_the_event_unhandled_and_the_plugin_on() -> None:
+def test_a_held_event_is_read_again_once_the_site_answers_and_handled_once() -> None:
+    # Given an engine with a plugin whose site call fails with 503 on event 3, once
     calls: list[int] = []
-    plugin = _plugin(calls, fail=[http(503)])
-    outage = Outage(lambda: (_ for _ in ()).throw(http(503)), first_wait=0.05)
-    dispatcher = Dispatcher(
-        connections=FakeConnections(), use_session_uuid=False, outage=outage, wait=lambda s: True
+    plugin = _plugin(calls, fail=[None, http(503)])
+    source = FakeSource()
+    source.add(1)
+    answered = threading.Event()
+    outage = Outage(lambda: answered.wait(10), first_wait=0.01)
+    engine = Engine(
+        source=source,
+        retry=SiteRetry(max_attempts=1, burst_sleep=0, wait=lambda s: False, outage=outage),
+        loader=FakeLoader([plugin]),
+        store=FakeStore(),
+        dispatcher=Dispatcher(connections=FakeConnections(), use_session_uuid=False, outage=outage),
+        settings=Settings(),
+        stop=threading.Event(),
     )
-    assert dispatcher.run(plugin, make_event(8)) is Outcome.INTERRUPTED  # type: ignore[arg-type]
-    assert plugin.active and calls == [8]
+    assert engine.start()
+    source.add(2, 3, 4)
+    # When the engine runs: the outage starts at event 3, nothing more is handed out
+    engine.run_once()
+    assert engine.drain(5) and calls == [2, 3] and outage.down
+    # And once the site answers, reading goes on from event 3
+    answered.set()
+    engine.run_once()
+    engine.run_once()
+    assert engine.drain(5)
+    assert calls == [2, 3, 3, 4] and plugin.active and not outage.down
+    engine.close()
     outage.close()
 
 

@@ -5,11 +5,12 @@ handed to the failure policy (failures.py: retries, switching the plugin off,
 dead letters, and what is logged where); with ``stopOnError`` the event is
 *not* counted as handled, so the plugin resumes from it once its file is
 fixed. A callback that failed because the site is unavailable
-(client/outage.py) is not the plugin's failure: the event is held, this
-thread waits for the site to answer, and the callback runs again, with no
-retry used. Each event's callbacks are recorded in the in-flight registry
-(inflight.py) while they run. With DEBUG on for a plugin, its logger also
-says "Dispatching event N to callback X." before each call.
+(client/outage.py) is not the plugin's failure: the event is ``HELD`` (not
+handled, no retry used, the plugin stays on) and the outage is reported; the
+plugin reads it again once the site answers. Each event's callbacks are
+recorded in the in-flight registry (inflight.py) while they run. With DEBUG
+on for a plugin, its logger also says "Dispatching event N to callback X."
+before each call.
 
 A Celery worker runs the same calls with ``attempt`` (scope included) and
 reports the first failure back to the daemon's policy.
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -49,6 +49,9 @@ class Outcome(enum.Enum):
     FAILED = "failed"
     #: A stop was requested while a retry waited: the event is not handled, the plugin stays on.
     INTERRUPTED = "interrupted"
+    #: The site could not answer (an outage): the event is not handled, the plugin stays on,
+    #: and it is read again once the site answers.
+    HELD = "held"
 
 
 class Timing(Protocol):
@@ -188,10 +191,14 @@ class Dispatcher:
             if error is None:
                 return None
             if self.outage is not None and not replay and is_unavailable(error):
-                if not self._hold(plugin, event_id, error):
-                    return Outcome.INTERRUPTED
-                error = self._call_once(plugin, callback, event)
-                continue
+                self.outage.report(error, held=True)
+                plugin.logger.info(
+                    "event %d held: the site is unavailable (%s); it runs again once the site "
+                    "answers",
+                    event_id,
+                    self.outage.reason,
+                )
+                return Outcome.HELD
             if replay:
                 self.policy.replay_failed(plugin, callback, event_id, error)
                 return Outcome.FAILED
@@ -208,21 +215,6 @@ class Dispatcher:
             finally:
                 self.retrying.pop(plugin.name, None)
             error = self._call_once(plugin, callback, event)
-
-    def _hold(self, plugin: Plugin, event_id: int, error: BaseException) -> bool:
-        """Wait, not running a callback, until the site answers; False when stopping first."""
-        assert self.outage is not None
-        self.outage.report(error, held=True)
-        plugin.logger.info(
-            "event %d held: the site is unavailable (%s); it runs again once the site answers",
-            event_id,
-            self.outage.reason,
-        )
-        self.in_flight.end(threading.get_ident())
-        try:
-            return self.outage.wait(self._wait)
-        finally:
-            self.in_flight.start(plugin, event_id)
 
     def _call_once(self, plugin: Plugin, callback: Callback, event: Event) -> BaseException | None:
         sg = self._connections.get(callback.script_name, callback.script_key)

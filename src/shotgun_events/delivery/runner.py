@@ -99,6 +99,8 @@ class PluginRunner:
         #: Threads waiting for the window to have room (completions wake them).
         self._window_waiters = 0
         self._at_rest = False
+        #: An event met a site outage: the plugin reads again from it once the site answers.
+        self._held = False
         self.spec = spec_for(plugin)
         self._executor = executors(plugin, self.spec, self._completed)
 
@@ -159,7 +161,8 @@ class PluginRunner:
 
         Returns DONE when a callback ran for it (or it was handed to a pool or
         Celery), None when the plugin did not need it, FAILED once after a
-        failure switched the plugin off, INTERRUPTED while a stop is under way.
+        failure switched the plugin off, HELD once after a site outage (it reads
+        again from there once the site answers), INTERRUPTED while stopping.
         """
         plugin = self.plugin
         if plugin.generation != self._generation:
@@ -242,6 +245,8 @@ class PluginRunner:
             self._done_added.extend(newly)
         if outcome is Outcome.FAILED:
             self._failed = True
+        elif outcome is Outcome.HELD:
+            self._held = True
         if outcome is Outcome.DONE:
             if late:
                 log.info("%s: late event %d delivered", self.plugin.name, event_id)
@@ -264,18 +269,20 @@ class PluginRunner:
     def _after_failure(self) -> Outcome:
         """Let events in flight end, read again from before the first unfinished one.
 
-        FAILED (the delivery reads again for this plugin), or INTERRUPTED while stopping.
+        FAILED (the delivery reads again for this plugin), HELD when it was a site outage
+        (the same, once the site answers), or INTERRUPTED while stopping.
         """
         if self._stop.is_set():
             return Outcome.INTERRUPTED
         self._executor.drain(DRAIN_TIMEOUT)
         with self._lock:
             self._note_removed(self._wm.rewind())
+            held, self._held = self._held, False
             self._failed = False
             self._dirty = True
             # The rest of the batch in hand lies past the rewound position: not ours now.
             self._ignore_until_flush = True
-        return Outcome.FAILED
+        return Outcome.HELD if held else Outcome.FAILED
 
     def _note_gaps(self, report: GapReport) -> None:
         for waiting in report.waiting:

@@ -204,9 +204,11 @@ class PluginThread:
                 outcome = None
             finally:
                 self._busy = False
-            if outcome is Outcome.FAILED:
+            if outcome is Outcome.FAILED or outcome is Outcome.HELD:
+                # It reads again from its position (once the site answers, for HELD).
                 self.attached = False
-                self._hooks.on_failed(self.runner.plugin)
+                if outcome is Outcome.FAILED:
+                    self._hooks.on_failed(self.runner.plugin)
                 break
             if outcome is Outcome.INTERRUPTED:
                 break
