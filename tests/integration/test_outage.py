@@ -132,6 +132,13 @@ digest_interval = 300
             240,
             "every reader to reach the last event",
         )
+        # (the buggy plugin's retries, callback_retries of them, take their time)
+        wait_for(
+            lambda: any(p["name"] == "buggy" and p["state"] == "inactive"
+                        for p in status(rig)["plugins"]),
+            60,
+            "the buggy plugin to be switched off",
+        )  # fmt: skip
         final = status(rig)
     finally:
         rig.stop()
