@@ -87,6 +87,13 @@ class FakeSource:
             visible = [i for i in self.events if i not in self.hidden]
             return max(visible, default=0)
 
+    def oldest_id(self) -> int:
+        with self._lock:
+            self.calls.append(("oldest", None))
+            self._check()
+            visible = [i for i in self.events if i not in self.hidden]
+            return min(visible, default=0)
+
     def close(self) -> None:
         """Nothing to release."""
 

@@ -48,6 +48,10 @@ class EventSource(Protocol):
         """Return the id of the newest event, 0 when the log is empty."""
         ...
 
+    def oldest_id(self) -> int:
+        """Return the id of the oldest event the site still keeps, 0 when the log is empty."""
+        ...
+
     def close(self) -> None:
         """Release the connection (a source made for a plugin's own reads)."""
         ...
@@ -101,6 +105,15 @@ class ShotgunEventSource:
             )
         self.reads += 1
         return int(newest["id"]) if newest else 0
+
+    def oldest_id(self) -> int:
+        """Return the id of the oldest event the site still keeps (hosted sites keep months)."""
+        with self._translated("oldest"):
+            oldest = self._connection().find_one(
+                "EventLogEntry", [], ["id"], order=[{"field_name": "id", "direction": "asc"}]
+            )
+        self.reads += 1
+        return int(oldest["id"]) if oldest else 0
 
     def close(self) -> None:
         """Drop the connection; the next call opens a new one."""

@@ -182,6 +182,10 @@ class Fanout:
         members = {id(r) for r in self._group}
         self._group = [r for r in runners if id(r) in members]
 
+    def on_lane(self) -> list[PluginRunner]:
+        """The plugins on the shared lane now (between batches, the engine's to change)."""
+        return list(self._group)
+
     def on_own_threads(self) -> list[PluginRunner]:
         """The plugins running on a thread of their own now."""
         return self._own.runners()

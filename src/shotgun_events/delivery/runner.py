@@ -91,6 +91,8 @@ class PluginRunner:
         self._done_added: list[int] = []
         self._delta_known = False
         self.delivered = 0
+        #: Events skipped because the site's log no longer has them (``skip_expired``).
+        self.expired = 0
         #: created_at of the newest fresh event handled (for the lag in `status`).
         self.last_created_at: datetime | None = None
         self._generation = plugin.generation
@@ -361,6 +363,49 @@ class PluginRunner:
         self._ignore_until_flush = False
         if self._dirty or self._unsaved:
             self.save()
+
+    def skip_expired(self, oldest: int, more_than: int) -> None:
+        """Move past ids below ``oldest``, the oldest event the site still keeps, when more
+        than ``more_than`` of them are missing (fewer are gaps, as anywhere in the log): they
+        can never be delivered. Reported once, as one ERROR naming the range; counted; and
+        no backlog id below it is waited for. Only with nothing in flight (between batches)."""
+        if oldest <= 0:
+            return
+        with self._lock:
+            mark = self._wm.last_id
+            gone = [i for i in self.cursor.backlog if i < oldest]
+            first, last = mark + 1, oldest - 1
+            if last - first + 1 <= more_than:
+                first = last + 1  # a few missing ids: gaps, the cursor's rules handle them
+                gone = []
+            if last < first and not gone:
+                return
+            if last >= first and not self._executor.in_flight():
+                self.cursor = Cursor(last, self.cursor.backlog, self._wm.done)
+                self._wm = Watermark(self.cursor)
+                self.cursor = self._wm.read
+                self.expired += last - first + 1
+            else:
+                first = last + 1  # nothing to skip, only backlog ids to forget
+            for event_id in gone:
+                del self.cursor.backlog[event_id]
+            self._delta_known = False
+            self._save_locked()
+        if last >= first:
+            log.error(
+                "events %d..%d of plugin %s are no longer in the site's event log; they "
+                "cannot be delivered (the site keeps events from %d on); going on from there",
+                first,
+                last,
+                self.plugin.name,
+                oldest,
+            )
+        if gone:
+            log.info(
+                "%s: no longer waiting for ids %s: the site's log starts after them",
+                self.plugin.name,
+                ranges(gone),
+            )
 
     def expire(self, now: datetime) -> list[int]:
         """Give up on backlog ids whose wait is over."""

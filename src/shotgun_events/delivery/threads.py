@@ -231,6 +231,11 @@ class PluginThread:
             f"reading the event log for plugin {self.runner.plugin.name}",
             lambda: source.fetch_after(position, self._host.batch_size, types),
         )
+        size = self._host.batch_size
+        if batch and int(batch[0]["id"]) - position - 1 > size:
+            # More ids missing than a batch: not gaps, the site's log may start after them.
+            oldest = self._host.retry.call("reading the oldest event", source.oldest_id)
+            self.runner.skip_expired(oldest or 0, more_than=size)
         if batch:
             self._handle(batch)
         self._host.try_attach(self)

@@ -47,7 +47,6 @@ from shotgun_events.engine.settings import Exit, Settings, Stats
 from shotgun_events.engine.siteclock import SiteClock
 from shotgun_events.engine.wakeup import WakeUps
 from shotgun_events.errors import StateWriteError
-from shotgun_events.events import Event
 from shotgun_events.plugins.protocols import LoaderLike, WatcherLike
 from shotgun_events.plugins.registrar import wanted_event_types
 from shotgun_events.plugins.switches import PluginSwitches
@@ -272,6 +271,7 @@ class Engine:
         self.switches.disabled = dict(self._store.extras().get("disabled", {}))
         self._started = True
         self.refresh_plugins(initial=True)
+        self._skip_expired(list(self._plugins.by_key.values()))
         for key in positions.respelled:
             self._store.forget(key)
         if positions.legacy_default is not None:
@@ -321,9 +321,13 @@ class Engine:
             return False
         self.refresh_plugins()
         self._delivery.wait_for_room(self._stop, self.serve_requests)
-        batch = self._fetch_fresh()
+        position = self._fetch_position()
+        batch = self._fresh.next_batch(position, self.event_type_filter())
         if batch is None:
             return False
+        if batch and int(batch[0]["id"]) - position - 1 > self._settings.batch_size:
+            # More ids missing than a batch: not gaps, the site's log may start after them.
+            self._skip_expired(self._delivery.on_lane())
         delivered = self._delivery.deliver(batch)
         self._backlog.poll(list(self._plugins.by_key.values()), self._delivery)
         self._delivery.expire(self.site_clock.now())
@@ -386,8 +390,13 @@ class Engine:
         """The event types to ask the site for, or None for all (see ``wanted_event_types``)."""
         return wanted_event_types(self._loader.plugins) if self._settings.prefilter else None
 
-    def _fetch_fresh(self) -> list[Event] | None:
-        return self._fresh.next_batch(self._fetch_position(), self.event_type_filter())
+    def _skip_expired(self, runners: list[PluginRunner]) -> None:
+        """Move plugins past the events the site's log no longer has (``skip_expired``)."""
+        if not runners:
+            return
+        oldest = self._retry.call("reading the oldest event", self._source.oldest_id)
+        for runner in runners:
+            runner.skip_expired(oldest or 0, more_than=self._settings.batch_size)
 
     def _fetch_position(self) -> int:
         return self._delivery.fetch_position(self._fresh.head)

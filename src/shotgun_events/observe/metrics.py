@@ -61,11 +61,18 @@ class DaemonCollector(Collector):
             "1 while an operator disabled the plugin",
             labels=["plugin"],
         )
+        expired = CounterMetricFamily(
+            f"{PREFIX}_plugin_expired_events",
+            "Events the site's log no longer had when the plugin got to them (never delivered)",
+            labels=["plugin"],
+        )
         for row in rows:
             active.add_metric([row.name], float(row.state == "active"))
             disabled.add_metric([row.name], float(row.state == "disabled"))
+            expired.add_metric([row.name], float(row.expired))
         yield active
         yield disabled
+        yield expired
         yield from self._celery_families(rows)
         yield from self._callback_families()
 

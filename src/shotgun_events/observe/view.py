@@ -45,6 +45,8 @@ class PluginRow:
     tasks: dict[str, int] = field(default_factory=dict)
     #: (event id, seconds) of its longest-running callback now, from the in-flight registry.
     running: tuple[int, float] | None = None
+    #: Events skipped because the site's log no longer had them.
+    expired: int = 0
 
 
 @dataclass
@@ -110,6 +112,7 @@ class DaemonView:
                     executor=runner.spec.kind,
                     tasks=runner.executor_figures(),
                     running=oldest.get(plugin.name),
+                    expired=runner.expired,
                 )
             )
         return rows

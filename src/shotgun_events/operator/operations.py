@@ -268,6 +268,8 @@ def status(engine: Engine) -> dict[str, Any]:
                 "retrying": {"event_id": retrying[0], "attempt": retrying[1]} if retrying else None,
                 "dead_letters": sum(1 for letter in letters if letter.get("plugin") == plugin.name),
                 "delivered": runner.delivered,
+                # Events the site's log no longer had when the plugin got to them.
+                "expired": runner.expired,
                 # Callbacks running now in the daemon, the longest first (the in-flight registry).
                 "running": [
                     {"event_id": w.event_id, "seconds": round(now - w.since, 1)}

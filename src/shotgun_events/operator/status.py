@@ -229,6 +229,8 @@ def plugin_line(plugin: dict[str, Any]) -> str:
         parts.append(f"retrying event {retrying['event_id']} (attempt {retrying['attempt']})")
     if plugin.get("dead_letters"):
         parts.append(f"dead letters {plugin['dead_letters']}")
+    if plugin.get("expired"):
+        parts.append(f"expired {plugin['expired']} (no longer in the site's log)")
     skipped = plugin.get("skipped") or {}
     if skipped:
         counts = ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in sorted(skipped.items()))

@@ -277,6 +277,12 @@ class EventLog:
             self.store.checkpoint()
         return first, first + n - 1
 
+    def drop_before(self, event_id: int) -> int:
+        """Delete the events below ``event_id``, as a hosted site's retention does; return how many."""
+        with self.store.transaction() as conn:
+            cursor = conn.execute(f"DELETE FROM {q(EVENT_TABLE)} WHERE id < ?", (event_id,))
+        return int(cursor.rowcount)
+
     def newest_id(self) -> int:
         """The highest visible event id (0 for an empty log)."""
         with self.store.lock:

@@ -18,6 +18,7 @@ CONTROL_ACTIONS = (
     "commit_reserved",
     "discard_reserved",
     "append_events",
+    "drop_events_before",
     "inject_fault",
     "clear_faults",
     "call_counts",
@@ -114,6 +115,10 @@ class Controls:
             **fields,
         )
         return first, last
+
+    def drop_events_before(self, event_id: int) -> int:
+        """Delete the events below ``event_id`` (the log's retention); returns how many."""
+        return self.api.events.drop_before(event_id)
 
     def inject_fault(
         self,
