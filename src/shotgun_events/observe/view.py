@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shotgun_events.client.connections import ConnectionPool
+from shotgun_events.client.limits import CallLimiter
 from shotgun_events.config.model import Config
 from shotgun_events.delivery.runner import PluginRunner
 from shotgun_events.engine.loop import Engine
@@ -57,6 +58,8 @@ class DaemonView:
     sink: MetricsSink
     liveness: Liveness
     recent: RecentLog
+    #: The ceiling on plugins' site calls; None when no plugin has one.
+    limits: CallLimiter | None = None
     started: float = field(default_factory=time.time)
     per_minute: PerMinute = field(init=False)
 
@@ -129,7 +132,7 @@ class DaemonView:
         """The data of ``status --json``, secrets masked."""
         for _ in range(_TRIES):
             try:
-                live = operations.status(self.engine)
+                live = operations.status(self.engine, self.limits)
                 break
             except (KeyError, RuntimeError):
                 continue

@@ -58,9 +58,12 @@ class ControlServer:
         reply_timeout: float = 30.0,
         status_timeout: float = 10.0,
         allowed_uids: frozenset[int] | None = None,
+        status: Action | None = None,
     ) -> None:
+        """``status``: the status action with the daemon's parts bound (requests.build_action)."""
         self._path = Path(path)
         self._submit = submit
+        self._status = status
         self._reply_timeout = reply_timeout
         self._status_timeout = status_timeout
         self._allowed = allowed_uids if allowed_uids is not None else frozenset({os.geteuid(), 0})
@@ -220,7 +223,7 @@ class ControlServer:
             return _error(f"uid {peer[1]} may not control this daemon; run as its user or root")
         try:
             command, args = _parse(data)
-            action, may_take_long = build_action(command, args)
+            action, may_take_long = build_action(command, args, status=self._status)
         except ControlError as exc:
             return _error(str(exc))
         who = f"{args.get('operator') or '?'} (uid {peer[1]}, pid {peer[0]})" if peer else "?"

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from shotgun_events.client.limits import CallLimiter
 from shotgun_events.delivery.dispatch import Outcome
 from shotgun_events.delivery.failures import DeadLetters
 from shotgun_events.delivery.runner import PluginRunner
@@ -232,8 +233,12 @@ def _queued_replay(item: dict[str, Any]) -> Callable[[Engine], dict[str, Any]]:
     return run
 
 
-def status(engine: Engine) -> dict[str, Any]:
-    """Describe every plugin: state, position, backlog, lag, retries, dead letters."""
+def status(engine: Engine, limits: CallLimiter | None = None) -> dict[str, Any]:
+    """Describe every plugin: state, position, backlog, lag, retries, dead letters.
+
+    ``limits``: the daemon's ceiling on plugins' site calls, for each plugin's
+    ``max_calls_per_second`` and the seconds its calls waited for it.
+    """
     letters = DeadLetters(engine.store).entries()
     head = engine.head
     scope = engine.dispatcher.scope
@@ -276,6 +281,8 @@ def status(engine: Engine) -> dict[str, Any]:
                 ][:5],
                 # Events not delivered because of the plugin's scope (cursor moved past them).
                 "skipped": skipped.get(plugin.name, {}),
+                "max_calls_per_second": limits.limit(plugin.name) if limits else None,
+                "site_call_wait_seconds": round(limits.waited(plugin.name), 3) if limits else 0.0,
             }
         )
     return {

@@ -21,8 +21,13 @@ Action = Callable[["Engine"], Any]
 DEFAULT_REASON = "no reason given"
 
 
-def build_action(command: str, args: Mapping[str, Any]) -> tuple[Action, bool]:
-    """Turn a request into the action to submit, and whether it may wait long (not status)."""
+def build_action(
+    command: str, args: Mapping[str, Any], *, status: Action | None = None
+) -> tuple[Action, bool]:
+    """Turn a request into the action to submit, and whether it may wait long (not status).
+
+    ``status``: the status action with the daemon's parts bound (else ``operations.status``).
+    """
     from shotgun_events.operator import (
         operations,  # the engine's side; imported when the daemon serves a request
     )
@@ -31,7 +36,7 @@ def build_action(command: str, args: Mapping[str, Any]) -> tuple[Action, bool]:
     who = args.get("operator")
     operator = who if isinstance(who, str) and who else None
     if command == "status":
-        return operations.status, False
+        return status or operations.status, False
     if command == "replay":
         plugin, first = text_arg(args, "plugin"), int_arg(args, "from_id")
         last = optional_int_arg(args, "to_id")
