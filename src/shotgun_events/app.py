@@ -234,7 +234,8 @@ class Daemon:
         )
         mailer = wiring.build_mailer(config, logs)
         store = StateStore(config.event_id_file, fsync=config.state_fsync, config_path=config.path)
-        pool = ConnectionPool(factory_for(config), config.max_connections_per_script)
+        connections = wiring.plugin_connections(config)
+        pool = connections.pool
         lookup = SiteLookup(
             lambda: factory_for(config).create(config.script_name, config.script_key)
         )
@@ -256,7 +257,7 @@ class Daemon:
             config,
             logs=logs,
             store=store,
-            pool=pool,
+            connections=connections,
             lookup=lookup,
             wait=heartbeat.wait,
             reloading=reloading,
@@ -288,11 +289,12 @@ class Daemon:
             len(config.plugin_paths),
             config.event_id_file,
         )
+        limiter = connections.limiter
         control = ControlServer(config.control_socket_path, engine.submit)
         receiver = wiring.build_receiver(config, wake)
         observer = None
         if sink is not None:
-            for part in (store, loader, engine.dispatcher, mailer):
+            for part in (store, loader, engine.dispatcher, mailer, limiter):
                 if part is not None:
                     part.telemetry = sink
             recent = RecentLog()

@@ -26,6 +26,9 @@ class Telemetry(Protocol):
     def dead_lettered(self, plugin: str) -> None:
         """An event was given up for a plugin and put on the dead-letter list."""
 
+    def site_call_waited(self, plugin: str, seconds: float) -> None:
+        """A site call of the plugin's callback waits ``seconds`` for its max_calls_per_second."""
+
     def site_read(self, kind: str, seconds: float, events: int, error: str | None) -> None:
         """One read of the event log (``kind``: after, ids, newest); ``error``: its kind or None."""
 
@@ -52,6 +55,9 @@ class NullTelemetry:
         """Ignore."""
 
     def dead_lettered(self, plugin: str) -> None:
+        """Ignore."""
+
+    def site_call_waited(self, plugin: str, seconds: float) -> None:
         """Ignore."""
 
     def site_read(self, kind: str, seconds: float, events: int, error: str | None) -> None:

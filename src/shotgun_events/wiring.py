@@ -1,8 +1,9 @@
 """Builders of the daemon's parts from one ``Config``, for ``app.Daemon.build`` to assemble.
 
 The heartbeat the engine calls once per loop and its liveness clock; the
-engine's settings, site retry and event sources; the delivery (dispatcher,
-retries, dead letters, Celery); the hook run at every plugin scan; and the
+engine's settings, site retry and event sources; the plugins' connections
+(with the ceiling on their site calls); the delivery (dispatcher, retries,
+dead letters, Celery); the hook run at every plugin scan; and the
 optional parts: error mail, plugin watcher, webhook receiver, control socket.
 A builder of an optional part returns None when the configuration turns it
 off; a ``start_*`` logs why its part cannot start, and the daemon goes on
@@ -20,7 +21,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from shotgun_events.client.connections import ConnectionPool
+from shotgun_events.client.connections import ConnectionPool, factory_for
+from shotgun_events.client.limits import CallLimiter, limiter_for
 from shotgun_events.client.outage import Outage
 from shotgun_events.client.retry import SiteRetry
 from shotgun_events.client.source import ShotgunEventSource, daemon_source
@@ -30,6 +32,7 @@ from shotgun_events.delivery.celery.wiring import CeleryWiring, celery_wiring
 from shotgun_events.delivery.dispatch import Dispatcher
 from shotgun_events.delivery.executors import Executors, ExecutorSpec, choose
 from shotgun_events.delivery.failures import DeadLetters, FailurePolicy, RetryPolicy
+from shotgun_events.delivery.inflight import InFlight
 from shotgun_events.delivery.scope import Scope, SiteLookup
 from shotgun_events.engine.settings import Settings
 from shotgun_events.engine.wakeup import WakeUps
@@ -143,6 +146,31 @@ def source_factory(config: Config, sink: Telemetry | None) -> Callable[[], Shotg
 
 
 @dataclass
+class PluginConnections:
+    """The plugins' ``sg`` pool, the in-flight registry it asks, and the ceiling on their calls."""
+
+    pool: ConnectionPool
+    in_flight: InFlight
+    limiter: CallLimiter | None
+
+
+def plugin_connections(config: Config) -> PluginConnections:
+    """The plugins' connections; with a call ceiling, each call waits for its plugin's turn.
+
+    The registry the dispatcher writes around each event's callbacks tells the
+    gate which plugin calls: several plugins share a thread's ``sg``.
+    """
+    registry = InFlight()
+    limiter = limiter_for(config)
+    gate = None
+    if limiter is not None:
+        gate = limiter.gate(registry.on_thread)
+        log.info("ceiling on plugins' site calls: %s", limiter.describe())
+    pool = ConnectionPool(factory_for(config), config.max_connections_per_script, gate=gate)
+    return PluginConnections(pool, registry, limiter)
+
+
+@dataclass
 class DeliveryParts:
     """How plugins' events run: the dispatcher, the executors and which one each plugin gets."""
 
@@ -166,7 +194,7 @@ def build_delivery(
     *,
     logs: LogSetup,
     store: StateStore,
-    pool: ConnectionPool,
+    connections: PluginConnections,
     lookup: SiteLookup,
     wait: Callable[[float], bool],
     reloading: bool,
@@ -187,7 +215,8 @@ def build_delivery(
     probe = daemon_source(config)
     outage = Outage(probe.newest_id, max_wait=config.conn_retry_sleep)
     dispatcher = Dispatcher(
-        connections=pool,
+        connections=connections.pool,
+        in_flight=connections.in_flight,
         use_session_uuid=config.use_session_uuid,
         timing=logs.timing,
         policy=policy,
@@ -195,6 +224,7 @@ def build_delivery(
         wait=wait,
         scope=Scope(settings=config.plugin_settings, lookup=lookup, config_path=config.path),
         outage=outage,
+        limits=connections.limiter,
     )
     # Celery (issue 15): Redis is reached here, before ready, or the start fails.
     celery = (

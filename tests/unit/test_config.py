@@ -129,6 +129,7 @@ def test_minimal_file_gets_every_default(tmp_path: Path) -> None:
     assert (config.backlog_timeout, config.backlog_poll_interval) == (300, 5)
     assert (config.request_timeout, config.start_from_id, config.dispatch) == (60, None, "auto")
     assert (config.max_connections_per_script, config.read_ahead) == (8, 4)
+    assert config.max_calls_per_second == 0  # no ceiling on plugins' site calls
     assert (config.stop_timeout, config.callback_timeout) == (30, 0)
     assert (config.state_fsync, config.strict_permissions) == ("interval", False)
     assert (config.proxy_server, config.ca_certs, config.use_session_uuid) == (None, None, True)
@@ -170,6 +171,7 @@ start_from_id = 42
 dispatch = Serial
 stop_timeout = 10
 callback_timeout = 90
+max_calls_per_second = 12.5
 state_fsync = always
 strict_permissions = yes
 
@@ -223,6 +225,7 @@ def test_every_key_is_parsed(tmp_path: Path) -> None:
     assert (config.backlog_poll_interval, config.start_from_id) == (1.5, 42)
     assert (config.dispatch, config.stop_timeout, config.callback_timeout) == ("serial", 10, 90)
     assert (config.state_fsync, config.strict_permissions) == ("always", True)
+    assert config.max_calls_per_second == 12.5
     assert (config.server, config.script_name, config.script_key) == (
         "https://studio.example.com",
         "daemon",
@@ -386,6 +389,7 @@ def test_a_lone_percent_in_a_secret_is_an_error_that_hides_the_value(tmp_path: P
 
 URL_FIX = "write the site address, e.g. https://mystudio.shotgunstudio.com"
 WHOLE, SECONDS = "a whole number", "a number of seconds"
+RATE = "a number of calls per second >= 0 (0: no limit)"
 
 
 @pytest.mark.parametrize(("section", "key"), REQUIRED)
@@ -417,6 +421,9 @@ def test_each_missing_required_key_gives_one_exact_line(
         ("daemon", "fetch_interval", "-1", f"{SECONDS} >= 0", "the default is 5"),
         ("daemon", "conn_retry_sleep", "nan", f"{SECONDS} >= 0", "the default is 60"),
         ("shotgun", "timeout_secs", "0", f"{SECONDS} > 0", "the default is 60"),
+        ("daemon", "max_calls_per_second", "-2", RATE, "the default is 0"),
+        ("daemon", "max_calls_per_second", "10/s", RATE, "the default is 0"),
+        ("daemon", "max_calls_per_second", "inf", RATE, "the default is 0"),
         (
             "daemon",
             "dispatch",

@@ -22,6 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from shotgun_events.client.connections import ConnectionPool, factory_for
+from shotgun_events.client.limits import CallLimiter
 from shotgun_events.client.retry import SiteRetry
 from shotgun_events.config.load import load_config_with_warnings
 from shotgun_events.config.model import Config
@@ -281,6 +282,27 @@ def test_metrics_follow_delivery_labelled_by_plugin_only(tmp_path: Path) -> None
                       "implementation", "major", "minor", "patchlevel", "version"}  # fmt: skip
     assert ("process_cpu_seconds_total", ()) in found
     assert not gc.callbacks  # no collector hooks the interpreter's garbage collector
+
+
+def test_call_ceilings_and_the_time_calls_waited_are_exported_per_plugin(tmp_path: Path) -> None:
+    # Given plugin01 held to 4 site calls per second, its waits reported to the sink
+    view, engine, source, _ = observed(tmp_path)
+    limits = CallLimiter(0, {"plugin01": 4}, monotonic=lambda: 7.0, sleep=lambda s: None)
+    limits.telemetry = view.sink
+    engine.dispatcher.limits = limits
+    for _ in range(6):
+        limits.wait("plugin01")
+    source.add(4)
+    engine.run_once()
+    # When scraped
+    found = samples(view)
+    # Then its ceiling and its 0.75 s of waiting show; the other plugin has no ceiling
+    wait = "shotgun_events_plugin_site_call_wait_seconds_total"
+    ceiling = "shotgun_events_plugin_max_calls_per_second"
+    assert found[(wait, (("plugin", "plugin01"),))] == 0.75
+    assert found[(wait, (("plugin", "plugin00"),))] == 0
+    assert found[(ceiling, (("plugin", "plugin01"),))] == 4
+    assert (ceiling, (("plugin", "plugin00"),)) not in found
 
 
 def test_readiness_says_why_it_is_not_ready(tmp_path: Path) -> None:

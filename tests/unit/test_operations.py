@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 
+from shotgun_events.client.limits import CallLimiter
 from shotgun_events.client.retry import SiteRetry
 from shotgun_events.delivery.dispatch import Dispatcher
 from shotgun_events.delivery.executors import choose
@@ -266,3 +267,24 @@ def test_status_names_the_event_a_callback_has_been_running_on_from_the_registry
         runner.join(10)
         engine.close()
     assert held.received == [3]
+
+
+def test_status_shows_a_plugins_call_ceiling_and_the_time_its_calls_waited(rig: Rig) -> None:
+    # Given plugin a held to 2 site calls per second, whose callbacks sent 4 calls at once
+    engine, _, _, _ = rig
+    waits: list[float] = []
+    limits = CallLimiter(0, {"a": 2}, monotonic=lambda: 100.0, sleep=waits.append)
+    for _ in range(4):
+        limits.wait("a")
+    # When the status is asked of a daemon with that limiter
+    engine.dispatcher.limits = limits
+    report = {p["name"]: p for p in operations.status(engine)["plugins"]}
+    # Then a shows its ceiling and the 1.5 s its last two calls waited; b has no ceiling
+    assert (report["a"]["max_calls_per_second"], report["a"]["site_call_wait_seconds"]) == (2, 1.5)
+    assert (report["b"]["max_calls_per_second"], report["b"]["site_call_wait_seconds"]) == (None, 0)
+    # And the plain line says it, for a only
+    assert "site calls <= 2/s waited 1.5 s" in plugin_line(report["a"])
+    assert "site calls" not in plugin_line(report["b"])
+    # And a plugin on Celery shows its ceiling as held by each worker
+    on_celery = {**report["a"], "executor": "celery"}
+    assert "site calls <= 2/s per worker" in plugin_line(on_celery)

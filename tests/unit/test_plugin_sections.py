@@ -27,8 +27,8 @@ def test_every_key_is_read_and_unset_keys_stay_none(tmp_path: Path) -> None:
     # Given two plugin sections, one full and one with a single key
     extra = (
         "\n[plugin:shotStatusRollup]\nprojects = 122, Big Show\nignore_own_events = yes\n"
-        "concurrency = 8\norder_by = Entity\nexecutor = celery\n"
-        "\n[plugin:logArgs]\norder_by = meta.entity_id\n"
+        "concurrency = 8\norder_by = Entity\nexecutor = celery\nmax_calls_per_second = 2.5\n"
+        "\n[plugin:logArgs]\norder_by = meta.entity_id\nmax_calls_per_second = 0\n"
     )
     # When the file is loaded
     settings, warnings = load(tmp_path, extra)
@@ -41,8 +41,11 @@ def test_every_key_is_read_and_unset_keys_stay_none(tmp_path: Path) -> None:
         concurrency=8,
         order_by="entity",
         executor="celery",
+        max_calls_per_second=2.5,
     )
-    assert settings["logArgs"] == PluginSettings(name="logArgs", order_by="meta.entity_id")
+    assert settings["logArgs"] == PluginSettings(
+        name="logArgs", order_by="meta.entity_id", max_calls_per_second=0
+    )
 
 
 def test_unknown_key_in_a_plugin_section_is_a_warning(tmp_path: Path) -> None:
@@ -61,6 +64,8 @@ def test_unknown_key_in_a_plugin_section_is_a_warning(tmp_path: Path) -> None:
         ("executor = dask", "executor"),
         ("ignore_own_events = maybe", "ignore_own_events"),
         ("projects = 1,,2", "projects"),
+        ("max_calls_per_second = -1", "max_calls_per_second"),
+        ("max_calls_per_second = fast", "max_calls_per_second"),
     ],
 )
 def test_bad_values_are_one_line_errors_naming_the_key(

@@ -6,7 +6,8 @@ an HTTP connection from one pool for each call and share one ``info`` call
 (see pool.py). Objects are
 created with ``connect=False`` so nothing touches the network until a
 callback really uses its connection (the original opened one per callback,
-eagerly, each sending ``info``).
+eagerly, each sending ``info``). With a gate (limits.py: the ceiling on a
+plugin's site calls), each call of the plugins' objects waits for its turn.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from shotgun_api3.shotgun import Shotgun
 
 from shotgun_events.client.fastdecode import FastDecodeShotgun
+from shotgun_events.client.limits import Gate, GatedShotgun
 from shotgun_events.client.pool import CredentialPool, PooledShotgun
 from shotgun_events.config.model import DEFAULTS, Config
 
@@ -46,12 +48,14 @@ class ConnectionFactory:
         *,
         fast_decode: bool = False,
         pool: CredentialPool | None = None,
+        gate: Gate | None = None,
     ) -> Shotgun:
         """Return a new, not yet connected ``Shotgun`` for these credentials.
 
         ``fast_decode``: the engine's own event reads use a client with a faster,
         equivalent decoding of replies (see fastdecode.py). ``pool``: borrow HTTP
         connections from this credential's pool for each call (plugins' ``sg``).
+        ``gate``: run before each call (plugins' ``sg``, see limits.py).
         """
         options: dict[str, object] = {
             "connect": False,
@@ -60,7 +64,11 @@ class ConnectionFactory:
         }
         sg: Shotgun
         if pool is not None:
-            sg = PooledShotgun(self._server, script_name, script_key, pool=pool, **options)
+            sg = PooledShotgun(
+                self._server, script_name, script_key, pool=pool, gate=gate, **options
+            )
+        elif gate is not None:
+            sg = GatedShotgun(self._server, script_name, script_key, gate=gate, **options)
         elif fast_decode:
             sg = FastDecodeShotgun(self._server, script_name, script_key, **options)  # type: ignore[arg-type]
         else:
@@ -84,15 +92,22 @@ def factory_for(config: Config) -> ConnectionFactory:
 
 
 class ConnectionPool:
-    """Hand out one ``Shotgun`` per (script name, key, thread); one pool per credential."""
+    """Hand out one ``Shotgun`` per (script name, key, thread); one pool per credential.
+
+    ``gate``: what each call of these objects waits for first (the plugins' call
+    ceiling, see limits.py); None: calls go at once.
+    """
 
     def __init__(
         self,
         factory: ConnectionFactory,
         max_per_script: int = DEFAULTS.integer("daemon", "max_connections_per_script"),
+        *,
+        gate: Gate | None = None,
     ) -> None:
         self._factory = factory
         self._max_per_script = max_per_script
+        self._gate = gate
         self._lock = threading.Lock()
         self._connections: dict[tuple[str, str, int], Shotgun] = {}
         self._links: dict[tuple[str, str], CredentialPool] = {}
@@ -109,7 +124,7 @@ class ConnectionPool:
                     if link is None:
                         link = CredentialPool(self._max_per_script)
                         self._links[(script_name, script_key)] = link
-                    sg = self._factory.create(script_name, script_key, pool=link)
+                    sg = self._factory.create(script_name, script_key, pool=link, gate=self._gate)
                     self._connections[key] = sg
         return sg
 

@@ -23,6 +23,7 @@ from typing import Any
 from shotgun_api3.lib.httplib2 import Http
 from shotgun_api3.shotgun import ServerCapabilities, Shotgun
 
+from shotgun_events.client.limits import GatedShotgun
 from shotgun_events.config.model import DEFAULTS
 
 log = logging.getLogger("client.pool")
@@ -168,16 +169,16 @@ class CredentialPool:
                 close_http(http)
 
 
-class PooledShotgun(Shotgun):
+class PooledShotgun(GatedShotgun):
     """A ``Shotgun`` that borrows an HTTP connection from a ``CredentialPool`` for each call.
 
     The object itself (config, session uuid, ...) belongs to one thread, as
     the plugins' ``sg`` always did; only the connection under it is pooled.
+    With a ``gate`` (limits.py), each call first waits for its turn.
     """
 
     def __init__(self, *args: Any, pool: CredentialPool, **kwargs: Any) -> None:
         self._pool = pool
-        self._depth = 0
         super().__init__(*args, **kwargs)
 
     def _get_connection(self) -> Http:
@@ -199,16 +200,10 @@ class PooledShotgun(Shotgun):
         if http is not None:
             self._pool.discard(http)
 
-    def _call_rpc(self, *args: Any, **kwargs: Any) -> Any:
-        self._depth += 1
-        try:
-            return super()._call_rpc(*args, **kwargs)
-        finally:
-            self._depth -= 1
-            if self._depth == 0:
-                http, self._connection = self._connection, None
-                if http is not None:
-                    self._pool.release(http)
+    def _call_ended(self) -> None:
+        http, self._connection = self._connection, None
+        if http is not None:
+            self._pool.release(http)
 
     @property
     def server_caps(self) -> ServerCapabilities:

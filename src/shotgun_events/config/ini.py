@@ -273,6 +273,18 @@ class IniReader:
             raise self.fail(section, key, expected, value, self._fix(section, key))
         return number
 
+    def per_second(self, section: str, key: str) -> float:
+        """A rate in calls per second, >= 0 (0: no limit)."""
+        value = self.text(section, key)
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number) or number < 0:
+            expected = "a number of calls per second >= 0 (0: no limit)"
+            raise self.fail(section, key, expected, value, self._fix(section, key))
+        return number
+
     def boolean(self, section: str, key: str) -> bool:
         value = self.text(section, key)
         state = self.parser.BOOLEAN_STATES.get(value.lower())

@@ -151,6 +151,7 @@ def _build(ini: IniReader) -> Config:
         control_socket=_control_socket(ini),
         max_connections_per_script=ini.integer("daemon", "max_connections_per_script", 1, 256),
         read_ahead=ini.integer("daemon", "read_ahead", 1, 32),
+        max_calls_per_second=ini.per_second("daemon", "max_calls_per_second"),
         plugin_settings=(plugin_settings := read_plugin_sections(ini)),
         http=read_http(ini),
         active_fetch_interval=read_active_interval(ini),

@@ -53,6 +53,8 @@ DEFAULTS = DefaultsTable(
         # issue 12: connection pool per credential, read-ahead during catch-up
         ("daemon", "max_connections_per_script"): "8",
         ("daemon", "read_ahead"): "4",
+        # issue 25: a ceiling on each plugin's site calls (0: none)
+        ("daemon", "max_calls_per_second"): "0",
         ("shotgun", "proxy_server"): "",
         ("shotgun", "use_session_uuid"): "True",
         ("shotgun", "timeout_secs"): "60",
@@ -202,6 +204,8 @@ class Config:
     celery: CeleryConfig = field(default_factory=CeleryConfig)
     #: Where plugins' events run unless their section says: ``local`` or ``celery``.
     executor: str = DEFAULTS.text("daemon", "executor")
+    #: Site calls per second a plugin's callbacks may send, unless its section says; 0: no limit.
+    max_calls_per_second: float = DEFAULTS.number("daemon", "max_calls_per_second")
 
     @property
     def uses_celery(self) -> bool:

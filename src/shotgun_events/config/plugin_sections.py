@@ -23,6 +23,7 @@ PLUGIN_KEYS: tuple[str, ...] = (
     "concurrency",
     "order_by",
     "executor",
+    "max_calls_per_second",
 )
 ORDER_BY_NAMED = ("entity", "project", "none")
 EXECUTORS = ("local", "celery")
@@ -42,6 +43,8 @@ class PluginSettings:
     #: ``entity``, ``project``, ``none`` or a dotted field of the event (``meta.entity_id``).
     order_by: str | None = None
     executor: str | None = None
+    #: The plugin's ceiling on site calls per second (0: none), over ``[daemon]``'s.
+    max_calls_per_second: float | None = None
 
 
 def plugin_section_names(sections: list[str]) -> list[str]:
@@ -79,6 +82,9 @@ def read_plugin_sections(ini: IniReader) -> Mapping[str, PluginSettings]:
             order_by=_order_by(ini, section),
             executor=ini.choice(section, "executor", EXECUTORS)
             if _given(ini, section, "executor")
+            else None,
+            max_calls_per_second=ini.per_second(section, "max_calls_per_second")
+            if _given(ini, section, "max_calls_per_second")
             else None,
         )
     return MappingProxyType(found)

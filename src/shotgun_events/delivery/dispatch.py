@@ -25,6 +25,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from shotgun_events.client.limits import CallLimiter
 from shotgun_events.client.outage import Outage, is_unavailable
 from shotgun_events.delivery.failures import FailurePolicy, Verdict
 from shotgun_events.delivery.inflight import InFlight
@@ -94,6 +95,7 @@ class Dispatcher:
         scope: Scope | None = None,
         in_flight: InFlight | None = None,
         outage: Outage | None = None,
+        limits: CallLimiter | None = None,
     ) -> None:
         self.scope = scope
         self._connections = connections
@@ -105,6 +107,8 @@ class Dispatcher:
         self.in_flight = in_flight or InFlight()
         #: The site's availability; None: a site error is a callback failure like any other.
         self.outage = outage
+        #: The ceiling on each plugin's site calls, when one is set (client/limits.py).
+        self.limits = limits
         #: Plugin name -> (event id, retry number) while a retry is waiting (for status).
         self.retrying: dict[str, tuple[int, int]] = {}
 

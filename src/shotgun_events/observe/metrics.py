@@ -73,6 +73,18 @@ class DaemonCollector(Collector):
         yield active
         yield disabled
         yield expired
+        limits = self._view.engine.dispatcher.limits
+        if limits is not None:
+            ceiling = GaugeMetricFamily(
+                f"{PREFIX}_plugin_max_calls_per_second",
+                "The plugin's ceiling on site calls per second (plugins with one)",
+                labels=["plugin"],
+            )
+            for row in rows:
+                rate = limits.limit(row.name)
+                if rate is not None:
+                    ceiling.add_metric([row.name], rate)
+            yield ceiling
         yield from self._celery_families(rows)
         yield from self._callback_families()
 
@@ -118,6 +130,10 @@ class DaemonCollector(Collector):
             f"{PREFIX}_callback_duration_seconds", "Time spent in callbacks", labels=["plugin"]
         )
         simple = {
+            "plugin_site_call_wait_seconds": (
+                "Seconds the plugin's site calls waited for its max_calls_per_second",
+                "call_wait",
+            ),
             "callback_retries": ("Failed callback calls tried again", "retries"),
             "dead_letters": ("Events given up after their callback failed", "dead_letters"),
             "plugin_loads": ("Loads and reloads of the plugin file", "loads"),

@@ -50,7 +50,16 @@ class Histogram:
 class PluginCounters:
     """What one plugin's callbacks did since the daemon started."""
 
-    __slots__ = ("dead_letters", "duration", "errors", "load_failures", "loads", "ok", "retries")
+    __slots__ = (
+        "call_wait",
+        "dead_letters",
+        "duration",
+        "errors",
+        "load_failures",
+        "loads",
+        "ok",
+        "retries",
+    )
 
     def __init__(self) -> None:
         self.ok = 0
@@ -59,6 +68,8 @@ class PluginCounters:
         self.dead_letters = 0
         self.loads = 0
         self.load_failures = 0
+        #: Seconds its site calls waited for max_calls_per_second.
+        self.call_wait = 0.0
         self.duration = Histogram()
 
 
@@ -111,6 +122,12 @@ class MetricsSink:
     def dead_lettered(self, plugin: str) -> None:
         """Count a dead letter."""
         self.plugin(plugin).dead_letters += 1
+
+    def site_call_waited(self, plugin: str, seconds: float) -> None:
+        """Add to the plugin's waiting time (its callbacks may call from several threads)."""
+        counters = self.plugin(plugin)
+        with self._lock:
+            counters.call_wait += seconds
 
     def site_read(self, kind: str, seconds: float, events: int, error: str | None) -> None:
         """Count one read of the event log, failed or not."""

@@ -59,6 +59,7 @@ class DaemonView:
     sink: MetricsSink
     liveness: Liveness
     recent: RecentLog
+    #: The ceiling on plugins' site calls; None when no plugin has one.
     started: float = field(default_factory=time.time)
     per_minute: PerMinute = field(init=False)
 

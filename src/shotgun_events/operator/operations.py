@@ -233,7 +233,9 @@ def _queued_replay(item: dict[str, Any]) -> Callable[[Engine], dict[str, Any]]:
 
 
 def status(engine: Engine) -> dict[str, Any]:
-    """Describe every plugin: state, position, backlog, lag, retries, dead letters."""
+    """Describe every plugin: state, position, backlog, lag, retries, dead letters, and its
+    ceiling on site calls with the seconds its calls waited for it."""
+    limits = engine.dispatcher.limits
     letters = DeadLetters(engine.store).entries()
     head = engine.head
     scope = engine.dispatcher.scope
@@ -278,6 +280,8 @@ def status(engine: Engine) -> dict[str, Any]:
                 ][:5],
                 # Events not delivered because of the plugin's scope (cursor moved past them).
                 "skipped": skipped.get(plugin.name, {}),
+                "max_calls_per_second": limits.limit(plugin.name) if limits else None,
+                "site_call_wait_seconds": round(limits.waited(plugin.name), 3) if limits else 0.0,
             }
         )
     outage = engine.outage

@@ -202,6 +202,14 @@ def _celery_part(plugin: dict[str, Any]) -> str:
     return text
 
 
+def _ceiling_part(plugin: dict[str, Any], ceiling: float) -> str:
+    """The plugin's ceiling on site calls and how long its calls waited for it."""
+    if plugin.get("executor") == "celery":
+        # Each worker process keeps the ceiling, and its calls wait there, not here.
+        return f"site calls <= {ceiling:g}/s per worker"
+    return f"site calls <= {ceiling:g}/s waited {plugin.get('site_call_wait_seconds', 0):.1f} s"
+
+
 def plugin_line(plugin: dict[str, Any]) -> str:
     """One plugin's line of the plain `status` output."""
     parts = [
@@ -220,6 +228,9 @@ def plugin_line(plugin: dict[str, Any]) -> str:
         lag = plugin.get("lag_seconds")
         seconds = f", {lag:.0f} s" if isinstance(lag, int | float) else ""
         parts.append(f"lag {plugin['lag_events']} events{seconds}")
+    ceiling = plugin.get("max_calls_per_second")
+    if ceiling:
+        parts.append(_ceiling_part(plugin, ceiling))
     running = [r for r in plugin.get("running") or [] if r.get("seconds", 0) >= 1]
     if running:
         oldest = running[0]

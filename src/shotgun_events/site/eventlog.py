@@ -278,7 +278,7 @@ class EventLog:
         return first, first + n - 1
 
     def drop_before(self, event_id: int) -> int:
-        """Delete the events below ``event_id``, as a hosted site's retention does; return how many."""
+        """Delete the events below ``event_id`` (a hosted site's retention); return how many."""
         with self.store.transaction() as conn:
             cursor = conn.execute(f"DELETE FROM {q(EVENT_TABLE)} WHERE id < ?", (event_id,))
         return int(cursor.rowcount)

@@ -21,6 +21,7 @@ from celery.exceptions import Reject
 
 from celery import Celery
 from shotgun_events.client.connections import ConnectionFactory, factory_for
+from shotgun_events.client.limits import Gate, limiter_for
 from shotgun_events.config.model import Config
 from shotgun_events.delivery.celery.app import make_app, queue_name
 from shotgun_events.delivery.celery.codec import (
@@ -32,6 +33,7 @@ from shotgun_events.delivery.celery.codec import (
 from shotgun_events.delivery.celery.runtime import WorkerRuntime
 from shotgun_events.delivery.celery.store import DoneStore, write_beacon
 from shotgun_events.delivery.dispatch import Dispatcher
+from shotgun_events.delivery.inflight import InFlight
 from shotgun_events.delivery.scope import Scope, SiteLookup
 from shotgun_events.notify.logs import configure_logging
 from shotgun_events.plugins.loader import PluginLoader
@@ -56,11 +58,14 @@ class ThreadConnections:
 
     The daemon's pool shares one HTTP link per credential because its plugins
     mostly take turns; a worker's threads run callbacks at the same time, and
-    sharing one link would make them wait for each other's site calls.
+    sharing one link would make them wait for each other's site calls. With a
+    ``gate`` each call waits for its plugin's turn (max_calls_per_second, held
+    per worker process).
     """
 
-    def __init__(self, factory: ConnectionFactory) -> None:
+    def __init__(self, factory: ConnectionFactory, gate: Gate | None = None) -> None:
         self._factory = factory
+        self._gate = gate
         self._local = threading.local()
 
     def get(self, script_name: str, script_key: str) -> Any:
@@ -70,7 +75,9 @@ class ThreadConnections:
             cache = self._local.cache = {}
         sg = cache.get((script_name, script_key))
         if sg is None:
-            sg = cache[(script_name, script_key)] = self._factory.create(script_name, script_key)
+            sg = cache[(script_name, script_key)] = self._factory.create(
+                script_name, script_key, gate=self._gate
+            )
         return sg
 
 
@@ -121,8 +128,13 @@ def run_worker(config: Config, options: WorkerOptions) -> int:
         claim_ttl=config.celery.task_timeout,
     )
     factory = factory_for(config)
+    registry = InFlight()
+    limiter = limiter_for(config)
     dispatcher = Dispatcher(
-        connections=ThreadConnections(factory),
+        connections=ThreadConnections(
+            factory, limiter.gate(registry.on_thread) if limiter is not None else None
+        ),
+        in_flight=registry,
         use_session_uuid=config.use_session_uuid,
         # The same scope as the daemon's: [plugin:NAME] projects / ignore_own_events.
         scope=Scope(
