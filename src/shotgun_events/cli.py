@@ -138,7 +138,7 @@ def _worker_command(commands: argparse._SubParsersAction[argparse.ArgumentParser
     """The ``worker`` sub-command: run plugin callbacks on this machine for a Celery daemon."""
     worker = commands.add_parser(
         "worker",
-        help="run plugin callbacks as a Celery worker (with [daemon] dispatch = celery)",
+        help="run plugin callbacks as a Celery worker (for plugins with executor = celery)",
         description="Start a Celery worker that loads the config's plugin folders and runs "
         "the callbacks of the tasks the daemon sends (Ctrl-C or SIGTERM stops it).",
     )

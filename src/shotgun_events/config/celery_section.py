@@ -1,6 +1,6 @@
 """The ``[celery]`` section: where plugin callbacks run when they run on Celery workers.
 
-Read only when some plugin runs on Celery (``[daemon] dispatch = celery`` or
+Read only when some plugin runs on Celery (``[daemon] executor = celery`` or
 ``[plugin:NAME] executor = celery``) or when a worker starts, so a config
 without Celery keeps working without the section. Broker and result URLs may
 hold a password (``%(REDIS_PASSWORD)s``); they are secrets: never logged,
