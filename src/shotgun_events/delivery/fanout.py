@@ -352,8 +352,15 @@ class Fanout:
 
     def _run_event(self, event: Event, now: datetime, *, timed: bool) -> bool:
         """One event to each plugin of the lane; False when a stop cut it short."""
-        with self._hooks.grouped():  # one write for this event's records over the lane
-            return self._pass(event, now, timed)
+        try:
+            with self._hooks.grouped():  # one write for this event's records over the lane
+                return self._pass(event, now, timed)
+        except StateWriteError:
+            # The group's write failed after its records were taken: until a save goes
+            # through, nothing more is handed out (``save_pending``).
+            for runner in self._group:
+                runner.mark_unsaved()
+            raise
 
     def _pass(self, event: Event, now: datetime, timed: bool) -> bool:
         runners = self._group

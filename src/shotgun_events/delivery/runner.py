@@ -116,6 +116,10 @@ class PluginRunner:
         """Whether the last position change could not be persisted yet."""
         return self._unsaved
 
+    def mark_unsaved(self) -> None:
+        """A write that held this plugin's records failed: save again before going on."""
+        self._unsaved = True
+
     @property
     def dirty(self) -> bool:
         """Whether the position moved over unmatched events since the last save."""
