@@ -23,6 +23,9 @@ class Telemetry(Protocol):
     def callback_retried(self, plugin: str) -> None:
         """A failed callback call is about to be tried again."""
 
+    def timer_ran(self, plugin: str, timer: str, outcome: str) -> None:
+        """A timer's time came: ``outcome`` is ``ok``, ``error`` or ``skipped`` (did not run)."""
+
     def dead_lettered(self, plugin: str) -> None:
         """An event was given up for a plugin and put on the dead-letter list."""
 
@@ -52,6 +55,9 @@ class NullTelemetry:
         """Ignore."""
 
     def callback_retried(self, plugin: str) -> None:
+        """Ignore."""
+
+    def timer_ran(self, plugin: str, timer: str, outcome: str) -> None:
         """Ignore."""
 
     def dead_lettered(self, plugin: str) -> None:

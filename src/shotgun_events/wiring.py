@@ -225,6 +225,7 @@ def build_delivery(
         scope=Scope(settings=config.plugin_settings, lookup=lookup, config_path=config.path),
         outage=outage,
         limits=connections.limiter,
+        own_credentials=(config.script_name, config.script_key),
     )
     # Celery (issue 15): Redis is reached here, before ready, or the start fails.
     celery = (

@@ -7,6 +7,7 @@ real ``shotgunEventDaemon -c CONF worker`` command.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -272,3 +273,58 @@ def celery_rig(tmp_path: Path, site: LocalSite, redis_server: RedisServer) -> It
     rig = CeleryRig(tmp_path, site, redis_server)
     yield rig
     rig.close()
+
+
+class DaemonProcess:
+    """``shotgunEventDaemon -c CONF foreground`` for a CeleryRig's config."""
+
+    def __init__(self, rig: CeleryRig) -> None:
+        self.rig = rig
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_file = rig.folder / "logs" / "shotgunEventDaemon.log"
+
+    def start(self) -> None:
+        with open(self.rig.folder / "daemon.err", "ab") as err:
+            self.proc = subprocess.Popen(
+                [*daemon_command(), "-c", str(self.rig.config_path), "foreground"],
+                env=self.rig.env,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        # Ready once the first scan saved the state file and the control socket answers.
+        wait_for(lambda: (self.rig.folder / "state.json").exists(), 60, "daemon ready")
+        wait_for(lambda: self.cli("status", "--json").returncode == 0, 60, "control channel")
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*daemon_command(), "-c", str(self.rig.config_path), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=self.rig.env,
+        )
+
+    def status(self) -> dict[str, Any]:
+        result = self.cli("status", "--json")
+        report: dict[str, Any] = json.loads(result.stdout)
+        return report
+
+    def plugin(self, name: str) -> dict[str, Any]:
+        return next(p for p in self.status()["plugins"] if p["name"] == name)
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        return self.proc.wait(60)
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+
+
+@pytest.fixture
+def daemon(celery_rig: CeleryRig) -> Iterator[DaemonProcess]:
+    running = DaemonProcess(celery_rig)
+    yield running
+    running.close()

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from shotgun_events.delivery.failures import DeadLetters, FailurePolicy, RetryPolicy
-from tests.celery.conftest import CeleryRig
-from tests.celery.test_daemon import DaemonProcess, append
+from tests.celery.conftest import CeleryRig, DaemonProcess
+from tests.celery.test_daemon import append
 from tests.integration.conftest import wait_for
 from tests.unit.fakes import FakeStore, make_event
 

@@ -122,6 +122,7 @@ class FakePlugin:
     name: str
     collection: Path = Path("/plugins")
     callbacks: list[FakeCallback] = field(default_factory=list)
+    timers: list[Any] = field(default_factory=list)
     active: bool = True
     reason: str | None = None
     failed_at: float | None = None

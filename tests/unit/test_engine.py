@@ -402,7 +402,7 @@ def test_new_plugin_start_position_is_saved_at_once() -> None:
 
 def test_prefilter_reads_only_wanted_types_and_settles_other_ids_without_waiting() -> None:
     # Given a plugin that only wants task changes, with the prefilter on
-    from shotgun_events.plugins.registrar import compile_match
+    from shotgun_events.plugins.matching import compile_match
 
     wanted = {"Shotgun_Task_Change": None}
     source = FakeSource()

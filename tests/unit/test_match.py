@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from shotgun_events.errors import PluginError
-from shotgun_events.plugins.registrar import Registrar, compile_match
+from shotgun_events.plugins.matching import compile_match
+from shotgun_events.plugins.registrar import Registrar
 from shotgun_events.testing import make_event
 
 STATUS_CHANGE = make_event("Shotgun_Task_Change", "sg_status_list")

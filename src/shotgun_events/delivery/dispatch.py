@@ -13,7 +13,9 @@ on for a plugin, its logger also says "Dispatching event N to callback X."
 before each call.
 
 A Celery worker runs the same calls with ``attempt`` (scope included) and
-reports the first failure back to the daemon's policy.
+reports the first failure back to the daemon's policy. A timer's run is one
+call, ``attempt_timer``, wherever the plugin's callbacks run; what follows a
+failure is the timer schedule's (engine/timers.py), by the same policy.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import enum
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -31,7 +34,7 @@ from shotgun_events.delivery.failures import FailurePolicy, Verdict
 from shotgun_events.delivery.inflight import InFlight
 from shotgun_events.delivery.scope import Scope
 from shotgun_events.events import Event
-from shotgun_events.plugins.registrar import Callback
+from shotgun_events.plugins.registrar import Callback, Timer
 from shotgun_events.telemetry import Telemetry
 
 if TYPE_CHECKING:
@@ -53,6 +56,20 @@ class Outcome(enum.Enum):
     #: The site could not answer (an outage): the event is not handled, the plugin stays on,
     #: and it is read again once the site answers.
     HELD = "held"
+
+
+@dataclass(frozen=True)
+class TimerFailure:
+    """Why a timer's run did not succeed."""
+
+    #: The exception (a run in the daemon) or its one-line text (a run on a worker).
+    error: BaseException | str
+    #: The site could not answer: an outage, not the plugin's failure.
+    unavailable: bool = False
+    #: " on worker W" for a Celery run.
+    where: str = ""
+    #: Nothing ran (no worker took it, no answer, no broker): the time is skipped, no blame.
+    not_run: bool = False
 
 
 class Timing(Protocol):
@@ -96,8 +113,11 @@ class Dispatcher:
         in_flight: InFlight | None = None,
         outage: Outage | None = None,
         limits: CallLimiter | None = None,
+        own_credentials: tuple[str, str] = ("", ""),
     ) -> None:
         self.scope = scope
+        #: The daemon's script name and key: the ``sg`` of a timer in a plugin without callbacks.
+        self._own_credentials = own_credentials
         self._connections = connections
         self._use_session_uuid = use_session_uuid
         self._timing = timing
@@ -178,6 +198,26 @@ class Dispatcher:
             return None
         finally:
             self.in_flight.end(running)
+
+    def attempt_timer(self, plugin: Plugin, timer: Timer) -> TimerFailure | None:
+        """Run one timer once in this thread, recorded in the in-flight registry."""
+        name, key = (
+            (timer.script_name, timer.script_key) if timer.script_name else self._own_credentials
+        )
+        sg = self._connections.get(name, key)
+        if self._use_session_uuid:
+            sg.set_session_uuid(None)  # no event, no session: never the last event's
+        running = self.in_flight.start(plugin, 0, timer=timer.name)
+        error: BaseException | None = None
+        try:
+            timer.func(sg, timer.logger, timer.args)
+        except (Exception, SystemExit) as exc:
+            error = exc
+        finally:
+            self.in_flight.end(running)
+        if error is None:
+            return None
+        return TimerFailure(error, unavailable=is_unavailable(error))
 
     def _failed(
         self,

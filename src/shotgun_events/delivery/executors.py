@@ -5,15 +5,17 @@ a plugin gets, from the config over the plugin's own request:
 
 - ``inline``: each event to its end in the thread that hands it on (strict id
   order, no threads; the original's behaviour and the default);
-- ``pool``: the plugin's own threads (``pool.PoolExecutor``), ``concurrency``
+- ``pool``: the plugin's own threads (``PoolExecutor``), ``concurrency``
   events at once, one at a time per ordering key;
 - ``celery``: tasks on Celery workers (``celery.executor.CeleryExecutor``),
   one task at a time per ordering key.
 
 An executor reports each event finished through the ``on_done`` callback it
 was built with; the runner keeps the position. Back-pressure is one signal:
-``submit`` raises ``RejectedError`` when the executor holds as many events as it
-may, and the runner waits with ``wait_room`` before it hands on more.
+``submit`` raises ``RejectedError`` when the executor holds as many events as
+it may, and the runner waits with ``wait_room`` before it hands on more. An
+executor also runs the plugin's timers (``run_timer``, engine/timers.py), so they
+run where its callbacks do.
 
 The pool's events, like Celery's, wait in the per-key line (keys.py); a
 key whose event is running, or retrying, holds back only its own events. A
@@ -34,9 +36,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shotgun_events.config.plugin_sections import PluginSettings
-from shotgun_events.delivery.dispatch import Dispatcher, Outcome
+from shotgun_events.delivery.dispatch import Dispatcher, Outcome, TimerFailure
 from shotgun_events.delivery.keys import KeyLines, key_function
 from shotgun_events.events import Event
+from shotgun_events.plugins.registrar import Timer
 
 if TYPE_CHECKING:
     from shotgun_events.plugins.loader import Plugin
@@ -86,6 +89,10 @@ class Executor(Protocol):
 
     def figures(self) -> dict[str, int]:
         """Counters cheap enough for every metrics scrape."""
+        ...
+
+    def run_timer(self, timer: Timer) -> TimerFailure | None:
+        """Run one of the plugin's timers once, where its events run; wait for the end."""
         ...
 
 
@@ -155,6 +162,10 @@ class InlineExecutor:
     def figures(self) -> dict[str, int]:
         """No counters of its own."""
         return {}
+
+    def run_timer(self, timer: Timer) -> TimerFailure | None:
+        """Run the timer in the calling thread (the timer's own)."""
+        return self._dispatcher.attempt_timer(self._plugin, timer)
 
 
 class PoolExecutor:
@@ -263,6 +274,10 @@ class PoolExecutor:
     def figures(self) -> dict[str, int]:
         """No counters beyond the runner's."""
         return {}
+
+    def run_timer(self, timer: Timer) -> TimerFailure | None:
+        """Run the timer in the calling thread (the timer's own), beside the pool's."""
+        return self._dispatcher.attempt_timer(self._plugin, timer)
 
     # -- the pool's threads ------------------------------------------------------
 

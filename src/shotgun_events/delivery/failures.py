@@ -18,6 +18,10 @@ up the same way after its retries, whatever ``stopOnError`` says: that is not
 the plugin's failure. An operator's ``replay`` stops at the first failure and
 neither switches the plugin off nor records a dead letter.
 
+A timer's run (plugins/registrar.py ``Timer``) fails the same way, with no
+event: retries, then stop the plugin, or give the run up until the timer's
+next time (no dead letter: there is no event to keep).
+
 What is logged where: the final failure of a callback that ran in the daemon
 is CRITICAL on the callback's logger (so in the plugin's log file and in an
 email) with the traceback and the failing frames' local variables. On a
@@ -29,6 +33,7 @@ logger with the worker's one-line error.
 from __future__ import annotations
 
 import enum
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +52,21 @@ if TYPE_CHECKING:
 DEAD_LETTER_LIMIT = 1000
 
 
+class Failing(Protocol):
+    """What the policy needs of the callback or timer that failed."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def logger(self) -> logging.Logger: ...
+    @property
+    def stop_on_error(self) -> bool: ...
+    @property
+    def retries(self) -> int | None: ...
+    @property
+    def retry_delay(self) -> float | None: ...
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How often and how long to retry: the config's defaults; a callback's own values win."""
@@ -55,13 +75,13 @@ class RetryPolicy:
     delay: float = DEFAULTS.number("daemon", "callback_retry_delay")
     max_delay: float = DEFAULTS.number("daemon", "callback_retry_max_delay")
 
-    def attempts_for(self, callback: Callback | None) -> int:
+    def attempts_for(self, callback: Failing | None) -> int:
         """Extra attempts after the first failure."""
         if callback is None or callback.retries is None:
             return self.retries
         return callback.retries
 
-    def wait_before(self, callback: Callback | None, retry: int) -> float:
+    def wait_before(self, callback: Failing | None, retry: int) -> float:
         """Seconds to wait before the ``retry``-th new attempt (1-based): doubling."""
         base = (
             self.delay
@@ -99,8 +119,8 @@ class FailurePolicy:
     def decide(
         self,
         plugin: Plugin,
-        callback: Callback | None,
-        event_id: int,
+        callback: Failing | None,
+        event_id: int | None,
         attempt: int,
         error: BaseException | str,
         *,
@@ -111,58 +131,61 @@ class FailurePolicy:
         """Decide (and log, and record) what follows the ``attempt``-th failure of an event.
 
         ``callback`` None: no callback is to blame (the event cannot be run);
-        ``where``: " on worker W" for a Celery run; ``unrunnable``: give up
-        after the retries whatever ``stopOnError`` says; ``stop_on_error``:
-        the failing callback's flag when it is not at hand (a worker's answer).
+        ``event_id`` None: a timer's run failed; ``where``: " on worker W" for a
+        Celery run; ``unrunnable``: give up after the retries whatever
+        ``stopOnError`` says; ``stop_on_error``: the failing callback's flag
+        when it is not at hand (a worker's answer).
         """
         name = callback.name if callback is not None else "the task"
         logger = callback.logger if callback is not None else plugin.logger
         text = _text(error)
+        failed = (
+            f"timer {name} failed{where}"
+            if event_id is None
+            else f"{name} failed on event {event_id}{where}"
+        )
         retries = self.retry.attempts_for(callback)
         if attempt <= retries:
             delay = self.retry.wait_before(callback, attempt)
             self.telemetry.callback_retried(plugin.name)
             logger.warning(
-                "%s failed on event %d%s (%s); retry %d of %d in %.1f s",
-                name,
-                event_id,
-                where,
-                text,
-                attempt,
-                retries,
-                delay,
+                "%s (%s); retry %d of %d in %.1f s", failed, text, attempt, retries, delay
             )
             return Decision(Verdict.RETRY, delay)
         if stop_on_error is None:
             stop_on_error = callback is not None and callback.stop_on_error
-        stop = stop_on_error and not unrunnable
-        if stop:
+        if stop_on_error and not unrunnable:
             _critical(
                 plugin,
                 logger,
                 error,
-                "%s failed on event %d%s (%s); stopping plugin %s (file %s) until its file "
-                "changes; it will resume from this event",
-                name,
-                event_id,
-                where,
+                "%s (%s); stopping plugin %s (file %s) until its file changes%s",
+                failed,
                 text,
                 plugin.name,
                 plugin.path,
+                "" if event_id is None else "; it will resume from this event",
             )
-            plugin.deactivate(
-                f"callback {name} failed on event {event_id}: {text}", by_callback=True
+            reason = (
+                f"timer {name} failed"
+                if event_id is None
+                else f"callback {name} failed on event {event_id}"
             )
+            plugin.deactivate(f"{reason}: {text}", by_callback=True)
             return Decision(Verdict.STOP)
         why = "it cannot be run" if unrunnable else "stopOnError=False"
+        if event_id is None:
+            _critical(
+                plugin, logger, error, "%s (%s); it runs again at its next time (%s)",
+                failed, text, why,
+            )  # fmt: skip
+            return Decision(Verdict.GIVE_UP)
         _critical(
             plugin,
             logger,
             error,
-            "%s failed on event %d%s (%s); giving it up (%s; see dead letters)",
-            name,
-            event_id,
-            where,
+            "%s (%s); giving it up (%s; see dead letters)",
+            failed,
             text,
             why,
         )
@@ -186,17 +209,19 @@ class FailurePolicy:
         )
 
 
-def log_on_worker(plugin: Plugin, callback: Callback, event_id: int, error: BaseException) -> None:
-    """A Celery worker's record of a failing callback: CRITICAL with frames, on its own log."""
+def log_on_worker(
+    plugin: Plugin, callback: Failing, event_id: int | None, error: BaseException
+) -> None:
+    """A Celery worker's record of a failing callback or timer: CRITICAL with frames, here."""
     _critical(
         plugin,
         callback.logger,
         error,
-        "%s failed on event %d (%s); the daemon decides what follows",
-        callback.name,
-        event_id,
+        "%s (%s); the daemon decides what follows",
+        f"timer {callback.name} failed" if event_id is None else
+        f"{callback.name} failed on event {event_id}",
         _text(error),
-    )
+    )  # fmt: skip
 
 
 def _text(error: BaseException | str) -> str:
@@ -210,7 +235,7 @@ def _critical(
     if isinstance(error, str):
         logger.critical(message, *args)
         return
-    keys = [cb.script_key for cb in plugin.callbacks]
+    keys = [c.script_key for c in plugin.callbacks] + [t.script_key for t in plugin.timers]
     frames = describe_locals(error, secrets=keys)
     logger.critical(
         message + "%s",

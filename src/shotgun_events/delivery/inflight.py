@@ -1,7 +1,7 @@
 """What runs now: one registry of the work in progress, and the watch that reports stuck callbacks.
 
-``InFlight`` maps a thread (a callback running in the daemon) or a Celery
-task to the plugin, the event and the time it started. It is written where
+``InFlight`` maps a thread (a callback or timer running in the daemon) or a
+Celery task to the plugin, the event (or timer) and the time it started. It is written where
 work starts and ends, and nowhere else: the dispatcher around each event's
 callbacks, the Celery executor around each task. Everything that asks "what
 is running now" reads it: the callback watch, the shared lane's watch for a
@@ -39,6 +39,8 @@ class Running(NamedTuple):
     since: float
     #: The thread running the callback, or None for a Celery task (it runs elsewhere).
     thread: int | None
+    #: The timer's name when this is a timer's run (its ``event_id`` is then 0).
+    timer: str = ""
 
 
 class InFlight:
@@ -49,13 +51,15 @@ class InFlight:
         # Plain dict operations are atomic: no lock on the hot path (one set, one pop).
         self._now: dict[Hashable, Running] = {}
 
-    def start(self, plugin: Plugin, event_id: int, *, task: Hashable = None) -> Hashable:
+    def start(
+        self, plugin: Plugin, event_id: int, *, task: Hashable = None, timer: str = ""
+    ) -> Hashable:
         """Record work starting (in the calling thread, or as ``task``); return its key."""
         if task is None:
             thread = get_ident()
-            self._now[thread] = Running(plugin, event_id, self.monotonic(), thread)
+            self._now[thread] = Running(plugin, event_id, self.monotonic(), thread, timer)
             return thread
-        self._now[task] = Running(plugin, event_id, self.monotonic(), None)
+        self._now[task] = Running(plugin, event_id, self.monotonic(), None, timer)
         return task
 
     def end(self, key: Hashable) -> None:
@@ -125,14 +129,16 @@ class CallbackWatch:
             stack = "".join(traceback.format_stack(frame)) if frame is not None else "(unknown)"
             others = (
                 "every other plugin waits for it (dispatch = serial)"
-                if self._holds_others
+                if self._holds_others and not work.timer
                 else "the other plugins are not held up"
             )
             log.error(
-                "plugin %s has been handling one event (%d) for %.0f s (callback_timeout %.0f s); "
+                "plugin %s has been %s for %.0f s (callback_timeout %.0f s); "
                 "it keeps running and %s. Its stack:\n%s",
                 work.plugin.name,
-                work.event_id,
+                f"running timer {work.timer}"
+                if work.timer
+                else f"handling one event ({work.event_id})",
                 now - work.since,
                 self._limit,
                 others,

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shotgun_events.cursor import NO_GAP, Cursor, GapReport
-from shotgun_events.delivery.dispatch import Dispatcher, Outcome
+from shotgun_events.delivery.dispatch import Dispatcher, Outcome, TimerFailure
 from shotgun_events.delivery.executors import (
     INLINE,
     ExecutorFactory,
@@ -40,6 +40,7 @@ from shotgun_events.delivery.watermark import FRESH, SEEN, Watermark
 from shotgun_events.errors import StateWriteError
 from shotgun_events.events import Event, PluginKey
 from shotgun_events.plugins.loader import Plugin
+from shotgun_events.plugins.registrar import Timer
 from shotgun_events.state.protocols import PositionRecorder
 
 log = logging.getLogger("engine.runner")
@@ -155,6 +156,10 @@ class PluginRunner:
     def executor_status(self) -> dict[str, Any]:
         """What ``status`` shows of the plugin's executor (Celery: queue, tasks, workers)."""
         return {"executor": self.spec.kind, **self._executor.status()}
+
+    def run_timer(self, timer: Timer) -> TimerFailure | None:
+        """Run one of the plugin's timers once, where its events run (timers.py)."""
+        return self._executor.run_timer(timer)
 
     def executor_figures(self) -> dict[str, int]:
         """The executor's counters for metrics (Celery: tasks in flight, sent, re-sent)."""

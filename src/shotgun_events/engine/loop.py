@@ -45,10 +45,11 @@ from shotgun_events.engine.readahead import ReadAhead
 from shotgun_events.engine.requests import Requests
 from shotgun_events.engine.settings import Exit, Settings, Stats
 from shotgun_events.engine.siteclock import SiteClock
+from shotgun_events.engine.timers import TimerSchedule
 from shotgun_events.engine.wakeup import WakeUps
 from shotgun_events.errors import StateWriteError
+from shotgun_events.plugins.matching import wanted_event_types
 from shotgun_events.plugins.protocols import LoaderLike, WatcherLike
-from shotgun_events.plugins.registrar import wanted_event_types
 from shotgun_events.plugins.switches import PluginSwitches
 from shotgun_events.state.legacy import ANY_PLUGIN
 from shotgun_events.state.protocols import StateStoreLike
@@ -337,6 +338,11 @@ class Engine:
         return delivered and full
 
     @property
+    def timers(self) -> TimerSchedule:
+        """The plugins' timers (for status)."""
+        return self._plugins.timers
+
+    @property
     def outage(self) -> Outage | None:
         """The site's availability (None when the daemon does not track it)."""
         return self._dispatcher.outage
@@ -368,7 +374,8 @@ class Engine:
         self._close_runners()
 
     def _close_runners(self) -> None:
-        """Let concurrent plugins' events in flight finish and persist their watermarks."""
+        """Let timers and events in flight finish; persist the plugins' watermarks."""
+        self._plugins.timers.close(self._settings.stop_grace)
         for runner in list(self._plugins.by_key.values()):
             runner.close(self._settings.stop_grace)
 

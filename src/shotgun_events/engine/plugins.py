@@ -1,4 +1,4 @@
-"""The plugin steps: one runner per loaded plugin, in step with the plugin files and switches."""
+"""The plugin steps: a runner per loaded plugin and its timers, in step with files and switches."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from shotgun_events.delivery.fanout import Fanout
 from shotgun_events.delivery.runner import PluginRunner
 from shotgun_events.engine.positions import SavedPositions
 from shotgun_events.engine.settings import Settings
+from shotgun_events.engine.timers import TimerSchedule
 from shotgun_events.errors import StateWriteError
 from shotgun_events.events import PluginKey
 from shotgun_events.plugins.protocols import LoaderLike, WatcherLike
@@ -58,6 +59,8 @@ class PluginSet:
         self._state_trouble = state_trouble
         #: The runners by plugin key (in no particular order; ``ordered`` gives delivery order).
         self.by_key: dict[PluginKey, PluginRunner] = {}
+        #: The plugins' timers, run where each plugin's events run.
+        self.timers = TimerSchedule(policy=dispatcher.policy, outage=dispatcher.outage)
         #: Where each plugin starts: the saved positions, and those of plugins removed meanwhile.
         self.positions = SavedPositions(None)
 
@@ -77,6 +80,8 @@ class PluginSet:
         else:
             due = self._watcher.take_due()
             result = self._loader.scan(changed=due, settling=self._watcher.pending())
+        if result.removed:
+            self.timers.sync(self.ordered())  # before their executors close
         for plugin in result.removed:
             runner = self.by_key.pop(plugin.key, None)
             if runner is not None:
@@ -93,7 +98,9 @@ class PluginSet:
                 self._delivery.add(runner)
         self._switches.apply_disabled(self._loader.plugins)
         self._delivery.order(self.ordered())
-        if result.added or result.reloaded or result.removed:
+        if result or initial:
+            self.timers.sync(self.ordered())
+        if result:
             self.publish_status()
             self._on_changed(self._loader.plugins)
 

@@ -152,6 +152,14 @@ class DaemonCollector(Collector):
         yield runs
         yield duration
         yield from families.values()
+        timers = CounterMetricFamily(
+            f"{PREFIX}_timer_runs",
+            "Times a plugin's timer was due, by outcome (ok, error, skipped)",
+            labels=["plugin", "timer", "outcome"],
+        )
+        for labels, count in sorted(dict(self._view.sink.timers).items()):
+            timers.add_metric(list(labels), count)
+        yield timers
 
     def _site_families(self) -> Iterator[Metric]:
         sink = self._view.sink

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from shotgun_events.engine.progress import duration
 from shotgun_events.observe import health
 from shotgun_events.observe.view import DaemonView, PluginRow
-from shotgun_events.operator.status import mask_secrets
+from shotgun_events.operator.status import mask_secrets, timer_text
 
 REFRESH_SECONDS = 10
 CHART_WIDTH, CHART_HEIGHT = 720, 160
@@ -129,11 +129,13 @@ def _plugins_table(view: DaemonView, rows: list[PluginRow]) -> str:
         if row.retrying:
             event_id, attempt = row.retrying
             why += f'<div class="why">retrying event {event_id} (attempt {attempt})</div>'
+        for timer in row.timers:
+            why += f'<div class="why timer">{_e(timer_text(timer))}</div>'
         if row.tasks:
             resent = row.tasks.get("resent", 0) + row.tasks.get("timed_out", 0)
             why += (
                 f'<div class="why celery">on Celery: {row.tasks.get("tasks_in_flight", 0)} '
-                f'tasks in flight, {row.tasks.get("sent", 0)} sent, {resent} re-sent</div>'
+                f"tasks in flight, {row.tasks.get('sent', 0)} sent, {resent} re-sent</div>"
             )
             if row.tasks.get("keys_held"):
                 why += (

@@ -94,6 +94,8 @@ class MetricsSink:
         #: (when, why) of the last state write failure, cleared by the next good write.
         self.state_error: tuple[float, str] | None = None
         self.emails: dict[str, int] = {"sent": 0, "failed": 0, "suppressed": 0}
+        #: (plugin, timer, outcome) -> times a timer's time came.
+        self.timers: dict[tuple[str, str, str], int] = {}
 
     def plugin(self, name: str) -> PluginCounters:
         """The counters of one plugin, created at its first report."""
@@ -118,6 +120,12 @@ class MetricsSink:
     def callback_retried(self, plugin: str) -> None:
         """Count a retry."""
         self.plugin(plugin).retries += 1
+
+    def timer_ran(self, plugin: str, timer: str, outcome: str) -> None:
+        """Count a timer's run (or skipped time)."""
+        key = (plugin, timer, outcome)
+        with self._lock:
+            self.timers[key] = self.timers.get(key, 0) + 1
 
     def dead_lettered(self, plugin: str) -> None:
         """Count a dead letter."""

@@ -47,6 +47,8 @@ class PluginRow:
     running: tuple[int, float] | None = None
     #: Events skipped because the site's log no longer had them.
     expired: int = 0
+    #: Its timers as ``status`` describes them (engine/timers.py).
+    timers: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -85,7 +87,7 @@ class DaemonView:
         now = registry.monotonic()
         oldest: dict[str, tuple[int, float]] = {}
         for work in registry.running():
-            if work.thread is not None:
+            if work.thread is not None and not work.timer:
                 age = now - work.since
                 if age > oldest.get(work.plugin.name, (0, -1.0))[1]:
                     oldest[work.plugin.name] = (work.event_id, age)
@@ -114,6 +116,7 @@ class DaemonView:
                     tasks=runner.executor_figures(),
                     running=oldest.get(plugin.name),
                     expired=runner.expired,
+                    timers=engine.timers.describe(plugin),
                 )
             )
         return rows

@@ -276,8 +276,10 @@ def status(engine: Engine) -> dict[str, Any]:
                 "running": [
                     {"event_id": w.event_id, "seconds": round(now - w.since, 1)}
                     for w in sorted(running, key=lambda w: w.since)
-                    if w.plugin is plugin and w.thread is not None
+                    if w.plugin is plugin and w.thread is not None and not w.timer
                 ][:5],
+                # Its timers: schedule, runs, errors, skipped due times (engine/timers.py).
+                "timers": engine.timers.describe(plugin),
                 # Events not delivered because of the plugin's scope (cursor moved past them).
                 "skipped": skipped.get(plugin.name, {}),
                 "max_calls_per_second": limits.limit(plugin.name) if limits else None,

@@ -210,6 +210,21 @@ def _ceiling_part(plugin: dict[str, Any], ceiling: float) -> str:
     return f"site calls <= {ceiling:g}/s waited {plugin.get('site_call_wait_seconds', 0):.1f} s"
 
 
+def timer_text(timer: dict[str, Any]) -> str:
+    """One timer in a few words: ``timer NAME every N s, next HH:MM:SS, runs R ...``."""
+    text = f"timer {timer['name']} every {timer['every']:g} s"
+    running = timer.get("running_seconds")
+    if running is not None:
+        text += f", running for {running:.0f} s"
+    elif timer.get("next_run"):
+        text += f", next {str(timer['next_run'])[11:19]} UTC"
+    text += f", runs {timer.get('runs', 0)}"
+    for key in ("errors", "skipped"):
+        if timer.get(key):
+            text += f", {key} {timer[key]}"
+    return text
+
+
 def plugin_line(plugin: dict[str, Any]) -> str:
     """One plugin's line of the plain `status` output."""
     parts = [
@@ -246,6 +261,7 @@ def plugin_line(plugin: dict[str, Any]) -> str:
     if skipped:
         counts = ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in sorted(skipped.items()))
         parts.append(f"skipped {counts}")
+    parts.extend(timer_text(timer) for timer in plugin.get("timers") or [])
     if plugin.get("reason") and plugin["state"] != "active":
         parts.append(f"- {plugin['reason']}")
     return " ".join(parts)

@@ -63,7 +63,7 @@ from shotgun_events.plugins.imports import plugin_module_name
 # Re-exported: shotgun_events.testing and plugin authors' tests import it from here.
 from shotgun_events.plugins.imports import register_plugin_file as register_plugin_file
 from shotgun_events.plugins.listing import Entry, FolderLister, with_settling
-from shotgun_events.plugins.registrar import Callback, Registrar
+from shotgun_events.plugins.registrar import Callback, Registrar, Timer
 from shotgun_events.plugins.reports import report_load_failure
 from shotgun_events.telemetry import NULL, Telemetry
 
@@ -86,6 +86,7 @@ class Plugin:
     path: Path
     logger: logging.Logger = field(repr=False)
     callbacks: list[Callback] = field(default_factory=list, repr=False)
+    timers: list[Timer] = field(default_factory=list, repr=False)
     emails: bool | tuple[str, ...] = True
     #: What the plugin asked for in code (reg.setProjects / setIgnoreOwnEvents); None: not asked.
     projects: tuple[int | str, ...] | None = None
@@ -284,12 +285,15 @@ class PluginLoader:
         )
         if failure is not None:
             # Its script keys must not show in the locals of the failed registerCallbacks.
-            keys = [cb.script_key for cb in registrar.callbacks]
+            keys = [c.script_key for c in registrar.callbacks] + [
+                t.script_key for t in registrar.timers
+            ]
             self._fail(plugin, str(failure), failure, keys)
             return
         self._drop_module(plugin)
         plugin.module_name = module.__name__
         plugin.callbacks = registrar.callbacks
+        plugin.timers = _with_credentials(registrar.timers, registrar.callbacks)
         plugin.emails = registrar.emails
         plugin.projects, plugin.ignore_own_events = registrar.projects, registrar.ignore_own_events
         plugin.concurrency = registrar.concurrency
@@ -298,18 +302,25 @@ class PluginLoader:
         plugin.reason = None
         plugin.failed_at = None
         self.telemetry.plugin_loaded(plugin.name, None)
-        if plugin.callbacks:
+        if plugin.callbacks or plugin.timers:
+            parts = []
+            if plugin.callbacks:
+                names = ", ".join(cb.name for cb in plugin.callbacks)
+                parts.append(f"{len(plugin.callbacks)} callbacks: {names}")
+            if plugin.timers:
+                parts.append(
+                    "timers: " + ", ".join(f"{t.name} every {t.every:g} s" for t in plugin.timers)
+                )
             log.info(
-                "loaded plugin %s from %s (%d callbacks: %s; sha1 %s)",
+                "loaded plugin %s from %s (%s; sha1 %s)",
                 plugin.name,
                 plugin.path,
-                len(plugin.callbacks),
-                ", ".join(cb.name for cb in plugin.callbacks),
+                "; ".join(parts),
                 plugin.fingerprint[2][:12],
             )
         else:
             log.warning(
-                "plugin %s (%s) registered no callbacks; it will receive no events",
+                "plugin %s (%s) registered no callbacks and no timers; it will receive no events",
                 plugin.name,
                 plugin.path,
             )
@@ -319,7 +330,7 @@ class PluginLoader:
     ) -> None:
         # The old callbacks belong to a module that is going away: an inactive plugin has none.
         self._drop_module(plugin)
-        plugin.callbacks = []
+        plugin.callbacks, plugin.timers = [], []
         reason = (reason.strip().splitlines() or ["unknown error"])[0]
         self.telemetry.plugin_loaded(plugin.name, reason)
         report_load_failure(plugin.name, plugin.logger, reason, exc, secrets=secrets)
@@ -327,7 +338,7 @@ class PluginLoader:
 
     def _unload(self, plugin: Plugin, reason: str) -> None:
         self._drop_module(plugin)
-        plugin.callbacks = []
+        plugin.callbacks, plugin.timers = [], []
         plugin.active = False
         plugin.reason = reason
         log.info("plugin %s unloaded: %s (%s)", plugin.name, reason, plugin.path)
@@ -337,6 +348,16 @@ class PluginLoader:
         if plugin.module_name is not None:
             sys.modules.pop(plugin.module_name, None)
             plugin.module_name = None
+
+
+def _with_credentials(timers: list[Timer], callbacks: list[Callback]) -> list[Timer]:
+    """Give timers registered without credentials those of the plugin's first callback."""
+    if callbacks:
+        first = callbacks[0]
+        for timer in timers:
+            if not timer.script_name:
+                timer.script_name, timer.script_key = first.script_name, first.script_key
+    return timers
 
 
 def _log_renames(result: ScanResult) -> None:

@@ -1,4 +1,4 @@
-"""The plugin-facing API: ``Registrar.registerCallback``, ``Callback`` and matchEvents.
+"""The plugin-facing API: ``Registrar`` (``reg``), ``Callback`` and ``Timer``.
 
 Everything a plugin passes in is validated here, when ``registerCallbacks(reg)``
 runs, so a mistake switches the plugin off at load time with a message naming
@@ -9,169 +9,17 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
 
 from shotgun_events.errors import PluginError
-from shotgun_events.events import Event
+from shotgun_events.plugins.matching import MatchFn, compile_match
 
-#: A compiled matchEvents: tells whether a callback wants an event.
-MatchFn = Callable[[Event], bool]
-
-_ALL: Final = "*"
-_MISSING: Final = object()
-_LIST_TYPES = (list, tuple, set, frozenset)
+#: The shortest ``every`` of a timer, in seconds.
+MIN_TIMER_EVERY = 1.0
 #: Upper bound of ``setConcurrency`` (the same as the config's ``concurrency``).
 MAX_CONCURRENCY = 256
-
-
-def _match_all(event: Event) -> bool:
-    return True
-
-
-def compile_match(match_events: object) -> MatchFn:
-    """Turn a plugin's ``matchEvents`` into the cheapest predicate that implements it.
-
-    Rules (compatibility.md, "matchEvents"): a falsy value matches everything;
-    otherwise a dict ``{event_type: attribute_names}`` where a ``'*'`` key
-    applies its value to every type and hides the other keys. A value of None
-    or a list containing ``'*'`` matches every event of the type; otherwise the
-    event's attribute_name must be in the list, so events without an attribute
-    (``_New``, ``_Retirement``) only match None or ``['*']``. A string value is
-    tested with ``in`` (a substring test), as the original does.
-
-    Raises ``PluginError`` (without a file name; ``Registrar`` adds it) for a
-    value of the wrong shape.
-    """
-    if not match_events:
-        return _match_all
-    if not isinstance(match_events, Mapping):
-        raise PluginError(
-            "matchEvents must be a dict {event_type: [attribute_name, ...]} or None, "
-            f"got {type(match_events).__name__} {match_events!r}"
-        )
-    table: dict[str, frozenset[str] | str | None] = {}
-    for event_type, attributes in match_events.items():
-        if not isinstance(event_type, str):
-            raise PluginError(
-                f"matchEvents keys must be event type strings, got {event_type!r} "
-                f"({type(event_type).__name__})"
-            )
-        table[event_type] = _compile_attributes(event_type, attributes)
-    if _ALL in table:
-        return _match_attributes(table[_ALL])
-    return _match_table(table)
-
-
-def event_types_of(match_events: object) -> frozenset[str] | None:
-    """Return the event types a (valid) ``matchEvents`` can match; None when it is every type."""
-    if not match_events or not isinstance(match_events, Mapping) or _ALL in match_events:
-        return None
-    return frozenset(str(event_type) for event_type in match_events)
-
-
-def wanted_event_types(plugins: Iterable[Any]) -> frozenset[str] | None:
-    """The event types the active plugins' callbacks can match; None when some match any type.
-
-    Used by the server-side pre-filter. Events of other types then look like
-    gaps to the cursors; the backlog is re-read by id without this filter, so
-    those ids are settled as events no callback wants instead of being waited
-    for until they expire.
-    """
-    types: set[str] = set()
-    for plugin in plugins:
-        if not plugin.active:
-            continue
-        for callback in plugin.callbacks:
-            wanted = event_types_of(callback.match_events)
-            if wanted is None:
-                return None
-            types |= wanted
-    return frozenset(types) if types else None
-
-
-def _compile_attributes(event_type: str, attributes: object) -> frozenset[str] | str | None:
-    """Normalise one matchEvents value: None = every attribute, a frozenset, or a substring."""
-    if attributes is None:
-        return None
-    if isinstance(attributes, str):
-        # `'*' in value` is a substring test in the original too: a string holding '*' matches all.
-        return None if _ALL in attributes else attributes
-    if isinstance(attributes, _LIST_TYPES):
-        names: set[str] = set()
-        for name in attributes:
-            if name is None:
-                continue  # accepted by the original but never matched: attribute_name None is falsy
-            if not isinstance(name, str):
-                raise PluginError(
-                    f"matchEvents[{event_type!r}] must list attribute name strings, "
-                    f"got {name!r} ({type(name).__name__})"
-                )
-            names.add(name)
-        return None if _ALL in names else frozenset(names)
-    raise PluginError(
-        f"matchEvents[{event_type!r}] must be None, '*' or a list of attribute names, "
-        f"got {type(attributes).__name__} {attributes!r}"
-    )
-
-
-def _match_attributes(spec: frozenset[str] | str | None) -> MatchFn:
-    """Predicate for a ``'*'`` key: the event type does not matter."""
-    if spec is None:
-        return _match_all
-    if isinstance(spec, frozenset):
-        names = spec
-
-        def match_names(event: Event) -> bool:
-            # None is never in `names`, so _New/_Retirement events miss without a test.
-            return event.get("attribute_name") in names
-
-        return match_names
-    text = spec
-
-    def match_substring(event: Event) -> bool:
-        attribute = event.get("attribute_name")
-        return bool(attribute) and isinstance(attribute, str) and attribute in text
-
-    return match_substring
-
-
-def _match_table(table: dict[str, frozenset[str] | str | None]) -> MatchFn:
-    """Predicate for a dict keyed by event type; a miss costs one dict lookup."""
-    all_types = frozenset(t for t, spec in table.items() if spec is None)
-    if len(all_types) == len(table):
-
-        def match_types(event: Event) -> bool:
-            return event.get("event_type") in all_types
-
-        return match_types
-    if not any(isinstance(spec, str) for spec in table.values()):
-        sets: dict[str, frozenset[str] | None] = {
-            t: spec for t, spec in table.items() if not isinstance(spec, str)
-        }
-
-        def match_sets(event: Event) -> bool:
-            names = sets.get(event.get("event_type"), _MISSING)  # type: ignore[arg-type]
-            if names is _MISSING:
-                return False
-            return names is None or event.get("attribute_name") in names  # type: ignore[operator]
-
-        return match_sets
-
-    def match_general(event: Event) -> bool:
-        spec = table.get(event.get("event_type"), _MISSING)  # type: ignore[arg-type]
-        if spec is _MISSING:
-            return False
-        if spec is None:
-            return True
-        attribute = event.get("attribute_name")
-        if not attribute or not isinstance(attribute, str):
-            return False
-        return attribute in spec  # type: ignore[operator]
-
-    return match_general
 
 
 @dataclass(eq=False)
@@ -193,6 +41,28 @@ class Callback:
     retry_delay: float | None = None
 
 
+@dataclass(eq=False)
+class Timer:
+    """One registered timer: ``func(sg, logger, args)`` every ``every`` seconds.
+
+    Runs fall on a fixed grid, the instants when the UTC clock is a whole
+    multiple of ``every`` (``every=600`` runs at :00, :10, :20 ...;
+    ``every=86400`` at midnight UTC), so restarts neither add nor move runs.
+    """
+
+    plugin_name: str
+    name: str
+    func: Callable[..., object]
+    every: float
+    args: object
+    stop_on_error: bool
+    script_name: str
+    script_key: str = field(repr=False)
+    logger: logging.Logger = field(repr=False)
+    retries: int | None = None
+    retry_delay: float | None = None
+
+
 def callback_name(callback: object) -> str:
     """Name a callback as the original does: its ``__name__``, else ``<Class>_<hex id>``.
 
@@ -210,8 +80,9 @@ class Registrar:
         self.plugin_name = plugin_name
         self.plugin_path = plugin_path
         self._logger = logger
-        #: Registered callbacks, in registration order.
+        #: Registered callbacks and timers, in registration order.
         self.callbacks: list[Callback] = []
+        self.timers: list[Timer] = []
         #: True = the configured ``to`` list, False = no email, or explicit addresses.
         self.emails: bool | tuple[str, ...] = True
         #: Scope asked for in code; a [plugin:NAME] section of the config overrides it.
@@ -335,21 +206,7 @@ class Registrar:
             matches = compile_match(matchEvents)
         except PluginError as exc:
             raise self._error(f"registerCallback({name})", f"argument {exc}") from None
-        if retries is not None and (
-            not isinstance(retries, int) or isinstance(retries, bool) or retries < 0
-        ):
-            raise self._error(
-                f"registerCallback({name})", f"retries must be an int >= 0, got {retries!r}"
-            )
-        if retry_delay is not None and (
-            not isinstance(retry_delay, int | float)
-            or isinstance(retry_delay, bool)
-            or retry_delay < 0
-        ):
-            raise self._error(
-                f"registerCallback({name})",
-                f"retry_delay must be a number >= 0, got {retry_delay!r}",
-            )
+        retries, retry_delay = self._retry_values(f"registerCallback({name})", retries, retry_delay)
         self.callbacks.append(
             Callback(
                 plugin_name=self.plugin_name,
@@ -363,23 +220,111 @@ class Registrar:
                 script_key=sgScriptKey,
                 logger=self._logger.getChild(name),
                 retries=retries,
-                retry_delay=None if retry_delay is None else float(retry_delay),
+                retry_delay=retry_delay,
             )
         )
 
-    def _check_signature(self, callback: Callable[..., object], name: str) -> None:
-        """Refuse a callback that could not be called as ``callback(sg, logger, event, args)``."""
+    def registerTimer(
+        self,
+        callback: Callable[..., object],
+        every: float,
+        args: object = None,
+        stopOnError: bool = True,
+        *,
+        sgScriptName: str | None = None,
+        sgScriptKey: str | None = None,
+        retries: int | None = None,
+        retry_delay: float | None = None,
+    ) -> None:
+        """Call ``callback(sg, logger, args)`` every ``every`` seconds, one run at a time.
+
+        Runs fall when the UTC clock is a multiple of ``every``; a run still
+        going at the next time skips that time. ``sg`` connects with
+        ``sgScriptName``/``sgScriptKey``, by default the credentials of the
+        plugin's first callback (else the daemon's own). A failure is handled
+        as a callback's: retries, then with ``stopOnError`` the plugin is
+        switched off, otherwise the run is given up until its next time.
+        """
+        if not callable(callback):
+            raise self._error(
+                "registerTimer",
+                f"argument callback must be a function or a callable object, "
+                f"got {type(callback).__name__} {callback!r}",
+            )
+        name = callback_name(callback)
+        where = f"registerTimer({name})"
+        self._check_signature(callback, name, "registerTimer", "sg, logger, args")
+        if (
+            not isinstance(every, int | float)
+            or isinstance(every, bool)
+            or not every >= MIN_TIMER_EVERY
+        ):
+            raise self._error(
+                where, f"every must be a number of seconds >= {MIN_TIMER_EVERY:g}, got {every!r}"
+            )
+        if any(timer.name == name for timer in self.timers):
+            raise self._error(
+                where,
+                f"a timer named {name} is already registered; give each timer its own function",
+            )
+        for argument, value in (("sgScriptName", sgScriptName), ("sgScriptKey", sgScriptKey)):
+            if value is not None and not isinstance(value, str):
+                raise self._error(
+                    where, f"argument {argument} must be a string, got {type(value).__name__}"
+                )
+        if (sgScriptName is None) != (sgScriptKey is None):
+            raise self._error(where, "give both sgScriptName and sgScriptKey, or neither")
+        retries, retry_delay = self._retry_values(where, retries, retry_delay)
+        self.timers.append(
+            Timer(
+                plugin_name=self.plugin_name,
+                name=name,
+                func=callback,
+                every=float(every),
+                args=args,
+                stop_on_error=bool(stopOnError),
+                script_name=sgScriptName or "",
+                script_key=sgScriptKey or "",
+                logger=self._logger.getChild(name),
+                retries=retries,
+                retry_delay=retry_delay,
+            )
+        )
+
+    def _retry_values(
+        self, where: str, retries: object, retry_delay: object
+    ) -> tuple[int | None, float | None]:
+        """Check a callback's or timer's own ``retries`` and ``retry_delay``."""
+        if retries is not None and (
+            not isinstance(retries, int) or isinstance(retries, bool) or retries < 0
+        ):
+            raise self._error(where, f"retries must be an int >= 0, got {retries!r}")
+        if retry_delay is not None and (
+            not isinstance(retry_delay, int | float)
+            or isinstance(retry_delay, bool)
+            or retry_delay < 0
+        ):
+            raise self._error(where, f"retry_delay must be a number >= 0, got {retry_delay!r}")
+        return retries, None if retry_delay is None else float(retry_delay)
+
+    def _check_signature(
+        self,
+        callback: Callable[..., object],
+        name: str,
+        function: str = "registerCallback",
+        arguments: str = "sg, logger, event, args",
+    ) -> None:
+        """Refuse a function that could not be called with ``arguments``."""
         try:
             signature = inspect.signature(callback)
         except (TypeError, ValueError):
             return  # some builtins and extension callables expose no signature: trust them
         try:
-            signature.bind(None, None, None, None)
+            signature.bind(*(None for _ in arguments.split(",")))
         except TypeError as exc:
             raise self._error(
-                "registerCallback",
-                f"callback {name}{signature} cannot be called as "
-                f"{name}(sg, logger, event, args): {exc}",
+                function,
+                f"callback {name}{signature} cannot be called as {name}({arguments}): {exc}",
             ) from None
 
     def _error(self, function: str, problem: str) -> PluginError:

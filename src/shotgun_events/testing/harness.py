@@ -9,6 +9,7 @@ switching the plugin off), with every callback's connection a ``RecordingShotgun
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -17,12 +18,13 @@ from typing import Any
 
 from shotgun_events.client.connections import ConnectionFactory
 from shotgun_events.client.source import ShotgunEventSource
-from shotgun_events.delivery.dispatch import Dispatcher, Outcome
+from shotgun_events.delivery.dispatch import Dispatcher, Outcome, TimerFailure
 from shotgun_events.delivery.failures import FailurePolicy, RetryPolicy
+from shotgun_events.engine.timers import TimerLoop
 from shotgun_events.errors import PluginError
 from shotgun_events.events import Event
 from shotgun_events.plugins.loader import Plugin, PluginLoader
-from shotgun_events.plugins.registrar import Callback
+from shotgun_events.plugins.registrar import Callback, Timer
 from shotgun_events.testing.guard import ours
 from shotgun_events.testing.recording import RecordingShotgun, Write, WriteLog
 
@@ -77,6 +79,17 @@ class _Capture(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self._sink.append(record)
+
+
+@dataclass
+class _TimerHere:
+    """Runs a timer in the calling thread, through the harness's dispatcher."""
+
+    plugin: Plugin
+    dispatcher: Dispatcher
+
+    def run_timer(self, timer: Timer) -> TimerFailure | None:
+        return self.dispatcher.attempt_timer(self.plugin, timer)
 
 
 class RecordingConnections:
@@ -280,6 +293,23 @@ class PluginHarness:
             self.cursor = batch[-1]["id"]
         self.cursor = max(self.cursor, newest)
         return delivered
+
+    def run_timer(self, name: str) -> bool:
+        """Run the plugin's timer ``name`` once now, as the daemon would at its due time.
+
+        A failure goes through the same policy as in the daemon (retries at
+        once, then ``stopOnError`` switches the plugin off); True if it ran
+        without raising.
+        """
+        timer = next((t for t in self.plugin.timers if t.name == name), None)
+        if timer is None:
+            known = ", ".join(t.name for t in self.plugin.timers) or "none"
+            raise PluginError(f"plugin {self.path} has no timer {name!r} (its timers: {known})")
+        runner = _TimerHere(self.plugin, self._dispatcher)
+        loop = TimerLoop(
+            runner, timer, policy=self._dispatcher.policy, outage=None, clock=time.time
+        )
+        return loop.run_now(self.plugin)
 
     def replay(self, events: str | Path | Iterable[Event]) -> list[Outcome]:
         """Deliver captured events (an ``events.jsonl`` from ``capture``, or a list)."""

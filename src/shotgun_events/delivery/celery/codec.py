@@ -42,12 +42,14 @@ class MalformedTaskError(ValueError):
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """One task: consecutive events of one ordering key for one plugin version."""
+    """One task: consecutive events of one ordering key, or one timer's run, of a plugin version."""
 
     plugin: str
     #: sha1 of the plugin file the daemon runs (``Plugin.fingerprint[2]``).
     plugin_hash: str
     events: tuple[Event, ...]
+    #: The name of the timer to run once (then ``events`` is empty).
+    timer: str = ""
 
 
 @dataclass(frozen=True)
@@ -106,12 +108,12 @@ def decode_value(value: Any) -> Any:
 
 def encode_task(spec: TaskSpec) -> dict[str, Any]:
     """Return the task's one JSON argument."""
-    return {
-        "v": WIRE_VERSION,
-        "plugin": spec.plugin,
-        "hash": spec.plugin_hash,
-        "events": [encode_value(e) for e in spec.events],
-    }
+    body: dict[str, Any] = {"v": WIRE_VERSION, "plugin": spec.plugin, "hash": spec.plugin_hash}
+    if spec.timer:
+        body["timer"] = spec.timer
+    else:
+        body["events"] = [encode_value(e) for e in spec.events]
+    return body
 
 
 def decode_task(args: Any, kwargs: Any) -> TaskSpec:
@@ -121,15 +123,21 @@ def decode_task(args: Any, kwargs: Any) -> TaskSpec:
     if not isinstance(args, (list, tuple)) or len(args) != 1 or not isinstance(args[0], dict):
         raise MalformedTaskError("expected one JSON object argument")
     body = args[0]
-    if set(body) != {"v", "plugin", "hash", "events"}:
+    if set(body) not in ({"v", "plugin", "hash", "events"}, {"v", "plugin", "hash", "timer"}):
         raise MalformedTaskError(f"unexpected fields {sorted(map(str, body))[:8]}")
     if body["v"] != WIRE_VERSION:
         raise MalformedTaskError(f"wire version {body['v']!r}, this worker speaks {WIRE_VERSION}")
-    plugin, digest, events = body["plugin"], body["hash"], body["events"]
+    plugin, digest = body["plugin"], body["hash"]
     if not isinstance(plugin, str) or not plugin or "/" in plugin or len(plugin) > 200:
         raise MalformedTaskError("bad plugin name")
     if not isinstance(digest, str) or len(digest) != 40:
         raise MalformedTaskError("bad plugin hash")
+    if "timer" in body:
+        timer = body["timer"]
+        if not isinstance(timer, str) or not timer or len(timer) > 200:
+            raise MalformedTaskError("bad timer name")
+        return TaskSpec(plugin=plugin, plugin_hash=digest, events=(), timer=timer)
+    events = body["events"]
     if not isinstance(events, list) or not 0 < len(events) <= _MAX_EVENTS:
         raise MalformedTaskError("expected 1 to 1000 events")
     decoded: list[Event] = []

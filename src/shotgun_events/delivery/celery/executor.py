@@ -18,7 +18,7 @@ then given up: it cannot be run. A worker that refuses a task (another
 version of the plugin, busy with it, not serving it) is asked again later;
 that is no failure. A task not answered within ``task_timeout`` is sent
 again (workers skip events they already did) and its key counts as held in
-status and metrics.
+status and metrics. The plugin's timers run as tasks too (timers.py).
 """
 
 from __future__ import annotations
@@ -42,12 +42,14 @@ from shotgun_events.delivery.celery.codec import (
     encode_task,
 )
 from shotgun_events.delivery.celery.tasks import Counters, Hub, Task
-from shotgun_events.delivery.dispatch import Outcome
+from shotgun_events.delivery.celery.timers import CeleryTimers
+from shotgun_events.delivery.dispatch import Outcome, TimerFailure
 from shotgun_events.delivery.executors import CELERY, OnDone, RejectedError
 from shotgun_events.delivery.failures import FailurePolicy, Verdict
 from shotgun_events.delivery.inflight import InFlight
 from shotgun_events.delivery.keys import KeyFn, KeyLines
 from shotgun_events.events import Event
+from shotgun_events.plugins.registrar import Timer
 
 if TYPE_CHECKING:
     from shotgun_events.plugins.loader import Plugin
@@ -105,6 +107,14 @@ class CeleryExecutor:
         self.counters = Counters()
         # What `status` adds from Redis (queue length, workers): the factory knows the hub.
         self._describe = describe
+        self._timers = CeleryTimers(
+            plugin,
+            hub=hub,
+            client=self,
+            queue=queue,
+            registry=self._registry,
+            timeout=lambda: self._timeout,
+        )
         hub.add(self)
 
     # -- the Executor protocol -------------------------------------------------
@@ -167,14 +177,21 @@ class CeleryExecutor:
             seconds, first = held[0]
             with self._lock:
                 ids = next(
-                    ([int(e["id"]) for e in t.events] for t in self._out.values()
-                     if int(t.events[0]["id"]) == first),
+                    (
+                        [int(e["id"]) for e in t.events]
+                        for t in self._out.values()
+                        if int(t.events[0]["id"]) == first
+                    ),
                     [first],
                 )
             shown["oldest_held"] = {"seconds": round(seconds, 1), "events": ids}
         if self._describe is not None:
             shown.update(self._describe(self))
         return shown
+
+    def run_timer(self, timer: Timer) -> TimerFailure | None:
+        """Run the timer once as a task on a worker; wait for its answer."""
+        return self._timers.run(timer)
 
     def drain(self, timeout: float) -> bool:
         """Wait until every event handed on is reported finished."""
@@ -194,12 +211,15 @@ class CeleryExecutor:
             self._closed = True
             for task in self._out.values():
                 self._registry.end(self._work_key(task.key))
+        self._timers.drop_all("the plugin's executor closed")
         self._hub.remove(self)
 
     def _tasks(self) -> list[Any]:
         name = self.plugin.name
         return [
-            w for w in self._registry.running() if w.thread is None and w.plugin.name == name
+            w
+            for w in self._registry.running()
+            if w.thread is None and not w.timer and w.plugin.name == name
         ]
 
     def _work_key(self, key: Hashable) -> tuple[str, str, Hashable]:
@@ -209,6 +229,8 @@ class CeleryExecutor:
 
     def on_result(self, task_id: str, result: TaskResult) -> None:
         """Apply one task's result: report handled events, decide on a failure."""
+        if self._timers.answer(task_id, result):
+            return
         with self._lock:
             task = self._by_id.pop(task_id, None)
             if task is None or self._out.get(task.key) is not task or self._closed:
@@ -258,6 +280,7 @@ class CeleryExecutor:
         """Redis was away: send every task that was out again at the next tick."""
         with self._lock:
             self._resend = True
+        self._timers.drop_all("Redis went away while it ran")
 
     # -- inside ----------------------------------------------------------------
 

@@ -7,6 +7,8 @@ at CRITICAL with its frames on the worker's log, and answers with a
 ``TaskResult``; the daemon applies the failure policy (retries are re-sent by
 the daemon, so order is kept). Each event is claimed, run, and
 recorded done in Redis *before* the answer, so a task sent again skips it.
+A timer's task runs the plugin's timer once (``Dispatcher.attempt_timer``);
+it has no event, so nothing is claimed or recorded.
 """
 
 from __future__ import annotations
@@ -132,6 +134,8 @@ class WorkerRuntime:
                 plugin.path,
             )
             return self._answer(WRONG_VERSION, worker_hash=mine)
+        if spec.timer:
+            return self._run_timer(plugin, spec.timer)
         callbacks = list(plugin.callbacks)
         ids = [int(e["id"]) for e in spec.events]
         # One round trip to claim the task's events and see which are done already, one
@@ -180,6 +184,27 @@ class WorkerRuntime:
             released = sorted(claimed - set(completed))
             self._done.settle(spec.plugin, completed, released)
         return self._answer(DONE, handled=handled, ran=ran, worker_hash=mine)
+
+    def _run_timer(self, plugin: Plugin, name: str) -> TaskResult:
+        """Run one of the plugin's timers once; a failure is logged here, decided by the daemon."""
+        timer = next((t for t in plugin.timers if t.name == name), None)
+        if timer is None:
+            log.warning("task for timer %s of plugin %s refused: no such timer", name, plugin.name)
+            return self._answer(UNAVAILABLE, error=f"plugin {plugin.name} has no timer {name}")
+        failure = self._dispatcher.attempt_timer(plugin, timer)
+        if failure is None:
+            return self._answer(DONE, worker_hash=plugin.fingerprint[2])
+        error = failure.error
+        if isinstance(error, BaseException):
+            log_on_worker(plugin, timer, None, error)
+            error = f"{type(error).__name__}: {error}"
+        return self._answer(
+            FAILED,
+            error=error,
+            stop_on_error=timer.stop_on_error,
+            callback=timer.name,
+            unavailable=failure.unavailable,
+        )
 
     def _answer(
         self,

@@ -142,6 +142,7 @@ def run_worker(config: Config, options: WorkerOptions) -> int:
             lookup=SiteLookup(lambda: factory.create(config.script_name, config.script_key)),
             config_path=config.path,
         ),
+        own_credentials=(config.script_name, config.script_key),
     )
     runtime = WorkerRuntime(
         loader=loader,
