@@ -1,9 +1,10 @@
-"""Running plugins: one event through one plugin's callbacks, and the ways plugins are run.
+"""Running plugins: where a plugin's events run, which thread drives it, and its position.
 
-Owns the dispatcher, the per-plugin runner (cursor advance and persist), the
-failure policy (retries, dead letters), the callback watch, and the variants
-behind two interfaces: ``Delivery`` (which thread runs a plugin: serial,
-parallel, auto with its lanes) and ``Executor`` (how one plugin's events run:
-inline in id order, keyed on the plugin's own pool, or on Celery workers).
+Owns the executors (inline, the plugin's own pool, Celery workers: one
+``Executor`` protocol, one ``choose``), the fan-out (the shared lane and
+plugins' own threads, by one promotion policy), the per-plugin runner (one
+watermark path), the dispatcher (one event, or one timer's run, through a
+plugin's code), and what they share once: ordering keys, the failure
+policy, the in-flight registry.
 May import: the core, ``config``, ``notify``, ``state``, ``client`` and ``plugins``.
 """

@@ -1,6 +1,6 @@
 """Which thread runs each plugin: the shared lane, or a thread of its own.
 
-Every plugin starts on the shared lane (lanes.py), where the engine's batches
+Every plugin starts on the shared lane, where the engine's batches
 run event by event, plugin after plugin, as in the original daemon: no
 hand-off between threads per event, so quick plugins cost what they cost
 serially, and the engine reads from the slowest plugin of the lane. A

@@ -42,11 +42,9 @@ class CallbackError:
     traceback: str = field(repr=False)
 
     def __str__(self) -> str:
-        """``callback on event N: Type: message``."""
-        return (
-            f"{self.callback} on event {self.event_id}: "
-            f"{type(self.exception).__name__}: {self.exception}"
-        )
+        """``callback on event N: Type: message`` (a timer's run has no event)."""
+        where = "" if self.event_id is None else f" on event {self.event_id}"
+        return f"{self.callback}{where}: {type(self.exception).__name__}: {self.exception}"
 
 
 @dataclass(frozen=True)
@@ -83,13 +81,18 @@ class _Capture(logging.Handler):
 
 @dataclass
 class _TimerHere:
-    """Runs a timer in the calling thread, through the harness's dispatcher."""
+    """Runs a timer in the calling thread, through the harness's dispatcher; keeps its errors."""
 
     plugin: Plugin
     dispatcher: Dispatcher
+    errors: list[CallbackError]
 
     def run_timer(self, timer: Timer) -> TimerFailure | None:
-        return self.dispatcher.attempt_timer(self.plugin, timer)
+        failure = self.dispatcher.attempt_timer(self.plugin, timer)
+        if failure is not None and isinstance(failure.error, BaseException):
+            text = "".join(traceback.format_exception(failure.error))
+            self.errors.append(CallbackError(timer.name, None, failure.error, text))
+        return failure
 
 
 class RecordingConnections:
@@ -156,6 +159,8 @@ class PluginHarness:
     logs: list[logging.LogRecord] = field(default_factory=list)
     #: The id ``process_new_events`` reads after.
     cursor: int = 0
+    #: The ``sg`` credentials of a timer in a plugin without callbacks (the daemon's own).
+    own_credentials: tuple[str, str] = ("", "")
 
     def __post_init__(self) -> None:
         self.path = Path(self.path).resolve()
@@ -170,6 +175,7 @@ class PluginHarness:
             policy=FailurePolicy(self.policy),
             # retries run at once: a test (or a dry run) never sleeps through a back-off
             wait=lambda seconds: False,
+            own_credentials=self.own_credentials,
         )
         self._loader.scan()
         plugin = self.plugin
@@ -305,7 +311,7 @@ class PluginHarness:
         if timer is None:
             known = ", ".join(t.name for t in self.plugin.timers) or "none"
             raise PluginError(f"plugin {self.path} has no timer {name!r} (its timers: {known})")
-        runner = _TimerHere(self.plugin, self._dispatcher)
+        runner = _TimerHere(self.plugin, self._dispatcher, self.errors)
         loop = TimerLoop(
             runner, timer, policy=self._dispatcher.policy, outage=None, clock=time.time
         )

@@ -124,6 +124,7 @@ def plugin_under_test(local_site: TestSite) -> Iterator[PluginFactory]:
             source=site_source(local_site.url, SCRIPT_NAME, SCRIPT_KEY),
             writes_log=writes,
             cursor=local_site.newest_event_id(),
+            own_credentials=(SCRIPT_NAME, SCRIPT_KEY),
         )
         made.append(harness)
         return harness
