@@ -99,3 +99,22 @@ def _aware(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
+
+
+def ranges(ids: tuple[int, ...] | list[int]) -> str:
+    """Compress ids into 'a-b, c' for one-line log messages."""
+    parts: list[str] = []
+    start = prev = None
+    for value in sorted(ids):
+        if start is None:
+            start = prev = value
+        elif prev is not None and value == prev + 1:
+            prev = value
+        else:
+            parts.append(str(start) if start == prev else f"{start}-{prev}")
+            start = prev = value
+    if start is not None:
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+    if len(parts) > 10:
+        return ", ".join(parts[:10]) + f" and {len(parts) - 10} more ranges"
+    return ", ".join(parts)

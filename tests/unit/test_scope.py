@@ -45,16 +45,16 @@ def plugin(name: str = "p", **asked: Any) -> Plugin:
 
 def callback(script: str = "rollup") -> Callback:
     return Callback(
-        "p",
-        "cb",
-        lambda *a: None,
-        lambda e: True,
-        None,
-        None,
-        True,
-        script,
-        "k",
-        logging.getLogger("test"),
+        plugin_name="p",
+        name="cb",
+        func=lambda *a: None,
+        matches=lambda e: True,
+        match_events=None,
+        args=None,
+        stop_on_error=True,
+        script_name=script,
+        script_key="k",
+        logger=logging.getLogger("test"),
     )
 
 

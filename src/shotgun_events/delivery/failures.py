@@ -33,7 +33,6 @@ logger with the worker's one-line error.
 from __future__ import annotations
 
 import enum
-import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from shotgun_events.config.model import DEFAULTS
 from shotgun_events.notify.frames import describe_locals
-from shotgun_events.plugins.registrar import Callback
+from shotgun_events.plugins.registrar import Callback, Registered
 from shotgun_events.telemetry import NULL, Telemetry
 
 if TYPE_CHECKING:
@@ -50,21 +49,6 @@ if TYPE_CHECKING:
 
 #: Dead letters kept in the state file (the oldest are dropped first).
 DEAD_LETTER_LIMIT = 1000
-
-
-class Failing(Protocol):
-    """What the policy needs of the callback or timer that failed."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def logger(self) -> logging.Logger: ...
-    @property
-    def stop_on_error(self) -> bool: ...
-    @property
-    def retries(self) -> int | None: ...
-    @property
-    def retry_delay(self) -> float | None: ...
 
 
 @dataclass(frozen=True)
@@ -75,13 +59,13 @@ class RetryPolicy:
     delay: float = DEFAULTS.number("daemon", "callback_retry_delay")
     max_delay: float = DEFAULTS.number("daemon", "callback_retry_max_delay")
 
-    def attempts_for(self, callback: Failing | None) -> int:
+    def attempts_for(self, callback: Registered | None) -> int:
         """Extra attempts after the first failure."""
         if callback is None or callback.retries is None:
             return self.retries
         return callback.retries
 
-    def wait_before(self, callback: Failing | None, retry: int) -> float:
+    def wait_before(self, callback: Registered | None, retry: int) -> float:
         """Seconds to wait before the ``retry``-th new attempt (1-based): doubling."""
         base = (
             self.delay
@@ -119,7 +103,7 @@ class FailurePolicy:
     def decide(
         self,
         plugin: Plugin,
-        callback: Failing | None,
+        callback: Registered | None,
         event_id: int | None,
         attempt: int,
         error: BaseException | str,
@@ -210,7 +194,7 @@ class FailurePolicy:
 
 
 def log_on_worker(
-    plugin: Plugin, callback: Failing, event_id: int | None, error: BaseException
+    plugin: Plugin, callback: Registered, event_id: int | None, error: BaseException
 ) -> None:
     """A Celery worker's record of a failing callback or timer: CRITICAL with frames, here."""
     _critical(

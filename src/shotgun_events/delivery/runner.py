@@ -28,7 +28,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from shotgun_events.cursor import NO_GAP, Cursor, GapReport
+from shotgun_events.cursor import NO_GAP, Cursor, GapReport, ranges
 from shotgun_events.delivery.dispatch import Dispatcher, Outcome, TimerFailure
 from shotgun_events.delivery.executors import (
     INLINE,
@@ -41,6 +41,7 @@ from shotgun_events.errors import StateWriteError
 from shotgun_events.events import Event, PluginKey
 from shotgun_events.plugins.loader import Plugin
 from shotgun_events.plugins.registrar import Timer
+from shotgun_events.state.changes import Changes
 from shotgun_events.state.protocols import PositionRecorder
 
 log = logging.getLogger("engine.runner")
@@ -85,12 +86,7 @@ class PluginRunner:
         self._dirty = False
         self._failed = False
         self._ignore_until_flush = False
-        # Backlog and done changes since the last save, so a big backlog is not compared
-        # whole at every write; not known after the cursor was changed from outside.
-        self._added: dict[int, datetime] = {}
-        self._removed: set[int] = set()
-        self._done_added: list[int] = []
-        self._delta_known = False
+        self._changes = Changes()
         self.delivered = 0
         #: Events skipped because the site's log no longer has them (``skip_expired``).
         self.expired = 0
@@ -251,9 +247,9 @@ class PluginRunner:
         late = bool(wm.late) and event_id in wm.late
         newly, settled = wm.finish(event_id, outcome in HANDLED)
         if settled:
-            self._note_removed((event_id,))
+            self._changes.gone((event_id,))
         if newly:
-            self._done_added.extend(newly)
+            self._changes.done.extend(newly)
         if outcome is Outcome.FAILED:
             self._failed = True
         elif outcome is Outcome.HELD:
@@ -287,7 +283,7 @@ class PluginRunner:
             return Outcome.INTERRUPTED
         self._executor.drain(DRAIN_TIMEOUT)
         with self._lock:
-            self._note_removed(self._wm.rewind())
+            self._changes.gone(self._wm.rewind())
             held, self._held = self._held, False
             self._failed = False
             self._dirty = True
@@ -297,7 +293,7 @@ class PluginRunner:
 
     def _note_gaps(self, report: GapReport) -> None:
         for waiting in report.waiting:
-            self._added[waiting] = self.cursor.backlog[waiting]
+            self._changes.added[waiting] = self.cursor.backlog[waiting]
         if report.waiting:
             log.debug(
                 "%s: ids %s not visible yet; waiting for them",
@@ -341,7 +337,7 @@ class PluginRunner:
         """
         drained = self._executor.drain(timeout)
         with self._lock:
-            self._note_removed(self._wm.rewind())
+            self._changes.gone(self._wm.rewind())
             self._failed = False
             self.cursor = self._wm.saved().copy()
             self._at_rest = True
@@ -398,7 +394,7 @@ class PluginRunner:
                 first = last + 1  # nothing to skip, only backlog ids to forget
             for event_id in gone:
                 del self.cursor.backlog[event_id]
-            self._delta_known = False
+            self._changes.known = False
             self._save_locked()
         if last >= first:
             log.error(
@@ -420,7 +416,7 @@ class PluginRunner:
         """Give up on backlog ids whose wait is over."""
         with self._lock:
             expired = [i for i in self.cursor.expire(now) if i not in self._wm.late]
-            self._note_removed(expired)
+            self._changes.gone(expired)
         if expired:
             log.warning(
                 "%s: event ids %s never appeared within the backlog timeout; giving up on them",
@@ -440,53 +436,16 @@ class PluginRunner:
         """
         with self._lock:
             if rewritten:
-                self._delta_known = False
+                self._changes.known = False
             self._save_locked()
 
     def _save_locked(self) -> None:
-        change = (self._added, self._removed) if self._delta_known else None
         # At rest (between quiesce and resume) the cursor is the position, as commands set it.
         saved = self.cursor if self._at_rest else self._wm.saved()
         try:
-            if saved.done or self._done_added:
-                done = self._done_added if change is not None else None
-                self._recorder.record(self.key, saved, change, done)
-            else:
-                self._recorder.record(self.key, saved, change)
+            self._changes.write(self._recorder, self.key, saved)
         except StateWriteError:
             self._unsaved = True
             raise
         self._unsaved = False
         self._dirty = False
-        # New containers only when used: the store may keep what it was given.
-        if self._added:
-            self._added = {}
-        if self._removed:
-            self._removed = set()
-        if self._done_added:
-            self._done_added = []
-        self._delta_known = True
-
-    def _note_removed(self, ids: tuple[int, ...] | list[int]) -> None:
-        for event_id in ids:
-            if self._added.pop(event_id, None) is None:
-                self._removed.add(event_id)
-
-
-def ranges(ids: tuple[int, ...] | list[int]) -> str:
-    """Compress ids into 'a-b, c' for one-line log messages."""
-    parts: list[str] = []
-    start = prev = None
-    for value in sorted(ids):
-        if start is None:
-            start = prev = value
-        elif prev is not None and value == prev + 1:
-            prev = value
-        else:
-            parts.append(str(start) if start == prev else f"{start}-{prev}")
-            start = prev = value
-    if start is not None:
-        parts.append(str(start) if start == prev else f"{start}-{prev}")
-    if len(parts) > 10:
-        return ", ".join(parts[:10]) + f" and {len(parts) - 10} more ranges"
-    return ", ".join(parts)

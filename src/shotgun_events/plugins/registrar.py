@@ -22,15 +22,13 @@ MIN_TIMER_EVERY = 1.0
 MAX_CONCURRENCY = 256
 
 
-@dataclass(eq=False)
-class Callback:
-    """One registered callback: what to call, for which events, and with which credentials."""
+@dataclass(eq=False, kw_only=True)
+class Registered:
+    """What a callback and a timer share: the function, its args, credentials and failure rules."""
 
     plugin_name: str
     name: str
     func: Callable[..., object]
-    matches: MatchFn
-    match_events: object
     args: object
     stop_on_error: bool
     script_name: str
@@ -41,8 +39,16 @@ class Callback:
     retry_delay: float | None = None
 
 
-@dataclass(eq=False)
-class Timer:
+@dataclass(eq=False, kw_only=True)
+class Callback(Registered):
+    """One registered callback: what to call, for which events, and with which credentials."""
+
+    matches: MatchFn
+    match_events: object
+
+
+@dataclass(eq=False, kw_only=True)
+class Timer(Registered):
     """One registered timer: ``func(sg, logger, args)`` every ``every`` seconds.
 
     Runs fall on a fixed grid, the instants when the UTC clock is a whole
@@ -50,17 +56,7 @@ class Timer:
     ``every=86400`` at midnight UTC), so restarts neither add nor move runs.
     """
 
-    plugin_name: str
-    name: str
-    func: Callable[..., object]
     every: float
-    args: object
-    stop_on_error: bool
-    script_name: str
-    script_key: str = field(repr=False)
-    logger: logging.Logger = field(repr=False)
-    retries: int | None = None
-    retry_delay: float | None = None
 
 
 def callback_name(callback: object) -> str:

@@ -7,6 +7,7 @@ import json
 import logging
 import socket
 import struct
+import sys
 import threading
 import urllib.parse
 from collections.abc import Callable
@@ -80,6 +81,15 @@ class SiteHTTPServer(ThreadingHTTPServer):
         with self._open_lock:
             self._open.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up mid-request is normal (a stopped daemon): one DEBUG line;
+        anything else is the site's bug: logged with its traceback, never on bare stderr."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError):
+            LOG.debug("client %s went away: %s", client_address, error)
+            return
+        LOG.exception("error answering %s", client_address)
 
     def end_connections(self) -> None:
         """Shut every open connection so idle keep-alive handlers return at once."""

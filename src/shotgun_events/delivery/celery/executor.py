@@ -113,7 +113,7 @@ class CeleryExecutor:
             client=self,
             queue=queue,
             registry=self._registry,
-            timeout=lambda: self._timeout,
+            timeout=task_timeout,
         )
         hub.add(self)
 

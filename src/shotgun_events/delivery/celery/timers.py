@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +56,7 @@ class CeleryTimers:
         client: Any,
         queue: str,
         registry: InFlight,
-        timeout: Callable[[], float],
+        timeout: float,
     ) -> None:
         self._plugin = plugin
         self._hub = hub
@@ -80,7 +79,7 @@ class CeleryTimers:
             spec = TaskSpec(plugin.name, plugin.fingerprint[2], (), timer=timer.name)
             if not self._hub.send(self._client, self._queue, encode_task(spec), task_id):
                 return TimerFailure("Redis is unavailable", not_run=True)
-            timeout = self._timeout()
+            timeout = self._timeout
             if not waiting.answered.wait(timeout):
                 self._hub.forget(task_id)
                 return TimerFailure(
