@@ -22,7 +22,7 @@ import time
 import traceback
 from collections.abc import Callable, Hashable
 from threading import get_ident
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from shotgun_events.plugins.loader import Plugin
@@ -49,17 +49,18 @@ class InFlight:
     def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.monotonic = monotonic
         # Plain dict operations are atomic: no lock on the hot path (one set, one pop).
-        self._now: dict[Hashable, Running] = {}
+        self._now: dict[Hashable, tuple[Any, ...]] = {}
 
     def start(
         self, plugin: Plugin, event_id: int, *, task: Hashable = None, timer: str = ""
     ) -> Hashable:
         """Record work starting (in the calling thread, or as ``task``); return its key."""
+        # A plain tuple (``Running``'s fields): a named tuple costs a Python call per event.
         if task is None:
             thread = get_ident()
-            self._now[thread] = Running(plugin, event_id, self.monotonic(), thread, timer)
+            self._now[thread] = (plugin, event_id, self.monotonic(), thread, timer)
             return thread
-        self._now[task] = Running(plugin, event_id, self.monotonic(), None, timer)
+        self._now[task] = (plugin, event_id, self.monotonic(), None, timer)
         return task
 
     def end(self, key: Hashable) -> None:
@@ -68,13 +69,14 @@ class InFlight:
 
     def on_thread(self, thread: int) -> Running | None:
         """What the thread is running now, if anything."""
-        return self._now.get(thread)
+        work = self._now.get(thread)
+        return None if work is None else Running(*work)
 
     def running(self) -> list[Running]:
         """Everything in progress now."""
         for _ in range(5):
             try:
-                return list(self._now.values())
+                return [Running(*work) for work in list(self._now.values())]
             except RuntimeError:  # changed while copied: copy again
                 continue
         return []

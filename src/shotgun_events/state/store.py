@@ -90,6 +90,12 @@ log = logging.getLogger("engine.state")
 FSYNC_POLICIES = ("always", "interval", "never")
 
 
+class _Groups(threading.local):
+    """Per thread: the journal lines of an open ``grouped()`` block, None outside one."""
+
+    lines: list[str] | None = None
+
+
 class StateStore:
     """The daemon's persistent positions, one writer per state file; thread-safe."""
 
@@ -121,7 +127,7 @@ class StateStore:
         self._synced_at = clock()
         self._key_json: dict[PluginKey, str] = {}
         #: Per thread: the lines recorded inside ``grouped()``, written at its end.
-        self._groups = threading.local()
+        self._groups = _Groups()
 
     @property
     def path(self) -> Path:
@@ -222,7 +228,7 @@ class StateStore:
         snapshot from what is in memory, which includes the lines of the block.
         """
         groups = self._groups
-        if getattr(groups, "lines", None) is not None:
+        if groups.lines is not None:
             yield  # already grouping: the outer block writes
             return
         lines: list[str] = []
@@ -311,11 +317,11 @@ class StateStore:
     def _append(self, line: str) -> None:
         """Write one journal line in one call (kept for the end of a group); on failure, stop
         using this journal."""
-        lines: list[str] | None = getattr(self._groups, "lines", None)
-        if lines is not None:
+        lines: list[str] | None = self._groups.lines
+        if lines is None:
+            self._write(line)
+        else:
             lines.append(line)
-            return
-        self._write(line)
 
     def _write(self, text: str) -> None:
         assert self._fd is not None
@@ -334,7 +340,7 @@ class StateStore:
     def _after_change(self) -> None:
         """Sync by policy (a group syncs once, when written) and compact every N changes."""
         self._since_compact += 1
-        if getattr(self._groups, "lines", None) is None:
+        if self._fsync != "never" and self._groups.lines is None:
             self._sync_by_policy()
         if self._since_compact >= self._compact_every:
             try:
@@ -371,7 +377,7 @@ class StateStore:
             raise self._write_error(exc, self._path) from exc
         self._state.generation = generation
         # The snapshot holds what this thread's group recorded so far: not to be written again.
-        lines: list[str] | None = getattr(self._groups, "lines", None)
+        lines: list[str] | None = self._groups.lines
         if lines:
             lines.clear()
         # From here the old journal is stale (load skips it): never append to it again.
