@@ -154,11 +154,6 @@ def read_deliveries(records: Path) -> dict[str, list[Delivery]]:
     return found
 
 
-def delivered_count(records: Path) -> int:
-    """How many lines all plugins have written (a cheap progress figure)."""
-    return sum(path.stat().st_size for path in records.glob("*.log"))
-
-
 def write_plugins(folder: Path, version: Callable[[str], int]) -> None:
     """Write every plugin file at its current version."""
     for spec in PLUGINS:

@@ -2,10 +2,10 @@
 
 Each process the run starts (site, redis-server, workers, daemon) is a
 ``Managed``: started and killed by the driver, its lives recorded in
-``Lives`` (pid, start, end, how it ended) so the checker can tell which
-kill explains a duplicate. The ``Supervisor`` plays systemd's
-``Restart=always``: a process that exits by itself is noted as an incident
-and started again.
+``Lives`` (pid, start, end, how it ended). The ``Supervisor`` plays
+systemd's ``Restart=always``: a process that exits by itself is noted as an
+``Incident`` (the report decides whether anything excuses it) and started
+again.
 """
 
 from __future__ import annotations
@@ -65,21 +65,6 @@ class Lives:
         with self._lock:
             if life.ended is None:
                 life.ended, life.how = time.time(), how
-
-    def by_pid(self, pid: int) -> Life | None:
-        """The life with this pid (pids are not reused within one short run)."""
-        with self._lock:
-            return next((life for life in reversed(self.all) if life.pid == pid), None)
-
-    def of(self, role: str) -> list[Life]:
-        """Lives of one role (``daemon``, ``worker0``...), oldest first."""
-        with self._lock:
-            return [life for life in self.all if life.role == role]
-
-    def killed(self, prefix: str) -> list[Life]:
-        """Lives of roles starting with ``prefix`` that the driver SIGKILLed."""
-        with self._lock:
-            return [x for x in self.all if x.role.startswith(prefix) and x.how == "sigkill"]
 
     def incident(self, item: Incident) -> None:
         """Note a process that exited by itself."""
