@@ -87,6 +87,14 @@ def test_celery_repeats_are_allowed_after_a_worker_kill_but_not_after_a_daemon_k
     deliveries = run("celery_rec", 5, (1, 1)) + run("celery_rec", 6, (1, 2))
     verdict = check_plugin(spec, deliveries, events(1), timeline)
     assert verdict.ok and verdict.duplicates == {"worker kill": 1}
+    # Given a Redis restart right after worker 5 ran event 1, and the worker killed later
+    timeline = Timeline(
+        started=T0, worker_kills=[(T0 + 20, 5)], redis_restarts=[(T0 + 1.2, T0 + 3)]
+    )
+    deliveries = run("celery_rec", 5, (1, 1)) + run("celery_rec", 6, (1, 30))
+    verdict = check_plugin(spec, deliveries, events(1), timeline)
+    # Then the restart, not the later kill, explains the repeat
+    assert verdict.ok and verdict.duplicates == {"redis restart": 1}
     # Given instead a daemon kill between two runs by one live worker
     timeline = Timeline(started=T0, daemon_kills=[(T0 + 1.5, 1)])
     deliveries = run("celery_rec", 6, (1, 1), (1, 2))
