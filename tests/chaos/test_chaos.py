@@ -31,8 +31,7 @@ def test_everything_at_once_under_faults_keeps_the_delivery_promises(
 ) -> None:
     started = time.monotonic()
     plan = build_plan(chaos_seed, chaos_seconds)
-    replay = chaos_replay
-    print(f"{plan.describe()}\nreplay: {replay}\nfolder: {chaos_root}", flush=True)
+    print(f"{plan.describe()}\nreplay: {chaos_replay}\nfolder: {chaos_root}", flush=True)
     system = System(
         chaos_root, latency_ms=10, webhook_batch=random.Random(chaos_seed).random() < 0.5
     )
@@ -69,7 +68,7 @@ def test_everything_at_once_under_faults_keeps_the_delivery_promises(
             webhooks=system.control("webhook_stats"),
             seconds=time.monotonic() - started,
             root=str(chaos_root),
-            replay=replay,
+            replay=chaos_replay,
             driver_errors=driver.errors,
             evidence=evidence(system.log_files(), lost) if lost else [],
         )
