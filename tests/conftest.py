@@ -13,3 +13,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="run the long variants of tests/reliability (minutes instead of seconds)",
     )
+    # The chaos test (tests/chaos): its seed, and the length of a soak run.
+    parser.addoption(
+        "--chaos-seed",
+        type=int,
+        default=None,
+        help="seed of the chaos test's fault plan (default: a new random seed, printed)",
+    )
+    parser.addoption(
+        "--soak-minutes",
+        type=float,
+        default=None,
+        help="run the chaos test for this many minutes, faults repeating (default: ~3 min)",
+    )
