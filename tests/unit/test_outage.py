@@ -178,3 +178,56 @@ def test_the_plugins_own_exception_during_an_outage_still_follows_the_policy() -
     assert dispatcher.run(plugin, make_event(9)) is Outcome.FAILED  # type: ignore[arg-type]
     assert not plugin.active
     outage.close()
+
+
+def test_a_plugin_on_its_own_thread_held_by_an_outage_drops_the_batches_queued_for_it() -> None:
+    # Given a plugin on a thread of its own (dispatch = parallel), batches of two events, and
+    # a site call that fails with 503 on event 3, once, while the engine has read ahead
+    calls: list[int] = []
+    gate = threading.Event()
+    fail: list[BaseException | None] = [None, http(503)]
+    plugin = FakePlugin("reader")
+
+    def callback(sg: Any, logger: Any, event: Any, args: Any) -> None:
+        if event["id"] == 3 and fail:
+            gate.wait(5)  # the engine queues later batches meanwhile
+        calls.append(event["id"])
+        error = fail.pop(0) if fail else None
+        if error is not None:
+            raise error
+
+    plugin.callbacks.append(FakeCallback("read", callback, stop_on_error=True))
+    source = FakeSource()
+    source.add(1)
+    answered = threading.Event()
+    outage = Outage(lambda: answered.wait(10), first_wait=0.01)
+    engine = Engine(
+        source=source,
+        retry=SiteRetry(max_attempts=1, burst_sleep=0, wait=lambda s: False, outage=outage),
+        loader=FakeLoader([plugin]),
+        store=FakeStore(),
+        dispatcher=Dispatcher(connections=FakeConnections(), use_session_uuid=False, outage=outage),
+        settings=Settings(batch_size=2, dispatch="parallel"),
+        stop=threading.Event(),
+    )
+    assert engine.start()
+    source.add(*range(2, 11))
+    # When the engine reads on while event 3 is in its callback, then the site fails it
+    for _ in range(3):
+        engine.run_once()
+    gate.set()
+    deadline = time.monotonic() + 5
+    while not outage.down and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)
+    answered.set()
+    deadline = time.monotonic() + 10
+    while max(calls, default=0) < 10 and time.monotonic() < deadline:
+        engine.run_once()
+        time.sleep(0.02)
+    engine.drain(5)
+    engine.close()
+    outage.close()
+    # Then every event ran once, in id order, after the held one ran again: nothing read past
+    # the hold was handled before it, and nothing became a "late" event to run twice
+    assert calls == [2, 3, 3, 4, 5, 6, 7, 8, 9, 10], str(calls)

@@ -100,8 +100,11 @@ class PluginThread:
         self._started = True
 
     def put_fresh(self, batch: list[Event]) -> None:
-        """Queue a batch read by the engine (the caller holds the delivery lock)."""
+        """Queue a batch read by the engine (the caller holds the delivery lock); none once
+        the thread has detached (it reads from its own position then)."""
         with self._ready:
+            if not self.attached:
+                return
             self._inbox.append((_FRESH, batch))
             self._ready.notify()
 
@@ -181,14 +184,20 @@ class PluginThread:
 
     def _idle(self) -> None:
         """The plugin is switched off: drop what comes and catch up once it is back."""
+        if not self._detach():
+            with self._ready:
+                self._ready.wait(0.25)
+
+    def _detach(self) -> bool:
+        """Follow the shared read no more, dropping the batches queued from it (the thread
+        catches up from its own position); True when some were dropped."""
         with self._ready:
+            self.attached = False
             dropped = [item for item in self._inbox if item[0] == _FRESH]
             self._inbox = deque(item for item in self._inbox if item[0] != _FRESH)
-            if not dropped:
-                self._ready.wait(0.25)
         if dropped:
             self._host.notify_room()
-        self.attached = False
+        return bool(dropped)
 
     def _handle(self, events: list[Event]) -> None:
         now = self._hooks.clock()
@@ -205,8 +214,9 @@ class PluginThread:
             finally:
                 self._busy = False
             if outcome is Outcome.FAILED or outcome is Outcome.HELD:
-                # It reads again from its position (once the site answers, for HELD).
-                self.attached = False
+                # It reads again from its position (once the site answers, for HELD): the
+                # batches queued meanwhile lie past that position and are not its own now.
+                self._detach()
                 if outcome is Outcome.FAILED:
                     self._hooks.on_failed(self.runner.plugin)
                 break
