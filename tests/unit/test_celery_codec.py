@@ -84,3 +84,13 @@ def test_utc_datetimes_survive() -> None:
     event = make_event(1, created_at=datetime(2026, 1, 1, tzinfo=UTC))
     (back,) = decode_task(_wire(TaskSpec("p", HASH, (event,))), {}).events
     assert back["created_at"] == event["created_at"]
+
+
+def test_an_events_own_dict_that_looks_like_a_tag_travels_unchanged() -> None:
+    # Given an event whose fields hold dicts shaped like the wire's own tags
+    odd = {"$dt": "not a date"}
+    event = make_event(5, meta={"new_value": odd, "old_value": {"$dict": [1]}, "ok": {"a": 1}})
+    # When it goes through the wire format and back
+    (back,) = decode_task(_wire(TaskSpec("p", HASH, (event,))), {}).events
+    # Then the worker sees exactly what the daemon read
+    assert back["meta"] == event["meta"]

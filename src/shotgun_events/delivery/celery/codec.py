@@ -3,8 +3,9 @@
 Events travel as JSON only (no pickle: whoever can write to the broker must
 not be able to run code on a worker). JSON has no datetime, so a datetime is
 sent as ``{"$dt": "<ISO 8601 with offset>"}`` and turned back into an aware
-datetime on the worker; everything else (nested ``meta``, entity dicts,
-lists) is plain JSON already. A task that does not have exactly this shape
+datetime on the worker; a dict of the event's own that could be read as such
+a tag (one key, ``$dt`` or ``$dict``) travels wrapped as ``{"$dict": {...}}``;
+everything else (nested ``meta``, entity dicts, lists) is plain JSON already. A task that does not have exactly this shape
 raises ``MalformedTaskError``: the worker logs one line and drops it.
 """
 
@@ -21,6 +22,7 @@ WIRE_VERSION = 1
 #: The one Celery task name both sides use.
 TASK_NAME = "shotgun_events.run_events"
 _DT = "$dt"
+_DICT = "$dict"
 _MAX_EVENTS = 1000
 
 #: Result statuses a worker answers with.
@@ -80,7 +82,10 @@ def encode_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return {_DT: value.isoformat()}
     if isinstance(value, dict):
-        return {str(k): encode_value(v) for k, v in value.items()}
+        encoded = {str(k): encode_value(v) for k, v in value.items()}
+        if len(encoded) == 1 and (_DT in encoded or _DICT in encoded):
+            return {_DICT: encoded}  # the event's own dict, not a tag of ours
+        return encoded
     if isinstance(value, (list, tuple)):
         return [encode_value(v) for v in value]
     return value
@@ -89,6 +94,11 @@ def encode_value(value: Any) -> Any:
 def decode_value(value: Any) -> Any:
     """Undo ``encode_value``; a bad datetime tag raises MalformedTaskError."""
     if isinstance(value, dict):
+        if len(value) == 1 and _DICT in value:
+            inner = value[_DICT]
+            if not isinstance(inner, dict):
+                raise MalformedTaskError("a wrapped dict that is not an object")
+            return {k: decode_value(v) for k, v in inner.items()}
         if len(value) == 1 and _DT in value:
             raw = value[_DT]
             if not isinstance(raw, str):
