@@ -85,7 +85,7 @@ def test_a_sleeper_beside_quick_plugins_leaves_once_it_held_them_for_held() -> N
     sleeper = TimedRunner("sleeper", 0.02, clock)
     fanout, left = lane(*quick, sleeper, clock=clock)
     # When a batch of 100 events goes through the lane
-    assert fanout.deliver(batch(1, 100))
+    assert fanout.deliver(batch(1, 100), after=0)
     # Then the sleeper left after 2 events (40 ms > 30 ms) and the quick ones got it all
     assert (HELD, SLOW_CALL) == (0.03, 0.01)
     assert left == ["sleeper"]
@@ -100,7 +100,7 @@ def test_quick_calls_never_count_however_many_the_plugins_are_slowed_alike() -> 
     alike = [TimedRunner(f"p{n}", 0.005, clock) for n in range(10)]
     fanout, left = lane(*alike, clock=clock)
     # When long batches go through
-    assert fanout.deliver(batch(1, 200))
+    assert fanout.deliver(batch(1, 200), after=0)
     # Then none leaves: a thread of its own would not make any of them faster
     assert left == []
     assert all(r.handled == list(range(1, 201)) for r in alike)
@@ -114,11 +114,11 @@ def test_the_slow_time_is_counted_per_batch() -> None:
     moody = TimedRunner("moody", 0.012, clock)
     fanout, left = lane(quick, moody, clock=clock)
     # When a batch of 2 events goes through (24 ms: under 30 ms), then quick batches
-    assert fanout.deliver(batch(1, 2))
+    assert fanout.deliver(batch(1, 2), after=0)
     moody.cost = 0.00001
-    assert fanout.deliver(batch(3, 10))
+    assert fanout.deliver(batch(3, 10), after=2)
     moody.cost = 0.012
-    assert fanout.deliver(batch(13, 2))
+    assert fanout.deliver(batch(13, 2), after=12)
     # Then its slow time did not carry over from one batch to the next: it never left
     assert left == []
     assert moody.handled == list(range(1, 15))
@@ -131,7 +131,7 @@ def test_with_promotion_never_nobody_leaves_and_with_always_everybody_has_a_thre
     quick, slow = TimedRunner("quick", 0.00001, clock), TimedRunner("slow", 0.05, clock)
     fanout, left = lane(quick, slow, clock=clock, policy=Promotion.NEVER)
     # When the lane never promotes: the slow one stays and gets every event
-    assert fanout.deliver(batch(1, 10))
+    assert fanout.deliver(batch(1, 10), after=0)
     assert left == [] and slow.handled == list(range(1, 11))
     fanout.close(1)
     # When every plugin runs on its own thread from the start

@@ -231,3 +231,45 @@ def test_a_plugin_on_its_own_thread_held_by_an_outage_drops_the_batches_queued_f
     # Then every event ran once, in id order, after the held one ran again: nothing read past
     # the hold was handled before it, and nothing became a "late" event to run twice
     assert calls == [2, 3, 3, 4, 5, 6, 7, 8, 9, 10], str(calls)
+
+
+def test_a_plugin_held_on_a_slow_call_and_given_a_thread_reads_on_from_the_held_event() -> None:
+    # Given the default dispatch and a plugin whose call on event 3 takes 50 ms and then
+    # meets a 503, once: slow enough to be given a thread of its own in that very batch
+    calls: list[int] = []
+    failed: list[int] = []
+    plugin = FakePlugin("reader")
+
+    def callback(sg: Any, logger: Any, event: Any, args: Any) -> None:
+        calls.append(event["id"])
+        if event["id"] == 3 and not failed:
+            failed.append(3)
+            time.sleep(0.05)
+            raise http(503)
+
+    plugin.callbacks.append(FakeCallback("read", callback, stop_on_error=True))
+    source = FakeSource()
+    source.add(1)
+    outage = Outage(lambda: None, first_wait=0.05)
+    engine = Engine(
+        source=source,
+        retry=SiteRetry(max_attempts=1, burst_sleep=0, wait=lambda s: False, outage=outage),
+        loader=FakeLoader([plugin]),
+        store=FakeStore(),
+        dispatcher=Dispatcher(connections=FakeConnections(), use_session_uuid=False, outage=outage),
+        settings=Settings(),
+        stop=threading.Event(),
+    )
+    assert engine.start()
+    source.add(*range(2, 12))
+    # When the engine runs until the site answers again and everything is read
+    deadline = time.monotonic() + 10
+    while calls.count(11) < 1 and time.monotonic() < deadline:
+        engine.run_once()
+        time.sleep(0.01)
+    engine.drain(5)
+    engine.close()
+    outage.close()
+    # Then the events after the held one ran after it, each once: none was handed on past
+    # the position the hold rewound to
+    assert calls == [2, 3, 3, *range(4, 12)], str(calls)

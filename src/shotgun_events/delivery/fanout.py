@@ -208,12 +208,13 @@ class Fanout:
         """Wait until every plugin on a thread of its own can take a batch (threads.py)."""
         self._own.wait_for_room(stop, serve)
 
-    def deliver(self, batch: list[Event]) -> bool:
-        """Queue the batch for the attached threads, then run it on the shared lane."""
+    def deliver(self, batch: list[Event], *, after: int) -> bool:
+        """Queue the batch (read after id ``after``) for the attached threads, then run it on
+        the shared lane."""
         if not batch:
             return True
-        self._rejoin_idle()
-        self._own.feed(batch)
+        self._rejoin_idle(after)
+        self._own.feed(batch, after)
         if not self._group:
             return True
         return self._on_lane(lambda: self._run_group(batch))
@@ -431,7 +432,7 @@ class Fanout:
         )
         self._promoted[id(runner)] = (runner, self._monotonic(), count)
         rest = [e for e in self._batch if int(e["id"]) > after]
-        self._own.add(runner, rest=rest, start=start)
+        self._own.add(runner, rest=rest, after=after, start=start)
 
     def _flush(self, runner: PluginRunner) -> None:
         try:
@@ -444,11 +445,14 @@ class Fanout:
         if self._left:
             self._left = [lane for lane in self._left if not lane.join(0)]
 
-    def _rejoin_idle(self) -> None:
-        """Bring back promoted plugins that are caught up, idle and were away long enough."""
+    def _rejoin_idle(self, after: int) -> None:
+        """Bring back promoted plugins that are caught up, idle and were away long enough
+        (and have had every id up to ``after``, where the batch in hand was read)."""
         now = self._monotonic()
         for key, (runner, since, count) in list(self._promoted.items()):
             if now - since < REJOIN_AFTER * 2 ** (count - 1) or not self._own.idle(runner):
+                continue
+            if runner.cursor.last_id < after:
                 continue
             self._own.remove(runner)
             del self._promoted[key]

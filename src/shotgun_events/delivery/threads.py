@@ -48,6 +48,7 @@ class Hooks:
         clock: Callable[[], datetime],
         event_types: Callable[[], Collection[str] | None] = lambda: None,
         grouped: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
+        site_down: Callable[[], bool] = lambda: False,
     ) -> None:
         self.on_failed = on_failed
         self.on_state_trouble = on_state_trouble
@@ -55,6 +56,8 @@ class Hooks:
         self.event_types = event_types
         #: The state store's ``grouped``: one event's records over the shared lane, one write.
         self.grouped = grouped
+        #: Whether the site is unavailable now: a thread catching up waits, as the engine does.
+        self.site_down = site_down
 
 
 _FRESH = "fresh"
@@ -73,7 +76,8 @@ class PluginThread:
         self._hooks = host.hooks
         self._closing = threading.Event()
         self._source: EventSource | None = None
-        self._inbox: deque[tuple[str, list[Event]]] = deque()
+        #: (kind, events, the position a fresh batch was read after; 0 for the other kinds).
+        self._inbox: deque[tuple[str, list[Event], int]] = deque()
         self._late_ids: set[int] = set()
         self._ready = threading.Condition()
         self._busy = False
@@ -87,7 +91,7 @@ class PluginThread:
     @property
     def pending(self) -> int:
         """Fresh batches waiting in the inbox."""
-        return sum(1 for kind, _ in self._inbox if kind == _FRESH)
+        return sum(1 for kind, _, _ in self._inbox if kind == _FRESH)
 
     def idle(self) -> bool:
         """Attached, nothing queued, nothing running: all it was given is handled."""
@@ -99,20 +103,20 @@ class PluginThread:
         self._thread.start()
         self._started = True
 
-    def put_fresh(self, batch: list[Event]) -> None:
-        """Queue a batch read by the engine (the caller holds the delivery lock); none once
-        the thread has detached (it reads from its own position then)."""
+    def put_fresh(self, batch: list[Event], after: int) -> None:
+        """Queue a batch the engine read after id ``after`` (the caller holds the delivery
+        lock); none once the thread has detached (it reads from its own position then)."""
         with self._ready:
             if not self.attached:
                 return
-            self._inbox.append((_FRESH, batch))
+            self._inbox.append((_FRESH, batch, after))
             self._ready.notify()
 
     def put_late(self, events: list[Event]) -> None:
         """Queue events found through the backlog."""
         with self._ready:
             self._late_ids.update(int(e["id"]) for e in events)
-            self._inbox.append((_LATE, events))
+            self._inbox.append((_LATE, events, 0))
             self._ready.notify()
 
     def late_in_flight(self) -> set[int]:
@@ -123,7 +127,7 @@ class PluginThread:
     def put_expire(self) -> None:
         """Ask the worker to drop backlog ids whose wait is over, between events."""
         with self._ready:
-            self._inbox.append((_EXPIRE, []))
+            self._inbox.append((_EXPIRE, [], 0))
             self._ready.notify()
 
     def request_close(self) -> None:
@@ -159,9 +163,14 @@ class PluginThread:
         while not self._done():
             item = self._next(timeout=0.25 if self.attached else 0.0)
             if item is not None:
-                kind, events = item
+                kind, events, after = item
                 if kind == _FRESH:
                     self._host.notify_room()
+                    if after > self.runner.cursor.last_id:
+                        # Read after ids this plugin has not had (it was rewound by a hold
+                        # or a failure): they are no gaps; it reads them on its own.
+                        self._detach()
+                        continue
                 if kind == _EXPIRE:
                     self._expire()
                 else:
@@ -170,11 +179,14 @@ class PluginThread:
                     with self._ready:
                         self._late_ids.difference_update(int(e["id"]) for e in events)
             elif not self.attached and self.runner.active:
-                self._catch_up_step()
+                if self._hooks.site_down():
+                    self._stop.wait(0.25)  # its events would be held again at once
+                else:
+                    self._catch_up_step()
             elif not self.runner.active:
                 self._idle()
 
-    def _next(self, timeout: float) -> tuple[str, list[Event]] | None:
+    def _next(self, timeout: float) -> tuple[str, list[Event], int] | None:
         with self._ready:
             if not self._inbox and timeout > 0 and not self._done():
                 self._waiting = True
@@ -317,17 +329,23 @@ class OwnThreads:
         return [t.runner for t in list(self._threads.values())]
 
     def add(
-        self, runner: PluginRunner, *, rest: list[Event] | None = None, start: bool = True
+        self,
+        runner: PluginRunner,
+        *,
+        rest: list[Event] | None = None,
+        after: int = 0,
+        start: bool = True,
     ) -> None:
         """Give the plugin a thread: attached if it is level with the shared read, or given
-        ``rest``, the events of the batch in hand it has not had; ``start``: now, or once
-        ``start(runner)`` is called (its callback in hand still runs on the shared lane)."""
+        ``rest``, the events of the batch in hand after id ``after`` it has not had;
+        ``start``: now, or once ``start(runner)`` is called (its callback in hand still runs
+        on the shared lane)."""
         thread = PluginThread(runner, self)
         with self._lock:
             if rest is not None:
                 thread.attached = True
                 if rest:
-                    thread.put_fresh(rest)
+                    thread.put_fresh(rest, after)
             else:
                 thread.attached = self._head is not None and runner.cursor.last_id >= self._head
             self._threads[id(runner)] = thread
@@ -370,9 +388,10 @@ class OwnThreads:
                     )
             return self._head if self._head is not None else head
 
-    def feed(self, batch: list[Event]) -> None:
-        """Queue the events of ``batch`` past the shared read for every attached thread
-        (the shared read is followed even with no thread, for those promoted later)."""
+    def feed(self, batch: list[Event], after: int) -> None:
+        """Queue the events of ``batch`` (read after id ``after``) past the shared read for
+        every attached thread (the shared read is followed even with no thread, for those
+        promoted later)."""
         with self._lock:
             head = self._head or 0
             fresh = [e for e in batch if int(e["id"]) > head]
@@ -385,7 +404,8 @@ class OwnThreads:
                     # when it is switched on again.
                     thread.attached = False
                 elif thread.attached:
-                    thread.put_fresh(fresh)
+                    # It had the ids up to the old head: this part continues from there.
+                    thread.put_fresh(fresh, max(after, head))
 
     def wait_for_room(self, stop: threading.Event, serve: Callable[[], None]) -> None:
         """Wait until every attached thread can take a batch; detach one that stays full.

@@ -175,6 +175,7 @@ class Engine:
             clock=lambda: self.site_clock.now(),
             event_types=self.event_type_filter,
             grouped=self._store.grouped,
+            site_down=lambda: self.outage is not None and self.outage.down,
         )
         return Fanout(
             hooks,
@@ -329,7 +330,7 @@ class Engine:
         if batch and int(batch[0]["id"]) - position - 1 > self._settings.batch_size:
             # More ids missing than a batch: not gaps, the site's log may start after them.
             self._skip_expired(self._delivery.on_lane())
-        delivered = self._delivery.deliver(batch)
+        delivered = self._delivery.deliver(batch, after=position)
         self._backlog.poll(list(self._plugins.by_key.values()), self._delivery)
         self._delivery.expire(self.site_clock.now())
         self._hooks.heartbeat()

@@ -5,8 +5,9 @@ not be able to run code on a worker). JSON has no datetime, so a datetime is
 sent as ``{"$dt": "<ISO 8601 with offset>"}`` and turned back into an aware
 datetime on the worker; a dict of the event's own that could be read as such
 a tag (one key, ``$dt`` or ``$dict``) travels wrapped as ``{"$dict": {...}}``;
-everything else (nested ``meta``, entity dicts, lists) is plain JSON already. A task that does not have exactly this shape
-raises ``MalformedTaskError``: the worker logs one line and drops it.
+everything else (nested ``meta``, entity dicts, lists) is plain JSON
+already. A task that does not have exactly this shape raises
+``MalformedTaskError``: the worker logs one line and drops it.
 """
 
 from __future__ import annotations
