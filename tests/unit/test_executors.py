@@ -93,3 +93,50 @@ def test_executors_builds_what_the_spec_names() -> None:
     # And a Celery spec without Celery set up is a clear error
     with pytest.raises(ValueError, match="Celery"):
         Executors(dispatcher)(plugin("c"), spec, print)
+
+
+def test_a_pool_runs_nothing_after_an_event_is_held_until_all_in_flight_has_ended() -> None:
+    # Given a pool of 2 threads and a plugin whose call on event 1 meets a site outage
+    import threading
+
+    from shotgun_events.client.outage import Outage
+    from shotgun_events.delivery.dispatch import Outcome
+    from tests.unit.fakes import FakeCallback, make_event
+
+    ran: list[int] = []
+    release = threading.Event()
+
+    def callback(sg: Any, logger: Any, event: Any, args: Any) -> None:
+        ran.append(event["id"])
+        if event["id"] == 1:
+            release.wait(5)
+            raise ConnectionResetError("reset by the site")
+
+    fake = FakePlugin("keyed", concurrency=2)
+    fake.callbacks.append(FakeCallback("cb", callback))
+    outage = Outage(lambda: None, first_wait=60)
+    dispatcher = Dispatcher(connections=FakeConnections(), use_session_uuid=False, outage=outage)
+    done: list[tuple[int, Outcome]] = []
+    pool = PoolExecutor(
+        cast(Any, fake),
+        dispatcher,
+        lambda event, outcome: done.append((event["id"], outcome)),
+        concurrency=2,
+        order_by="entity",
+    )
+    try:
+        # When events 1 and 2 of one shot and 3 of another are queued, and 1 is held
+        shot, other = {"type": "Shot", "id": 1}, {"type": "Shot", "id": 2}
+        pool.submit(make_event(1, entity=shot))
+        pool.submit(make_event(2, entity=shot))
+        release.set()
+        assert pool.drain(5)
+        pool.submit(make_event(3, entity=other))
+        assert pool.drain(5)
+        # Then 2, behind the held 1 on its key, never ran (the plugin reads again from 1),
+        # and once all had ended the pool ran again
+        assert dict(done) == {1: Outcome.HELD, 2: Outcome.INTERRUPTED, 3: Outcome.DONE}
+        assert ran == [1, 3]
+    finally:
+        pool.close(5)
+        outage.close()

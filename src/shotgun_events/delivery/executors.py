@@ -199,6 +199,8 @@ class PoolExecutor:
         #: thread ident -> the plugin generation of the event it runs.
         self._running: dict[int, int] = {}
         self._closing = False
+        #: An event was held, failed or cut short: run nothing more until all has ended.
+        self._halted = False
         self._threads = [
             threading.Thread(target=self._work, name=f"plugin-{plugin.name}-{n}", daemon=True)
             for n in range(self.concurrency)
@@ -235,7 +237,7 @@ class PoolExecutor:
             return set(self._ids)
 
     def drain(self, timeout: float) -> bool:
-        """Wait until every submitted event was reported finished."""
+        """Wait until every submitted event was reported finished (a halt ends there)."""
         deadline = self._monotonic() + timeout
         with self._room:
             while self._ids:
@@ -243,6 +245,7 @@ class PoolExecutor:
                 if remaining <= 0:
                     return False
                 self._room.wait(min(remaining, 0.1))
+            self._halted = False
         return True
 
     def close(self, timeout: float) -> None:
@@ -317,15 +320,20 @@ class PoolExecutor:
                     self._room.notify_all()
 
     def _run(self, event: Event) -> Outcome:
-        if not self._plugin.active:
-            # Switched off meanwhile (a failure on another key, an operator): not handled.
+        if not self._plugin.active or self._halted:
+            # Switched off meanwhile (a failure on another key, an operator), or an event
+            # was held or failed: the plugin reads again from there, so nothing after it
+            # runs until all in flight has ended (``drain``). Not handled.
             return Outcome.INTERRUPTED
         try:
-            return self._dispatcher.run(self._plugin, event)
+            outcome = self._dispatcher.run(self._plugin, event)
         except Exception:
             # The dispatcher isolates callbacks; this is our bug: keep the event unhandled.
             log.exception("plugin %s: delivering event %s failed", self._plugin.name, event["id"])
-            return Outcome.INTERRUPTED
+            outcome = Outcome.INTERRUPTED
+        if outcome not in (Outcome.DONE, Outcome.SKIPPED):
+            self._halted = True
+        return outcome
 
     def _report(self, event: Event, outcome: Outcome) -> None:
         try:
