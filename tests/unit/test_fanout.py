@@ -39,6 +39,7 @@ class TimedRunner:
     def handle(self, event: Event, now: datetime) -> Outcome:
         self.clock.now += self.cost
         self.handled.append(int(event["id"]))
+        self.cursor.last_id = int(event["id"])
         return Outcome.DONE
 
     def flush(self) -> None:
@@ -138,3 +139,18 @@ def test_with_promotion_never_nobody_leaves_and_with_always_everybody_has_a_thre
     fanout, left = lane(quick, slow, clock=clock, policy=Promotion.ALWAYS)
     assert left == ["quick", "slow"]
     fanout.close(1)
+
+
+def test_a_plugin_behind_the_read_gets_nothing_of_it_and_the_next_read_starts_from_it() -> None:
+    # Given two plugins on the lane, one of them switched back on at event 3 while the read
+    # was placed for the other, after event 10
+    clock = FakeClock()
+    ahead, back = TimedRunner("ahead", 0.0, clock), TimedRunner("back", 0.0, clock)
+    ahead.cursor.last_id, back.cursor.last_id = 10, 3
+    fanout, _ = lane(ahead, back, clock=clock)
+    # When that batch comes
+    delivered = fanout.deliver(batch(11, 5), after=10)
+    # Then nobody gets it (ids 4-10 are no gaps to the one behind), and the next read
+    # starts from the slowest
+    assert not delivered and ahead.handled == [] and back.handled == []
+    assert fanout.fetch_position(10) == 3

@@ -213,6 +213,17 @@ class Fanout:
         the shared lane."""
         if not batch:
             return True
+        behind = [r for r in self._group if r.active and r.cursor.last_id < after]
+        if behind:
+            # Switched back on or rewound since the read was placed: the ids between would
+            # look like gaps to it. Not this batch; the next read starts from the slowest.
+            log.info(
+                "plugin %s is at event %d, behind the read after %d; reading again from it",
+                behind[0].plugin.name,
+                behind[0].cursor.last_id,
+                after,
+            )
+            return False
         self._rejoin_idle(after)
         self._own.feed(batch, after)
         if not self._group:
