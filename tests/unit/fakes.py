@@ -237,6 +237,10 @@ class FakeStore:
     def set_extra(self, name: str, value: object) -> None:
         self.sections[name] = value
 
+    def add_extra(self, name: str, item: object, *, keep: int) -> None:
+        items = list(self.sections.get(name) or [])  # type: ignore[call-overload]
+        self.sections[name] = [*items, item][-keep:]
+
     def forget(self, key: PluginKey) -> None:
         self.positions.pop(key, None)
 

@@ -453,6 +453,30 @@ def test_extras_survive_compaction_and_reload(path: Path) -> None:
         store.set_extra("bad", {1, 2})
 
 
+
+def test_a_list_section_grows_by_one_short_line_per_item_and_keeps_the_newest(
+    path: Path, tmp_path: Path
+) -> None:
+    # Given a list section already holding 300 long items
+    store = StateStore(path, compact_every=10_000)
+    store.load()
+    store.set_extra("dead_letters", [{"n": i, "error": "x" * 400} for i in range(300)])
+    before = len(journal_lines(path))
+    size = path.with_name(path.name + ".journal").stat().st_size
+    # When one more item is added, keeping 300
+    store.add_extra("dead_letters", {"n": 300, "error": "y"}, keep=300)
+    # Then the journal got one line holding that item alone, not the list again
+    lines = journal_lines(path)
+    assert len(lines) == before + 1
+    assert path.with_name(path.name + ".journal").stat().st_size - size < 100
+    # And the section, as this writer, a crash image and a compacted file read it, ends
+    # with the new item and holds the newest 300
+    crashed = StateStore(crash_image(path.parent, tmp_path / "crash")).extras()["dead_letters"]
+    for letters in (store.extras()["dead_letters"], crashed):
+        assert len(letters) == 300 and letters[0]["n"] == 1 and letters[-1]["n"] == 300
+    store.close()
+    saved = json.loads(path.read_text())["extras"]["dead_letters"]
+    assert [x["n"] for x in saved] == list(range(1, 301))
 def test_forget_drops_a_position(path: Path) -> None:
     # Given two plugins, When one is forgotten (operator reset), Then it is gone after reload
     store = StateStore(path)

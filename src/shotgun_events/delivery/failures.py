@@ -33,15 +33,15 @@ logger with the worker's one-line error.
 from __future__ import annotations
 
 import enum
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from shotgun_events.config.model import DEFAULTS
 from shotgun_events.notify.frames import describe_locals
 from shotgun_events.plugins.registrar import Callback, Registered
+from shotgun_events.state.protocols import ExtrasStore
 from shotgun_events.telemetry import NULL, Telemetry
 
 if TYPE_CHECKING:
@@ -230,18 +230,6 @@ def _critical(
     )
 
 
-class ExtrasStore(Protocol):
-    """The part of the state store dead letters live in."""
-
-    def extras(self) -> dict[str, Any]:
-        """Return the extra sections."""
-        ...
-
-    def set_extra(self, name: str, value: Any) -> None:
-        """Persist one extra section."""
-        ...
-
-
 class DeadLetters:
     """Events given up after their callback failed, kept in the state file."""
 
@@ -258,7 +246,6 @@ class DeadLetters:
         self._limit = limit
         # Error texts are the plugins' own: they can hold a password, like any log line.
         self._scrub = scrub
-        self._lock = threading.Lock()
 
     def record(self, plugin: str, event_id: int, error: str, *, reason: str) -> None:
         """Add one given-up event (plugin, event id, error, time, why)."""
@@ -269,10 +256,7 @@ class DeadLetters:
             "time": datetime.now(UTC).isoformat(timespec="seconds"),
             "reason": reason,
         }
-        with self._lock:
-            letters = list(self._store.extras().get(self.SECTION, []))
-            letters.append(entry)
-            self._store.set_extra(self.SECTION, letters[-self._limit :])
+        self._store.add_extra(self.SECTION, entry, keep=self._limit)
 
     def entries(self) -> list[dict[str, Any]]:
         """Return the recorded dead letters, oldest first."""

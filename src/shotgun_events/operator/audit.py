@@ -6,24 +6,14 @@ import getpass
 import logging
 import os
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
+
+from shotgun_events.state.protocols import ExtrasStore
 
 log = logging.getLogger("engine.control")
 
 #: Operator actions kept in the state for audits (the oldest are dropped).
 AUDIT_LENGTH = 200
-
-
-class ExtrasStore(Protocol):
-    """The part of the state store the audit list lives in."""
-
-    def extras(self) -> dict[str, Any]:
-        """Return the extra sections."""
-        ...
-
-    def set_extra(self, name: str, value: Any) -> None:
-        """Persist one extra section."""
-        ...
 
 
 def record(
@@ -56,9 +46,7 @@ def record(
         reason,
         ", ".join(f"{k}={v}" for k, v in details.items()) or "no details",
     )
-    audit = list(store.extras().get("audit", []))
-    audit.append(entry)
-    store.set_extra("audit", audit[-AUDIT_LENGTH:])
+    store.add_extra("audit", entry, keep=AUDIT_LENGTH)
 
 
 def operator_name() -> str:

@@ -87,6 +87,10 @@ def apply_entry(entry: Any, state: SavedState) -> None:
     elif "forget" in entry:
         collection, name = entry["forget"]
         state.positions.pop((str(collection), str(name)), None)
+    elif "extra" in entry and "add" in entry:
+        name = str(entry["extra"])
+        keep = as_int(entry["keep"], "keep")
+        state.extras[name] = appended(state.extras.get(name), entry["add"], keep)
     elif "extra" in entry:
         state.extras[str(entry["extra"])] = entry["value"]
     else:
@@ -146,6 +150,13 @@ def snapshot_bytes(state: SavedState, generation: int) -> bytes:
         "extras": state.extras,
     }
     return (json.dumps(doc, indent=2) + "\n").encode()
+
+
+def appended(section: Any, item: Any, keep: int) -> list[Any]:
+    """A list section with one more item, its newest ``keep`` items kept."""
+    items = list(section) if isinstance(section, list) else []
+    items.append(item)
+    return items[-keep:] if keep > 0 else []
 
 
 def iso(moment: datetime) -> str:

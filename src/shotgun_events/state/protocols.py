@@ -26,15 +26,27 @@ class PositionRecorder(Protocol):
         ...
 
 
-class StateStoreLike(PositionRecorder, Protocol):
+class ExtrasStore(Protocol):
+    """The named sections kept beside the positions (dead letters, disabled plugins, audit)."""
+
+    def extras(self) -> dict[str, Any]:
+        """Return a copy of the extra sections."""
+        ...
+
+    def set_extra(self, name: str, value: Any) -> None:
+        """Persist one section whole."""
+        ...
+
+    def add_extra(self, name: str, item: Any, *, keep: int) -> None:
+        """Append one item to a list section, keeping its newest ``keep`` items."""
+        ...
+
+
+class StateStoreLike(PositionRecorder, ExtrasStore, Protocol):
     """The part of the state store the engine uses."""
 
     def load(self) -> dict[PluginKey, Cursor] | None:
         """Return saved positions, or None when there is no state at all."""
-        ...
-
-    def set_extra(self, name: str, value: object) -> None:
-        """Persist a small named section next to the positions."""
         ...
 
     def grouped(self) -> AbstractContextManager[None]:
@@ -43,8 +55,4 @@ class StateStoreLike(PositionRecorder, Protocol):
 
     def forget(self, key: PluginKey) -> None:
         """Drop a saved position."""
-        ...
-
-    def extras(self) -> dict[str, Any]:
-        """Return the extra sections (dead letters, disabled plugins, audit)."""
         ...

@@ -24,6 +24,7 @@ then one compact line per change::
     {"k":[...],"l":1240,"b":{"1238":"<expiry>"}}             whole backlog, when shorter
     {"forget":["/opt/plugins","myPlugin"]}
     {"extra":"dead_letters","value":[...]}
+    {"extra":"dead_letters","add":{...},"keep":1000}        one more list item, oldest dropped
 
 The usual record (backlog unchanged) is ~50 bytes and one write() call.
 
@@ -68,6 +69,7 @@ from shotgun_events.state.format import (
     JOURNAL_FORMAT,
     BacklogChange,
     SavedState,
+    appended,
     delta_line,
     record_line,
     snapshot_bytes,
@@ -270,6 +272,19 @@ class StateStore:
             state = self._writable()
             self._append(f'{{"extra":{json.dumps(name)},"value":{text}}}\n')
             state.extras[name] = json.loads(text)  # a private copy, as it will read back
+            self._after_change()
+
+    def add_extra(self, name: str, item: Any, *, keep: int) -> None:
+        """Append one item to a list section, keeping its newest ``keep`` items.
+
+        The journal gets the item alone: a section of a thousand dead letters costs
+        one short line per new letter, not the whole list again.
+        """
+        text = json.dumps(item, separators=(",", ":"))
+        with self._lock:
+            state = self._writable()
+            self._append(f'{{"extra":{json.dumps(name)},"add":{text},"keep":{int(keep)}}}\n')
+            state.extras[name] = appended(state.extras.get(name), json.loads(text), keep)
             self._after_change()
 
     def compact(self) -> None:
