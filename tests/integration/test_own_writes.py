@@ -9,8 +9,10 @@ the daemon's own writes there must not reach the watcher at all.
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,12 +59,20 @@ def seen(sg, logger, event, args):
 """
 
 
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A temporary folder with a short path: the pid file's control socket beside the config
+    must fit a socket path's 107 bytes, which pytest's per-worker folders can exceed."""
+    with tempfile.TemporaryDirectory(prefix="sgev-") as folder:
+        yield Path(folder)
+
+
 def test_a_catch_up_with_state_and_logs_beside_the_config_never_wakes_the_watcher(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    short_tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given one folder holding the config, a helper the plugins import, the state, the
     # logs (with the timing log) and the pid file, and a site with events to catch up on
-    folder = tmp_path / "shotgunEvents"
+    folder = short_tmp / "shotgunEvents"
     (folder / "plugins").mkdir(parents=True)
     (folder / "studio.py").write_text('NAME = "studio"\n')
     for n in range(3):

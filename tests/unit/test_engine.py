@@ -570,3 +570,60 @@ def test_auto_hands_a_promoted_plugin_the_rest_of_the_batch_so_it_never_reads_al
     assert moody.received == quick.received == list(range(2, 42))
     reads = [position for kind, position in source.calls if kind == "after"]
     assert reads == sorted(reads) and 5 not in reads, reads
+
+
+def test_a_callback_returning_while_its_plugin_is_taken_off_still_gets_its_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given auto dispatch and a plugin whose call on event 5 runs long enough to be taken
+    # off the lane, and returns in the very moment it is taken off (before its thread is made)
+    if DISPATCH != "auto":
+        pytest.skip("taking a plugin off the lane is what auto dispatch does")
+    source = FakeSource()
+    source.add(1)
+    quick = recording_plugin("quick")
+    sticky = recording_plugin("sticky")
+    inner = sticky.callbacks[0].func
+    release, returned = threading.Event(), threading.Event()
+
+    def call(sg: object, lg: object, ev: dict[str, int], a: object) -> None:
+        if ev["id"] == 5 and not returned.is_set():
+            release.wait(5)
+            returned.set()
+        inner(sg, lg, ev, a)
+
+    sticky.callbacks[0].func = call
+    promote = fanout.Fanout._promote
+
+    def racing(self: fanout.Fanout, runner: object, held: float, **kw: object) -> None:
+        if kw.get("start") is False:  # taken off in the middle of its callback
+            release.set()
+            returned.wait(5)
+            threading.Event().wait(0.1)  # the left lane is past the callback by now
+        promote(self, runner, held, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fanout.Fanout, "_promote", racing)
+    stop = threading.Event()
+    engine = Engine(
+        source=source,
+        retry=SiteRetry(max_attempts=1, burst_sleep=0, wait=lambda s: stop.is_set()),
+        loader=FakeLoader([quick, sticky]),
+        store=FakeStore(),
+        dispatcher=Dispatcher(connections=FakeConnections(), use_session_uuid=False),
+        settings=Settings(batch_size=10),
+        stop=stop,
+    )
+    ENGINES.append(engine)
+    engine.start()
+    source.add(*range(2, 32))
+    # When the engine reads its batches
+    for _ in range(50):
+        engine.run_once()
+        engine.drain(0.1)
+        if sticky.received[-1:] == [31]:
+            break
+    # Then the plugin was taken off, and its thread started once the callback returned:
+    # it got every event once, in order, as the quick one did
+    assert returned.is_set()
+    assert [r.plugin.name for r in engine.delivery.on_own_threads()] == ["sticky"]
+    assert sticky.received == quick.received == list(range(2, 32))

@@ -151,6 +151,9 @@ class Fanout:
         self._turns: dict[int, list[PluginRunner]] = {}
         #: Plugins taken off in the middle of a callback: their thread starts when it returns.
         self._stuck: dict[int, PluginRunner] = {}
+        # Taking a plugin off and its callback returning on the left lane meet here: the
+        # lane must not look for its thread before the take-off has made it.
+        self._take_off_lock = threading.Lock()
         #: The batch the lane runs now (a promoted plugin is given the rest of it).
         self._batch: list[Event] = []
         self._group_lock = threading.Lock()
@@ -172,7 +175,9 @@ class Fanout:
         key = id(runner)
         self._promotions.pop(key, None)
         self._promoted.pop(key, None)
-        if self._stuck.pop(key, None) is not None:
+        with self._take_off_lock:
+            stuck = self._stuck.pop(key, None) is not None
+        if stuck:
             return  # still inside its callback on a left lane: it gets no thread after it
         if not self._own.remove(runner):
             self._group = [r for r in self._group if r is not runner]
@@ -326,13 +331,14 @@ class Fanout:
             return None
         if self._slow.get(id(runner), 0.0) + running <= HELD:
             return None
-        try:
-            turn.pop()  # whoever takes the turn first wins: the lane when it returned first
-        except IndexError:
-            return None
-        self._stuck[id(runner)] = runner
-        held = self._slow.pop(id(runner), 0.0) + running
-        self._promote(runner, held, after=work.event_id, start=False)
+        with self._take_off_lock:
+            try:
+                turn.pop()  # whoever takes the turn first wins: the lane when it returned first
+            except IndexError:
+                return None
+            self._stuck[id(runner)] = runner
+            held = self._slow.pop(id(runner), 0.0) + running
+            self._promote(runner, held, after=work.event_id, start=False)
         return runner
 
     def _run_group(self, batch: list[Event]) -> bool:
@@ -401,12 +407,8 @@ class Fanout:
                     left = False
                 except IndexError:
                     left = True
+                    self._resume_taken_off(runner)  # even when the callback's pass raised
             if left:
-                # A new lane has the rest of the batch; this thread only finished its plugin,
-                # whose thread (fed since it was taken off) starts now, unless it was removed.
-                if self._stuck.pop(id(runner), None) is not None:
-                    self._flush(runner)
-                    self._own.start(runner)
                 raise LaneAbandonedError
             if outcome is None:
                 continue
@@ -444,6 +446,16 @@ class Fanout:
         self._promoted[id(runner)] = (runner, self._monotonic(), count)
         rest = [e for e in self._batch if int(e["id"]) > after]
         self._own.add(runner, rest=rest, after=after, start=start)
+
+    def _resume_taken_off(self, runner: PluginRunner) -> None:
+        """On a left lane, once the plugin's callback has returned: a new lane has the rest
+        of the batch; the plugin's thread (fed since it was taken off) starts now, unless
+        the plugin was removed meanwhile."""
+        with self._take_off_lock:
+            stuck = self._stuck.pop(id(runner), None) is not None
+        if stuck:
+            self._flush(runner)
+            self._own.start(runner)
 
     def _flush(self, runner: PluginRunner) -> None:
         try:
