@@ -14,11 +14,9 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from .report import RUNS
 from .system import REDIS
 
 #: Seconds of faults in the short run of the default suite (about 3 minutes in all).
@@ -83,13 +81,3 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.chaos)
             item.add_marker(pytest.mark.timeout(limit))
-
-
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    """Print each chaos run's summary."""
-    if not RUNS:
-        return
-    terminalreporter.section("chaos summary")
-    for text in RUNS:
-        for line in text.splitlines():
-            terminalreporter.write_line(line)

@@ -17,9 +17,6 @@ from .health import Drain, Final
 from .plan import Plan
 from .processes import Lives
 
-#: Summaries of the runs of this session, for the terminal summary.
-RUNS: list[str] = []
-
 
 @dataclass
 class Report:

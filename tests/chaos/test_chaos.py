@@ -17,12 +17,14 @@ import random
 import time
 from pathlib import Path
 
+from tests.summaries import CHAOS_RUNS
+
 from .checker import check_plugin, evidence, site_events, tight_loops, unexplained_errors
 from .driver import Driver
 from .health import drain, final_checks
 from .plan import build_plan
 from .plugins import PLUGINS, read_deliveries
-from .report import RUNS, Report
+from .report import Report
 from .system import KEY, SCRIPT, System, rss_kib
 
 
@@ -74,6 +76,6 @@ def test_everything_at_once_under_faults_keeps_the_delivery_promises(
         )
     finally:
         system.close()
-    RUNS.append("\n".join(report.summary()))
+    CHAOS_RUNS.append("\n".join(report.summary()))
     assert report.ok, report.failure_message()
     (chaos_root / "passed").touch()

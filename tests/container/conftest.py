@@ -20,18 +20,11 @@ import pytest
 
 from tests.container import podman
 from tests.container.podman import UnavailableError
+from tests.summaries import CONTAINER_TIMINGS
 
 REPO = Path(__file__).resolve().parents[2]
 #: What the tests took: printed in the terminal summary (CI keeps an eye on its time limit).
-TIMINGS: list[str] = []
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print how long the base image, the build and each container test took."""
-    if TIMINGS:
-        terminalreporter.section("container tests: timings")
-        for line in TIMINGS:
-            terminalreporter.write_line(line)
+TIMINGS = CONTAINER_TIMINGS
 
 
 @pytest.fixture(autouse=True)

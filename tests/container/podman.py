@@ -29,6 +29,8 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
+from tests.summaries import Lines
+
 #: The name the Dockerfile's FROM lines resolve to.
 BASE_IMAGE = "docker.io/library/debian:bookworm-slim"
 SUITE = "bookworm"
@@ -132,7 +134,7 @@ def machine_lock() -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def ensure_base_image(log: list[str]) -> float | None:
+def ensure_base_image(log: Lines) -> float | None:
     """Make the base image unless podman has it; return the seconds it took, None when cached."""
     if podman("image", "exists", BASE_IMAGE, check=False).returncode == 0:
         log.append(f"base image {BASE_IMAGE}: kept from an earlier run")
@@ -292,7 +294,7 @@ def _pip_config_list() -> dict[str, str]:
     return found
 
 
-def build_image(repo: Path, tag: str, folder: Path, log: list[str]) -> tuple[str, float]:
+def build_image(repo: Path, tag: str, folder: Path, log: Lines) -> tuple[str, float]:
     """Build the repository's Dockerfile as ``tag``; return (image id, seconds)."""
     text, bundle = pip_settings(os.environ)
     pip_conf = folder / "pip.conf"
@@ -316,7 +318,7 @@ def image_size(image: str) -> int:
 
 
 def build_simple(
-    containerfile: Path, tag: str, log: list[str], context: Path | None = None
+    containerfile: Path, tag: str, log: Lines, context: Path | None = None
 ) -> float | None:
     """Build a test-only image from ``containerfile`` unless ``tag`` exists; seconds or None."""
     if podman("image", "exists", tag, check=False).returncode == 0:

@@ -25,7 +25,7 @@ from shotgun_events.site import LocalSite
 from tests.integration.conftest import DaemonRig, daemon_command, wait_for
 
 from .checker import Report, compare, site_event_ids
-from .summary import SUMMARY, summary_file
+from .summary import SUMMARY
 
 #: Secrets used by every rig; the suite fails if any file the daemon wrote contains one.
 SCRIPT_NAME = "shotgun_events"
@@ -412,18 +412,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.reliability)
             if item.get_closest_marker("soak") and not soak:
                 item.add_marker(skip)
-
-
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    """Print what the reliability suite injected, killed, delivered and lost."""
-    if not (SUMMARY.events or SUMMARY.answers or SUMMARY.kills or SUMMARY.faults):
-        return
-    terminalreporter.section("reliability summary")
-    for line in SUMMARY.lines():
-        terminalreporter.write_line(line)
-    target = summary_file()
-    if target is not None:
-        SUMMARY.dump(target)
 
 
 __all__ = ["Rig", "SiteProcess", "free_port", "os", "rss_kib", "sys"]

@@ -8,6 +8,7 @@ import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass
@@ -35,6 +36,27 @@ class Summary:
     answers: list[Answer] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
+    title = "reliability summary"
+
+    def export(self) -> dict[str, Any]:
+        """The counters and rows as JSON-able data (also the --summary file's content)."""
+        doc = asdict(self)
+        doc["faults"] = dict(self.faults)
+        return doc
+
+    def absorb(self, data: dict[str, Any]) -> None:
+        """Add what another process (a pytest-xdist worker) recorded."""
+        self.faults.update(data["faults"])
+        self.kills += data["kills"]
+        self.events += data["events"]
+        self.deliveries += data["deliveries"]
+        self.lost += data["lost"]
+        self.duplicates += data["duplicates"]
+        self.duplicate_bound += data["duplicate_bound"]
+        self.site_reads += data["site_reads"]
+        self.answers.extend(Answer(**row) for row in data["answers"])
+        self.notes.extend(data["notes"])
+
     def fault(self, kind: str, count: int = 1) -> None:
         """Count ``count`` injected faults of ``kind``."""
         self.faults[kind] += count
@@ -47,7 +69,9 @@ class Summary:
         self.answers.append(Answer(category, bad_input, first[:220], lost))
 
     def lines(self) -> list[str]:
-        """The table as text lines."""
+        """The table as text lines; none when the reliability tests did not run."""
+        if not (self.events or self.answers or self.kills or self.faults):
+            return []
         faults = ", ".join(f"{k} {v}" for k, v in sorted(self.faults.items())) or "none"
         rows = [
             ("faults injected", f"{sum(self.faults.values())} ({faults})"),
@@ -75,9 +99,7 @@ class Summary:
 
     def dump(self, path: Path) -> None:
         """Write the summary as JSON (for docs/troubleshooting.md and CI artifacts)."""
-        doc = asdict(self)
-        doc["faults"] = dict(self.faults)
-        path.write_text(json.dumps(doc, indent=2) + "\n")
+        path.write_text(json.dumps(self.export(), indent=2) + "\n")
 
 
 SUMMARY = Summary()
