@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -52,6 +53,23 @@ class SteppedEngine(Engine):
         full = super().run_once()
         self.drain(timeout=self.drain_timeout)
         return full
+
+
+def real_time_engine(source: FakeSource, plugins: list[FakePlugin], **settings: Any) -> Engine:
+    """An engine on the real clock (the lane's take-off watch runs on it), started."""
+    stop = threading.Event()
+    engine = Engine(
+        source=source,
+        retry=SiteRetry(max_attempts=1, burst_sleep=0, wait=lambda s: stop.is_set()),
+        loader=FakeLoader(plugins),
+        store=FakeStore(),
+        dispatcher=Dispatcher(connections=FakeConnections(), use_session_uuid=False),
+        settings=Settings(**settings),
+        stop=stop,
+    )
+    ENGINES.append(engine)
+    engine.start()
+    return engine
 
 
 def build(
@@ -493,18 +511,7 @@ def test_auto_gives_a_slow_plugin_its_own_thread_and_takes_it_back_once_caught_u
     inner = slow.callbacks[0].func
     delay = [0.03]
     slow.callbacks[0].func = lambda *a: (threading.Event().wait(delay[0]), inner(*a))
-    stop = threading.Event()
-    engine = Engine(
-        source=source,
-        retry=SiteRetry(max_attempts=1, burst_sleep=0, wait=lambda s: stop.is_set()),
-        loader=FakeLoader([*fast, slow]),
-        store=FakeStore(),
-        dispatcher=Dispatcher(connections=FakeConnections(), use_session_uuid=False),
-        settings=Settings(batch_size=10, dispatch="auto"),
-        stop=stop,
-    )
-    ENGINES.append(engine)
-    engine.start()
+    engine = real_time_engine(source, [*fast, slow], batch_size=10, dispatch="auto")
     delivery = engine.delivery
     assert delivery.policy is fanout.Promotion.WHEN_SLOW
     source.add(*range(2, 62))
@@ -547,18 +554,7 @@ def test_auto_hands_a_promoted_plugin_the_rest_of_the_batch_so_it_never_reads_al
         threading.Event().wait(0.06 if ev["id"] == 5 else 0),
         inner(sg, lg, ev, a),
     )
-    stop = threading.Event()
-    engine = Engine(
-        source=source,
-        retry=SiteRetry(max_attempts=1, burst_sleep=0, wait=lambda s: stop.is_set()),
-        loader=FakeLoader([quick, moody]),
-        store=FakeStore(),
-        dispatcher=Dispatcher(connections=FakeConnections(), use_session_uuid=False),
-        settings=Settings(batch_size=10),
-        stop=stop,
-    )
-    ENGINES.append(engine)
-    engine.start()
+    engine = real_time_engine(source, [quick, moody], batch_size=10)
     source.add(*range(2, 42))
     # When the engine reads its batches (the plugin leaves the lane on event 5)
     for _ in range(10):
@@ -603,18 +599,7 @@ def test_a_callback_returning_while_its_plugin_is_taken_off_still_gets_its_threa
         promote(self, runner, held, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(fanout.Fanout, "_promote", racing)
-    stop = threading.Event()
-    engine = Engine(
-        source=source,
-        retry=SiteRetry(max_attempts=1, burst_sleep=0, wait=lambda s: stop.is_set()),
-        loader=FakeLoader([quick, sticky]),
-        store=FakeStore(),
-        dispatcher=Dispatcher(connections=FakeConnections(), use_session_uuid=False),
-        settings=Settings(batch_size=10),
-        stop=stop,
-    )
-    ENGINES.append(engine)
-    engine.start()
+    engine = real_time_engine(source, [quick, sticky], batch_size=10)
     source.add(*range(2, 32))
     # When the engine reads its batches
     for _ in range(50):

@@ -52,6 +52,19 @@ def test_the_sites_own_failures_are_outages(error: BaseException) -> None:
     assert is_unavailable(error)
 
 
+def _engine(source: FakeSource, plugin: FakePlugin, outage: Outage, **settings: Any) -> Engine:
+    """An engine whose one plugin's site calls report to ``outage``."""
+    return Engine(
+        source=source,
+        retry=SiteRetry(max_attempts=1, burst_sleep=0, wait=lambda s: False, outage=outage),
+        loader=FakeLoader([plugin]),
+        store=FakeStore(),
+        dispatcher=Dispatcher(connections=FakeConnections(), use_session_uuid=False, outage=outage),
+        settings=Settings(**settings),
+        stop=threading.Event(),
+    )
+
+
 def test_a_refused_request_and_the_plugins_own_errors_are_not() -> None:
     # Given a Fault (the site answered: the request is wrong), a 4xx, and a plugin's bug
     assert not is_unavailable(Fault("API read() Shot.sg_nope doesn't exist"))
@@ -137,15 +150,7 @@ def test_a_held_event_is_read_again_once_the_site_answers_and_handled_once() -> 
     source.add(1)
     answered = threading.Event()
     outage = Outage(lambda: answered.wait(10), first_wait=0.01)
-    engine = Engine(
-        source=source,
-        retry=SiteRetry(max_attempts=1, burst_sleep=0, wait=lambda s: False, outage=outage),
-        loader=FakeLoader([plugin]),
-        store=FakeStore(),
-        dispatcher=Dispatcher(connections=FakeConnections(), use_session_uuid=False, outage=outage),
-        settings=Settings(),
-        stop=threading.Event(),
-    )
+    engine = _engine(source, plugin, outage)
     assert engine.start()
     source.add(2, 3, 4)
     # When the engine runs: the outage starts at event 3, nothing more is handed out
@@ -201,15 +206,7 @@ def test_a_plugin_on_its_own_thread_held_by_an_outage_drops_the_batches_queued_f
     source.add(1)
     answered = threading.Event()
     outage = Outage(lambda: answered.wait(10), first_wait=0.01)
-    engine = Engine(
-        source=source,
-        retry=SiteRetry(max_attempts=1, burst_sleep=0, wait=lambda s: False, outage=outage),
-        loader=FakeLoader([plugin]),
-        store=FakeStore(),
-        dispatcher=Dispatcher(connections=FakeConnections(), use_session_uuid=False, outage=outage),
-        settings=Settings(batch_size=2, dispatch="parallel"),
-        stop=threading.Event(),
-    )
+    engine = _engine(source, plugin, outage, batch_size=2, dispatch="parallel")
     assert engine.start()
     source.add(*range(2, 11))
     # When the engine reads on while event 3 is in its callback, then the site fails it
@@ -251,15 +248,7 @@ def test_a_plugin_held_on_a_slow_call_and_given_a_thread_reads_on_from_the_held_
     source = FakeSource()
     source.add(1)
     outage = Outage(lambda: None, first_wait=0.05)
-    engine = Engine(
-        source=source,
-        retry=SiteRetry(max_attempts=1, burst_sleep=0, wait=lambda s: False, outage=outage),
-        loader=FakeLoader([plugin]),
-        store=FakeStore(),
-        dispatcher=Dispatcher(connections=FakeConnections(), use_session_uuid=False, outage=outage),
-        settings=Settings(),
-        stop=threading.Event(),
-    )
+    engine = _engine(source, plugin, outage)
     assert engine.start()
     source.add(*range(2, 12))
     # When the engine runs until the site answers again and everything is read
