@@ -233,11 +233,11 @@ class CeleryRig:
             with self._lock:
                 self.done.append((plugin.name, int(event["id"]), outcome))
 
+        kw.setdefault("hub", self.daemon_hub())
         kw.setdefault("task_batch", config.celery.task_batch)
         kw.setdefault("task_timeout", config.celery.task_timeout)
         return CeleryExecutor(
             plugin,
-            hub=self.daemon_hub(),
             queue=queue_name(config.celery, plugin.name),
             on_done=on_done,
             order_key=lambda e: (e.get("entity") or {}).get("id"),

@@ -14,9 +14,11 @@ import logging
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from shotgun_events.delivery.celery.hub import CeleryHub
 from shotgun_events.delivery.failures import DeadLetters, FailurePolicy, RetryPolicy
 from tests.celery.conftest import CeleryRig, DaemonProcess
 from tests.celery.test_daemon import append
@@ -26,12 +28,42 @@ from tests.unit.fakes import FakeStore, make_event
 T = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
 
 
-def event(event_id: int, entity: int, meta: object = None) -> dict[str, object]:
+#: A wire version no worker speaks (the workers speak codec.WIRE_VERSION).
+FOREIGN_VERSION = 99
+
+
+class ForeignWire:
+    """The daemon's hub, sending every task that carries one event in a foreign wire version.
+
+    As a daemon of another release would: the body reaches a real worker through
+    the real broker, which rejects the task (an answer that is not a result).
+    """
+
+    def __init__(self, hub: CeleryHub, event_id: int) -> None:
+        self.hub = hub
+        self.event_id = event_id
+
+    def add(self, client: Any) -> None:
+        self.hub.add(client)
+
+    def remove(self, client: Any) -> None:
+        self.hub.remove(client)
+
+    def forget(self, task_id: str) -> None:
+        self.hub.forget(task_id)
+
+    def send(self, client: Any, queue: str, body: dict[str, Any], task_id: str) -> bool:
+        if any(e["id"] == self.event_id for e in body.get("events", [])):
+            body = {**body, "v": FOREIGN_VERSION}
+        return self.hub.send(client, queue, body, task_id)
+
+
+def event(event_id: int, entity: int) -> dict[str, object]:
     return make_event(
         event_id,
         created_at=T,
         entity={"type": "Shot", "id": entity, "name": f"sh{entity}"},
-        meta=meta if meta is not None else {"type": "attribute_change"},
+        meta={"type": "attribute_change"},
     )
 
 
@@ -71,35 +103,40 @@ def test_a_late_event_on_a_key_with_a_task_out_runs_once_in_its_place(
 def test_a_task_the_worker_rejects_is_taken_once_and_handled_by_the_failure_policy(
     celery_rig: CeleryRig, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # Given a slow worker, one retry, and event 2 whose meta looks like the wire format's
-    # datetime tag but is not a date: a worker cannot decode it and rejects its task
+    # Given a slow worker, one retry, and a daemon whose tasks carrying event 2 reach the
+    # workers in a wire version they do not speak: a worker rejects each of them
     celery_rig.add_plugin("rec")
     celery_rig.start_worker(env={"SLOW": "0.3"})
     celery_rig.wait_workers()
     store = FakeStore()
     executor = celery_rig.executor(
         celery_rig.load_plugin("rec"),
+        hub=ForeignWire(celery_rig.daemon_hub(), event_id=2),
         policy=FailurePolicy(RetryPolicy(retries=1, delay=0.2), DeadLetters(store)),
     )
     # When events of shot 1 (2 among them) and of shot 2 are submitted
-    executor.submit(event(1, entity=1))
-    executor.submit(event(2, entity=1, meta={"$dt": "not a date"}))
-    for event_id, entity in ((3, 1), (4, 2), (5, 1)):
+    for event_id, entity in ((1, 1), (2, 1), (3, 1), (4, 2), (5, 1)):
         executor.submit(event(event_id, entity))
-    # Then every event is answered: 2 is given up to the dead letters after its retry,
-    # the others ran once, in order per shot
+    # Then every event is answered: 2 is sent alone, retried once, then given up to the
+    # dead letters; the others ran once, in order per shot
     assert executor.drain(60), "a key stalled behind the rejected task"
     assert ran(celery_rig, 1) == [1, 3, 5] and ran(celery_rig, 2) == [4]
     assert [d["event_id"] for d in DeadLetters(store).entries()] == [2]
     letter = DeadLetters(store).entries()[0]
     # (what came back is named: Celery stores a rejected task as a FAILURE state)
     assert letter["reason"] == "it cannot be run" and "FAILURE" in letter["error"]
-    # And each rejection was read once: the worker saw task 2 twice (first try, retry)
-    # plus the batch it came in; nothing was logged in a loop
+    # And each rejection was read once: the worker rejected the batch 2 came in (unless it
+    # went alone at once), 2 alone, and its retry; the policy decided twice (retry, give
+    # up); nothing was logged in a loop
     worker_logs = "".join(
         p.read_text() for p in (celery_rig.folder / "logs" / "workers").glob("*.log")
     )
-    assert 2 <= worker_logs.count("malformed task") <= 3
+    rejected = worker_logs.count("malformed task")
+    assert 2 <= rejected <= 3
+    alone = [r for r in caplog.records if "sending event 2 alone" in r.getMessage()]
+    assert len(alone) == rejected - 2
+    assert executor.counters.failed == 2 and executor.counters.resent == 1
+    assert executor.counters.dead_letters == 1
     assert repeated_lines(caplog.records, most=1) == []
     gave_up = [r for r in caplog.records if "giving it up (it cannot be run" in r.getMessage()]
     assert len(gave_up) == 1 and gave_up[0].levelno == logging.CRITICAL

@@ -9,20 +9,45 @@ duplicates a kill explains from the ones nothing explains.
 
 from __future__ import annotations
 
+import itertools
 import random
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import redis
+
+from shotgun_events.delivery.celery.app import queue_name
+
+from .broker import BRPOP_TIMEOUT, garble_event
 from .plan import ENTITIES, EVENT_KINDS, Plan, Step
 from .system import System, rss_kib
 
 #: Seconds between two samples of the daemon's memory.
 RSS_EVERY = 15.0
-#: Event content that collides with the Celery wire format's datetime tag.
-HOSTILE_META = {"$dt": "not a date"}
+#: The plugin on Celery workers (tests/chaos/plugins.py).
+PLUGIN = "celery_rec"
+#: The first of the garble step's own shots, one per try (the traffic's are plan.ENTITIES):
+#: their keys never have a task out.
+OWN_SHOT = 101
+#: Seconds the garble step may take to find its task (the site may be down a while: no
+#: task goes out until it answers), and the longest it holds the workers at a time (well
+#: under the run's task_timeout, after which the daemon would send their tasks again).
+GARBLE_WAIT = 60.0
+HOLD = 8.0
+#: Seconds for a garbled task's rejection by a worker and the daemon's decision on it.
+REJECT_WAIT = 30.0
+
+
+@dataclass(frozen=True)
+class Garbled:
+    """A task garbled in the broker: its id and its one event."""
+
+    task_id: str
+    event_id: int
 
 
 @dataclass
@@ -38,7 +63,7 @@ class Timeline:
     sighups: list[float] = field(default_factory=list)
     late_ids: dict[int, float] = field(default_factory=dict)  # id -> commit time
     never_ids: set[int] = field(default_factory=set)
-    hostile_ids: set[int] = field(default_factory=set)
+    garbled: list[Garbled] = field(default_factory=list)
     site_faults: int = 0
     webhook_faults: int = 0
     bursts: int = 0
@@ -64,6 +89,7 @@ class Driver:
         self._writer: threading.Thread | None = None
         self._rng = random.Random(plan.seed + 1)
         self._redis_down = 0.0
+        self._own = itertools.count(OWN_SHOT)
         self.errors: list[str] = []
 
     def run(self) -> Timeline:
@@ -153,18 +179,81 @@ class Driver:
             self.timeline.never_ids.update(ids)
             self.timeline.note(f"discarded gap group {group}: ids {ids} never commit")
 
-    def _do_hostile(self, event_type: str, entity: dict[str, Any]) -> None:
-        [event_id] = self.system.control("reserve_event_ids", n=1)
-        self.system.control(
-            "commit_reserved",
-            ids=[event_id],
-            event_type=event_type,
-            attribute_name="description",
-            entity=entity,
-            meta=HOSTILE_META,
+    def _do_garble(self) -> None:
+        """Garble one task of the Celery plugin while it waits in Redis; a worker rejects it.
+
+        Returns once a worker has rejected it and the daemon's failure policy has
+        given its event up, so that the next step cannot kill the daemon before it
+        read the answer. Tries again (with a new entity) while no task showed.
+        """
+        system = self.system
+        queue = queue_name(system.celery(), PLUGIN)
+        logs = [*system.worker_logs(), system.logs / f"plugin.{PLUGIN}"]
+        marks = {path: path.stat().st_size if path.exists() else 0 for path in logs}
+        deadline = time.monotonic() + GARBLE_WAIT
+        attempts = 1
+        with system.redis_client() as client:
+            while (found := self._garble_once(client, queue, deadline)) is None:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"no task garbled in {attempts} tries")
+                attempts += 1
+        garbled, held = found
+        self.timeline.garbled.append(garbled)
+        self.timeline.note(
+            f"garbled task {garbled.task_id} (event {garbled.event_id}) in queue {queue}; "
+            f"workers held {held:.1f} s (attempt {attempts})"
         )
-        self.timeline.hostile_ids.add(int(event_id))
-        self.timeline.note(f"hostile event {event_id} on {_names([entity])}: meta {HOSTILE_META}")
+        awaited = {
+            f"malformed task {garbled.task_id} rejected": "no worker rejected it",
+            f"the task failed on event {garbled.event_id} ": "the daemon's failure policy "
+            f"decided nothing on event {garbled.event_id}",
+        }
+        deadline = time.monotonic() + REJECT_WAIT
+        while missing := [
+            what for text, what in awaited.items() if text not in _logged(system, marks)
+        ]:
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"garbled task {garbled.task_id}: {' and '.join(missing)} within "
+                    f"{REJECT_WAIT:.0f} s"
+                )
+            time.sleep(0.2)
+
+    def _garble_once(
+        self, client: redis.Redis, queue: str, deadline: float
+    ) -> tuple[Garbled, float] | None:
+        """One try: (the garbled task, seconds the workers were held), or None.
+
+        Once the daemon is ready (the site answers, so tasks go out), the workers
+        are held (SIGSTOP, as long callbacks would hold them) and one event is
+        written on an entity of the step's own: its key has no task out, so the
+        daemon sends that event in a task of its own, garbled while it waits. A
+        second event of the entity follows, queued behind it in the daemon. None
+        when the task did not show within HOLD seconds (its event then runs as any
+        other).
+        """
+        system = self.system
+        while not system.ready():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the daemon's /readyz not 200 within {GARBLE_WAIT:.0f} s")
+            time.sleep(0.5)
+        entity = {"type": "Shot", "id": next(self._own)}
+        held = [w for w in system.workers if w.send(signal.SIGSTOP)]
+        since = time.monotonic()
+        try:
+            time.sleep(BRPOP_TIMEOUT + 0.5)
+            event_id = self._append(1, entity, self._rng)
+            while time.monotonic() < since + HOLD:
+                task_id = garble_event(client, queue, event_id)
+                if task_id is not None:
+                    self._append(1, entity, self._rng)
+                    return Garbled(task_id, event_id), time.monotonic() - since
+                time.sleep(0.05)
+        finally:
+            for worker in held:
+                worker.send(signal.SIGCONT)
+        self.timeline.note(f"no task of event {event_id} waited in {queue} within {HOLD:.0f} s")
+        return None
 
     def _do_kill_daemon(self) -> None:
         daemon = self.system.daemon
@@ -253,12 +342,25 @@ class Driver:
                 if kib:
                     self.timeline.rss.append((time.time(), pid, kib))
 
-    def _append(self, n: int, entity: dict[str, Any], rng: random.Random) -> None:
+    def _append(self, n: int, entity: dict[str, Any], rng: random.Random) -> int:
+        """Write ``n`` events on ``entity``; the first one's id."""
         kinds = [k for k in EVENT_KINDS if k[0] == f"Shotgun_{entity['type']}_Change"]
         event_type, attribute = rng.choice(kinds)
-        self.system.control(
+        first, _ = self.system.control(
             "append_events", n=n, event_type=event_type, attribute_name=attribute, entity=entity
         )
+        return int(first)
+
+
+def _logged(system: System, marks: dict[Path, int]) -> str:
+    """What the workers' logs and the Celery plugin's log got since ``marks`` (new files whole)."""
+    text = []
+    for path in {*system.worker_logs(), *marks}:
+        if path.exists():
+            with open(path, "rb") as log:
+                log.seek(marks.get(path, 0))
+                text.append(log.read().decode(errors="replace"))
+    return "".join(text)
 
 
 def _names(entities: list[dict[str, Any]]) -> str:

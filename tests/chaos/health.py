@@ -97,7 +97,7 @@ class Final:
 def final_checks(system: System, head: int, never: int, dead_letters: dict[str, int]) -> Final:
     """Probes and status honest at the end, then SIGTERM: exit 0.
 
-    ``dead_letters``: how many each plugin should have (events it cannot run).
+    ``dead_letters``: how many each plugin should have (the events of garbled tasks).
     """
     final = Final()
     code, body = http_get(f"{system.http_url}/livez")

@@ -11,9 +11,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from .checker import Loop, PluginVerdict
+from .checker import PluginVerdict
 from .driver import Timeline
 from .health import Drain, Final
+from .logs import Loop
 from .plan import Plan
 from .processes import Lives
 
@@ -38,6 +39,8 @@ class Report:
     replay: str
     driver_errors: list[str] = field(default_factory=list)
     unexplained: list[str] = field(default_factory=list)
+    #: Garbled tasks whose rejection was not read once and handled by the failure policy.
+    rejections: list[str] = field(default_factory=list)
     evidence: list[str] = field(default_factory=list)
 
     def process_problems(self) -> list[str]:
@@ -67,6 +70,7 @@ class Report:
             any(not v.ok for v in self.verdicts)
             or self.loops
             or self.unexplained
+            or self.rejections
             or self.final.problems
             or self.process_problems()
             or self.driver_errors
@@ -101,7 +105,8 @@ class Report:
             f"{hooks.get('missigned', 0)})",
             f"  kills: daemon {len(tl.daemon_kills)}, worker {len(tl.worker_kills)}; Redis "
             f"restarts {len(tl.redis_restarts)}; plugin edits {len(tl.edits)}; SIGHUP "
-            f"{len(tl.sighups)}; processes that exited by themselves {len(self.lives.incidents)}",
+            f"{len(tl.sighups)}; garbled tasks {len(tl.garbled)}; processes that exited by "
+            f"themselves {len(self.lives.incidents)}",
             f"  lost {lost}; duplicates by cause: {dups}; lost/duplicates per plugin: {per_plugin}",
             f"  daemon RSS: {self.rss_start_kib / 1024:.1f} MiB at start, "
             f"{self.final.rss_end_kib / 1024:.1f} MiB at the end; {self.longest_life()}; "
@@ -141,6 +146,7 @@ class Report:
                 "  ERROR lines no injected fault explains (count x file: logger: message):"
             )
             lines += [f"    {line}" for line in self.unexplained[:8]]
+        lines += [f"  {finding}" for finding in self.rejections]
         if len(self.loops) > 5:
             lines.append(f"  ... and {len(self.loops) - 5} more ERROR messages in tight loops")
         if not self.drain.caught_up:

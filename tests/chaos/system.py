@@ -26,6 +26,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import redis
+
+from shotgun_events.config.celery_section import CeleryConfig
+from shotgun_events.config.load import load_config
 from tests.integration.conftest import daemon_command, wait_for
 
 from .plugins import PLUGINS, write_plugins
@@ -306,6 +310,14 @@ class System:
         report: dict[str, Any] = json.loads(result.stdout)
         return report
 
+    def celery(self) -> CeleryConfig:
+        """The config's [celery] section, as the daemon and the workers read it."""
+        return load_config(self.config, self.env).celery
+
+    def redis_client(self) -> redis.Redis:
+        """A client of the config's broker (the run's redis-server)."""
+        return redis.Redis.from_url(self.celery().broker_url, socket_timeout=5)
+
     def worker_pids_seen(self) -> set[int]:
         """Pids of the live worker processes named in the Celery plugin's ``workers``."""
         try:
@@ -326,3 +338,7 @@ class System:
     def log_files(self) -> list[Path]:
         """Every log file the daemon and the workers wrote."""
         return sorted(p for p in self.logs.rglob("*") if p.is_file())
+
+    def worker_logs(self) -> list[Path]:
+        """The log files of the Celery workers (one per worker life)."""
+        return sorted((self.logs / "workers").glob("*.log"))

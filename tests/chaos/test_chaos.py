@@ -6,9 +6,11 @@ in the shipped config's layout and defaults with [http], [webhooks] and
 one with concurrency 4 ordered by entity, one on Celery with two workers and
 a password-protected redis-server), steady traffic with bursts and late or
 missing ids, and at seeded moments: daemon kills, a worker kill, a Redis
-restart, a plugin edit, a SIGHUP. Then: nothing lost, nothing unexpected,
-duplicates explained and within the README's bounds, order kept, no ERROR in
-a tight loop, probes and status honest, exit 0 on SIGTERM.
+restart, a plugin edit, a SIGHUP, a task garbled in Redis. Then: nothing
+lost, nothing unexpected, duplicates explained and within the README's
+bounds, order kept, no ERROR in a tight loop, the garbled task's rejection
+read once and its event given up by the failure policy, probes and status
+honest, exit 0 on SIGTERM.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from pathlib import Path
 
 from tests.summaries import CHAOS_RUNS
 
-from .checker import check_plugin, evidence, site_events, tight_loops, unexplained_errors
+from .checker import check_plugin, site_events
 from .driver import Driver
 from .health import drain, final_checks
+from .logs import evidence, rejection_findings, tight_loops, unexplained_errors
 from .plan import build_plan
 from .plugins import PLUGINS, read_deliveries
 from .report import Report
@@ -47,8 +50,8 @@ def test_everything_at_once_under_faults_keeps_the_delivery_promises(
         driver.settle()
         never = len(timeline.never_ids)
         caught = drain(system, never, limit=max(300.0, plan.seconds / 4))
-        hostile = timeline.hostile_ids
-        final = final_checks(system, caught.head, never, {"celery_rec": len(hostile)})
+        garbled = timeline.garbled
+        final = final_checks(system, caught.head, never, {"celery_rec": len(garbled)})
         # Then each plugin got what the README promises for its kind
         events = site_events(system.site_url, SCRIPT, KEY, timeline.first_id)
         deliveries = read_deliveries(system.records)
@@ -61,7 +64,8 @@ def test_everything_at_once_under_faults_keeps_the_delivery_promises(
             lives=system.lives,
             verdicts=verdicts,
             loops=loops,
-            unexplained=unexplained_errors(system.log_files(), hostile, loops),
+            unexplained=unexplained_errors(system.log_files(), garbled, loops),
+            rejections=rejection_findings(system.log_files(), garbled),
             drain=caught,
             final=final,
             events=len(events),

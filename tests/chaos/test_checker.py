@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .checker import SiteEvent, check_plugin, tight_loops, unexplained_errors
-from .driver import Timeline
-from .plan import build_plan
+from .checker import SiteEvent, check_plugin
+from .driver import Garbled, Timeline
+from .logs import rejection_findings, tight_loops, unexplained_errors
+from .plan import DISRUPTIVE, QUIET, build_plan
 from .plugins import PLUGINS, Delivery, PluginSpec
 
 T0 = 1_000.0
@@ -103,11 +104,56 @@ def test_celery_repeats_are_allowed_after_a_worker_kill_but_not_after_a_daemon_k
     assert any("after one daemon kill" in p and "allows 0" in p for p in verdict.problems)
 
 
-def test_the_hostile_event_is_not_expected_on_celery_but_is_everywhere_else() -> None:
-    timeline = Timeline(started=T0, hostile_ids={2})
+def test_a_garbled_tasks_rejection_must_be_read_once_and_handled_by_the_policy(
+    tmp_path: Path,
+) -> None:
+    stamp = "2026-01-01 10:00:00,000"
+    task = "celery_rec-7-3-ab12cd34"
+    garbled = [Garbled(task, 7)]
+    rejected = (
+        f"{stamp} - engine.celery.worker - ERROR - malformed task {task} rejected (wire "
+        "version 99, this worker speaks 1); it is dropped, nothing ran\n"
+    )
+    gave_up = (
+        f"{stamp} - plugin.celery_rec - CRITICAL - the task failed on event 7 (FAILURE (not a "
+        "result of ours)); giving it up (it cannot be run; see dead letters)\n"
+    )
+    worker, daemon = tmp_path / "worker.log", tmp_path / "daemon.log"
+    worker.write_text(rejected)
+    # Given a worker that rejected the garbled task once, and a daemon whose failure policy
+    # gave its event up once
+    daemon.write_text(gave_up)
+    # Then nothing is wrong, and neither line is an unexplained ERROR
+    assert rejection_findings([worker, daemon], garbled) == []
+    assert unexplained_errors([worker, daemon], garbled) == []
+    # Given instead a daemon that read the same answer again and again, deciding nothing
+    looping = f"{stamp} - engine.celery - ERROR - task {task} answered something unreadable\n"
+    daemon.write_text(looping * 20)
+    # Then that is a finding
+    [finding] = rejection_findings([worker, daemon], garbled)
+    assert f"garbled task {task}" in finding and "decided nothing" in finding
+    # And so are an answer handled twice, and a worker that never took the task
+    daemon.write_text(gave_up * 2)
+    [finding] = rejection_findings([worker, daemon], garbled)
+    assert "['giving it up', 'giving it up']" in finding
+    worker.write_text("")
+    daemon.write_text(gave_up)
+    assert rejection_findings([worker, daemon], garbled) == [
+        f"garbled task {task}: rejected by a worker 0 times, not once"
+    ]
+
+
+def test_a_garbled_tasks_event_is_given_up_on_celery_and_runs_everywhere_else() -> None:
+    # Given event 2's one task garbled (its event given up by the policy)
+    timeline = Timeline(started=T0, garbled=[Garbled("celery_rec-2-5-ab12cd34", 2)])
     site = events(1, 2, 3)
+    # Then Celery must not run it
     on_celery = run("celery_rec", 5, (1, 1), (3, 2))
     assert check_plugin(SPECS["celery_rec"], on_celery, site, timeline).ok
+    ran = run("celery_rec", 5, (1, 1), (3, 2), (2, 3))
+    verdict = check_plugin(SPECS["celery_rec"], ran, site, timeline)
+    assert any("event 2 ran at 3.0s" in p and "given it up" in p for p in verdict.problems)
+    # And the plugins in the daemon get it like any other event
     local = run("quick_all", 1, (1, 1), (3, 2))
     assert check_plugin(SPECS["quick_all"], local, site, timeline).lost == [2]
 
@@ -130,8 +176,8 @@ def test_an_error_repeated_in_a_tight_loop_is_found_and_a_steady_one_is_not(
 
 
 def test_only_errors_an_injected_fault_explains_pass(tmp_path: Path) -> None:
-    # Given ERROR lines caused by site faults, Redis, the hostile event 7, and two that
-    # nothing injected explains: another event given up, a task of ours rejected
+    # Given ERROR lines caused by site faults, Redis, the garbled task of event 7, and two
+    # that nothing injected explains: an event given up, another task of ours rejected
     stamp = "2026-01-01 10:00:00,000"
     log = tmp_path / "daemon.log"
     log.write_text(
@@ -140,17 +186,21 @@ def test_only_errors_an_injected_fault_explains_pass(tmp_path: Path) -> None:
         f"{stamp} - engine.site - ERROR - the site is unavailable (HTTP 503 busy)\n"
         f"{stamp} - engine.celery - ERROR - Redis at redis://:***@h:1/0 unreachable\n"
         f"{stamp} - celery.worker - CRITICAL - Unrecoverable error: AttributeError('x')\n"
-        f"{stamp} - plugin.celery_rec - ERROR - event 7 cannot be run on a worker: x\n"
-        f"{stamp} - plugin.celery_rec - ERROR - event 8 cannot be run on a worker: x\n"
-        f"{stamp} - engine.celery.worker - ERROR - malformed task t-7-1 rejected (events not in "
-        "increasing id order); it is dropped, nothing ran\n"
+        f"{stamp} - celery.app.trace - ERROR - Task run_events[t-1] raised unexpected: "
+        "network:ConnectionError\n"
+        f"{stamp} - celery.bootsteps - ERROR - Error on stopping Hub: AttributeError('x')\n"
+        f"{stamp} - engine.celery.worker - ERROR - malformed task celery_rec-7-3-ab12 rejected "
+        "(wire version 99, this worker speaks 1); it is dropped, nothing ran\n"
+        f"{stamp} - plugin.celery_rec - CRITICAL - the task failed on event 8 (x); giving it up\n"
+        f"{stamp} - engine.celery.worker - ERROR - malformed task celery_rec-7-4-cd34 rejected "
+        "(events not in increasing id order); it is dropped, nothing ran\n"
         f"{stamp} - engine.runner - INFO - not an error at all\n"
     )
     # When the logs are scanned
-    found = unexplained_errors([log], hostile={7})
-    # Then the two unexplained ones are reported (a task id holding 7 does not excuse one)
+    found = unexplained_errors([log], [Garbled("celery_rec-7-3-ab12", 7)])
+    # Then the two unexplained ones are reported (another task of event 7 is not excused)
     assert len(found) == 2
-    assert any("event 8 cannot be run" in line for line in found)
+    assert any("failed on event 8" in line for line in found)
     assert any("not in increasing id order" in line for line in found)
 
 
@@ -161,8 +211,13 @@ def test_a_seed_gives_one_plan_and_every_cycle_gets_the_whole_mix() -> None:
     assert first == again and first.steps != other.steps
     # And each of the five cycles has its worker kill, restart, edit, SIGHUP and faults
     counts = first.counts()
-    for kind in ("kill_worker", "stop_redis", "edit_plugin", "sighup", "hostile"):
+    for kind in ("kill_worker", "stop_redis", "edit_plugin", "sighup", "garble"):
         assert counts[kind] == 5, kind
+    # And each garbled task falls clear of the kills and restarts, whatever the seed
+    for plan in (first, *(build_plan(seed, 150) for seed in range(300))):
+        busy = [s.at for s in plan.steps if s.kind in DISRUPTIVE]
+        garbles = [s.at for s in plan.steps if s.kind == "garble"]
+        assert all(abs(at - b) >= QUIET for at in garbles for b in busy), plan.seed
     assert counts["burst"] == 15
     # And the daemon is killed in the first cycle (of every five) only: it also lives long
     kills = [s.at for s in first.steps if s.kind == "kill_daemon"]
