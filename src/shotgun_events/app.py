@@ -264,7 +264,7 @@ class Daemon:
         )
         engine = Engine(
             source=source,
-            retry=wiring.site_retry(config, heartbeat.wait, delivery.outage),
+            retry=wiring.site_retry(config, heartbeat.wait_or_reload, delivery.outage),
             loader=loader,
             store=store,
             dispatcher=delivery.dispatcher,

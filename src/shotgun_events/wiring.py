@@ -70,8 +70,19 @@ class Heartbeat:
 
     def wait(self, seconds: float) -> bool:
         """Wait like the stop flag does, still pinging the watchdog; True when stopping."""
+        return self._wait(seconds, reload=False)
+
+    def wait_or_reload(self, seconds: float) -> bool:
+        """Like ``wait``, and True as well once a reload is requested: the engine's reads of a
+        site that is down give up then, so a SIGHUP (and the plugin edits it brings) is
+        applied during an outage, not when the site answers again."""
+        return self._wait(seconds, reload=True)
+
+    def _wait(self, seconds: float, *, reload: bool) -> bool:
         deadline = time.monotonic() + seconds
         while True:
+            if reload and self._flag.reload_requested.is_set():
+                return True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return self._flag.stop_requested.is_set()

@@ -10,6 +10,7 @@ own exception meanwhile is still handled as before.
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -163,3 +164,33 @@ digest_interval = 300
     about_site = [m for m in mails if "unavailable" in m.body]
     assert len(about_site) == 1, [m.subject for m in mails]
     assert not any(name in m.subject for m in mails for name in READERS)
+
+
+def test_a_sighup_and_a_plugin_edit_during_an_outage_are_applied_while_it_lasts(
+    rig: DaemonRig, site: LocalSite
+) -> None:
+    # Given a plugin that reads the site for every event, caught up by a running daemon
+    (rig.plugins / "reader0.py").write_text(READER.format(name="reader0"))
+    rig.write_config(batch=100)
+    rig.start()
+    rig.wait_ready()
+    _, last = site.append_events(50)
+    wait_for(lambda: rig.ids_for("reader0")[-1:] == [last], 60, "the first events")
+    try:
+        # When the site answers every call with 503, and during that outage the plugin
+        # is edited (it now records under another name) and the daemon gets a SIGHUP
+        site.inject_fault("status", count=1_000_000, status=503)
+        first, last = site.append_events(50)
+        wait_for(lambda: "reading the event log failed" in rig.log_text(), 30, "a failed read")
+        (rig.plugins / "reader0.py").write_text(READER.format(name="edited"))
+        assert rig.proc is not None
+        rig.proc.send_signal(signal.SIGHUP)
+        # Then the daemon reloads while the site is still down
+        wait_for(lambda: "reload: configuration re-read" in rig.log_text(), 30, "the reload")
+        # And once the site answers, the held events run the edited code, each once
+        site.clear_faults()
+        wait_for(lambda: rig.ids_for("edited")[-1:] == [last], 120, "the held events")
+    finally:
+        rig.stop()
+    assert sorted(rig.ids_for("edited")) == list(range(first, last + 1))
+    assert not set(rig.ids_for("reader0")) & set(range(first, last + 1))

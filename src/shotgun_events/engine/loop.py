@@ -299,7 +299,7 @@ class Engine:
     def run(self) -> Exit:
         """Repeat ``run_once`` until a stop or reload is requested."""
         if not self._started and not self.start():
-            return Exit.STOP
+            return self._exit()
         self._watch.start()
         try:
             while not self._stop.is_set() and not self._reload.is_set():
@@ -311,6 +311,9 @@ class Engine:
             self._reader.close()
             self._delivery.close(self._settings.stop_grace)
             self._close_runners()
+        return self._exit()
+
+    def _exit(self) -> Exit:
         return Exit.RELOAD if self._reload.is_set() and not self._stop.is_set() else Exit.STOP
 
     def run_once(self) -> bool:
