@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import cast
 
 from shotgun_events.client.retry import SiteRetry
 from shotgun_events.delivery.dispatch import Outcome
-from shotgun_events.delivery.fanout import HELD, SLOW_CALL, Fanout, Promotion
+from shotgun_events.delivery.fanout import HELD, SLOW_CALL, Fanout, Promotion, busy_clock
 from shotgun_events.delivery.inflight import InFlight
 from shotgun_events.delivery.runner import PluginRunner
 from shotgun_events.delivery.threads import Hooks
@@ -47,7 +50,9 @@ class TimedRunner:
 
 
 def lane(
-    *runners: TimedRunner, clock: FakeClock, policy: Promotion = Promotion.WHEN_SLOW
+    *runners: TimedRunner,
+    clock: Callable[[], float],
+    policy: Promotion = Promotion.WHEN_SLOW,
 ) -> tuple[Fanout, list[str]]:
     """A fan-out whose promotions are only recorded (no threads of their own start)."""
     left: list[str] = []
@@ -106,6 +111,38 @@ def test_quick_calls_never_count_however_many_the_plugins_are_slowed_alike() -> 
     assert left == []
     assert all(r.handled == list(range(1, 201)) for r in alike)
     fanout.close(1)
+
+
+class CollectingRunner(TimedRunner):
+    """A plugin runner whose every event lands in a full garbage collection."""
+
+    def handle(self, event: Event, now: datetime) -> Outcome:
+        gc.collect()
+        return super().handle(event, now)
+
+
+def test_garbage_collections_in_callbacks_do_not_make_a_plugin_slow() -> None:
+    # Given a heap whose full collection takes longer than a slow callback (on the wall clock)
+    heap: list[list[int]] = []
+    took = 0.0
+    while took < 2 * SLOW_CALL:
+        heap.extend([n] for n in range(500_000))
+        started = time.monotonic()
+        gc.collect()
+        took = time.monotonic() - started
+    # and a plugin whose every callback lands in such a collection, beside a quick one
+    idle = FakeClock()
+    collector = CollectingRunner("collector", 0.0, idle)
+    quick = TimedRunner("quick", 0.0, idle)
+    fanout, left = lane(quick, collector, clock=busy_clock)
+    # When a batch of 4 events goes through (more than HELD of collections on the wall clock)
+    assert fanout.deliver(batch(1, 4), after=0)
+    # Then the collector stays on the lane: a collection holds every thread alike
+    assert 4 * took > HELD
+    assert left == []
+    assert collector.handled == [1, 2, 3, 4]
+    fanout.close(1)
+    del heap
 
 
 def test_the_slow_time_is_counted_per_batch() -> None:

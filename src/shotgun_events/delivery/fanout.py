@@ -13,7 +13,9 @@ promotion policy decides who leaves it for a thread of its own:
   in one batch, the one still running included, so the others wait for it
   at most ``HELD`` per promotion; one that has caught up and stayed idle
   comes back after ``REJOIN_AFTER`` seconds, twice as long after each new
-  promotion, so a plugin slow for good stays on its own thread;
+  promotion, so a plugin slow for good stays on its own thread. Times are
+  taken on ``busy_clock``: a garbage collection stops every thread, so the
+  callback it lands in is not slow for it;
 - ``always`` (``dispatch = parallel``): every plugin on its own thread.
 
 Plugins on threads of their own are fed by ``threads.OwnThreads``. The lane
@@ -27,6 +29,7 @@ the callback returns.
 from __future__ import annotations
 
 import enum
+import gc
 import logging
 import queue
 import threading
@@ -49,8 +52,32 @@ log = logging.getLogger("engine.delivery")
 SLOW_CALL = 0.01
 #: Slow time in one batch after which a plugin leaves the shared lane.
 HELD = 0.03
-#: Seconds a caught-up, idle plugin waits before it rejoins the lane (doubling).
-REJOIN_AFTER = 10.0
+#: Seconds a caught-up, idle plugin waits before it rejoins the lane (doubling). Coming
+#: back too soon costs the lane at most ``HELD`` once; staying away costs a thread hand-off
+#: per event for as long: a second away already costs more than a wrong return.
+REJOIN_AFTER = 1.0
+
+#: Seconds spent in garbage collections so far, and when the running one started.
+_collecting = [0.0, 0.0]
+
+
+def _count_collection(phase: str, info: dict[str, int]) -> None:
+    if phase == "start":
+        _collecting[1] = time.perf_counter()
+    else:
+        _collecting[0] += time.perf_counter() - _collecting[1]
+
+
+def busy_clock() -> float:
+    """``time.monotonic()`` less the seconds spent collecting garbage so far.
+
+    A collection (tens of milliseconds on a large heap) holds every thread;
+    timed on this clock, it does not count against the callback it lands in.
+    """
+    return time.monotonic() - _collecting[0]
+
+
+gc.callbacks.append(_count_collection)
 
 
 class LaneAbandonedError(Exception):
@@ -123,7 +150,7 @@ class Fanout:
         retry: SiteRetry,
         batch_size: int,
         state_retry_interval: float = 5.0,
-        monotonic: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] = busy_clock,
     ) -> None:
         self._hooks = hooks
         self._stop = stop
@@ -146,9 +173,10 @@ class Fanout:
         self._lane: Lane | None = None
         #: Lanes left to a callback taken off mid-call; a stop waits for them.
         self._left: list[Lane] = []
-        #: Lane thread -> the turn of the plugin it is handing an event to: a one-item list
-        #: that the lane (the call returned) or the watch (it is taken off) pops first.
-        self._turns: dict[int, list[PluginRunner]] = {}
+        #: Lane thread -> the turn of the plugin it is handing an event to (a one-item list
+        #: that the lane (the call returned) or the watch (it is taken off) pops first),
+        #: and when the turn started.
+        self._turns: dict[int, tuple[list[PluginRunner], float]] = {}
         #: Plugins taken off in the middle of a callback: their thread starts when it returns.
         self._stuck: dict[int, PluginRunner] = {}
         # Taking a plugin off and its callback returning on the left lane meet here: the
@@ -319,14 +347,15 @@ class Fanout:
     def _take_off(self, lane: int) -> PluginRunner | None:
         """Take off the lane the plugin whose running callback brings it over ``HELD``."""
         work = self._registry.on_thread(lane)
-        turn = self._turns.get(lane)
-        if work is None or turn is None:
+        entry = self._turns.get(lane)
+        if work is None or entry is None:
             return None
+        turn, started = entry
         try:
             runner = turn[0]
         except IndexError:
             return None  # its turn just ended
-        running = self._monotonic() - work.since
+        running = self._monotonic() - started
         if runner.plugin is not work.plugin or running < SLOW_CALL:
             return None
         if self._slow.get(id(runner), 0.0) + running <= HELD:
@@ -398,7 +427,8 @@ class Fanout:
             started = clock()
             # The plugin's turn on this lane: the lane and the watch (``_take_off``) each
             # pop it, atomically; whoever gets it decides, so no lock per plugin and event.
-            self._turns[lane] = turn = [runner]
+            turn = [runner]
+            self._turns[lane] = (turn, started)
             try:
                 outcome = runner.handle(event, now)
             finally:

@@ -157,6 +157,17 @@ class PluginLoader:
         #: Collections in ``paths`` order, plugins in file-name order; inactive ones included.
         self.plugins: list[Plugin] = []
 
+    def written_within(self, seconds: float) -> set[Path]:
+        """Plugin files whose mtime is less than ``seconds`` old: ``settling`` for a scan
+        that has no watcher to debounce it (a Celery worker's rescan)."""
+        now_ns = time.time_ns()
+        return {
+            normalise(path)
+            for collection in self._paths
+            for _, path, (mtime_ns, _) in self._folders.list(collection) or ()
+            if 0 <= now_ns - mtime_ns < seconds * 1e9
+        }
+
     def get(self, key: PluginKey) -> Plugin | None:
         """Return the plugin with this key, or None."""
         return self._plugins.get(key)

@@ -76,6 +76,7 @@ class WorkerRuntime:
         hostname: str,
         only: Collection[str] | None = None,
         rescan_every: float = 1.0,
+        settle: float = 0.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._loader = loader
@@ -84,19 +85,26 @@ class WorkerRuntime:
         self.hostname = hostname
         self._only = set(only) if only else None
         self._rescan_every = rescan_every
+        self._settle = settle
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._scanned_at: float | None = None
 
     def refresh(self, *, force: bool = False) -> None:
-        """Rescan the plugin folders (reloading changed files) if due or forced."""
+        """Rescan the plugin folders (reloading changed files) if due or forced.
+
+        A file written less than ``settle`` seconds ago is left as it is until a later
+        rescan (the daemon's watcher debounces the same way), so a plugin is never
+        loaded half-written; the first scan loads every file as it finds it.
+        """
         with self._lock:
             now = self._monotonic()
             recent = self._scanned_at is not None and now - self._scanned_at < self._rescan_every
             if recent and not force:
                 return
+            first = self._scanned_at is None
             self._scanned_at = now
-            self._loader.scan()
+            self._loader.scan(settling=() if first else self._loader.written_within(self._settle))
 
     def plugins(self) -> dict[str, str]:
         """Return name -> sha1 of the active plugins this worker serves."""

@@ -151,6 +151,7 @@ def run_worker(config: Config, options: WorkerOptions) -> int:
         hostname=hostname,
         only=options.plugins or None,
         rescan_every=config.plugin_poll_interval,
+        settle=config.reload_debounce,
     )
     runtime.refresh(force=True)
     served = sorted(runtime.plugins())
