@@ -257,6 +257,7 @@ def samples(view: DaemonView) -> dict[tuple[str, tuple[tuple[str, str], ...]], f
 
 def test_metrics_follow_delivery_labelled_by_plugin_only(tmp_path: Path) -> None:
     # Given 50 plugins, one failing on event 5, and events 4..6 delivered
+    hooks = list(gc.callbacks)
     view, engine, source, _ = observed(tmp_path, plugins=50)
     view.sink.site_read("after", 0.01, 3, None)
     source.add(4, 5, 6)
@@ -281,7 +282,8 @@ def test_metrics_follow_delivery_labelled_by_plugin_only(tmp_path: Path) -> None
     assert labels <= {"plugin", "outcome", "kind", "error", "owner", "le", "generation",
                       "implementation", "major", "minor", "patchlevel", "version"}  # fmt: skip
     assert ("process_cpu_seconds_total", ()) in found
-    assert not gc.callbacks  # no collector hooks the interpreter's garbage collector
+    # No metrics collector hooks the interpreter's garbage collector
+    assert gc.callbacks == hooks
 
 
 def test_call_ceilings_and_the_time_calls_waited_are_exported_per_plugin(tmp_path: Path) -> None:
