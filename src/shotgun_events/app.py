@@ -27,7 +27,6 @@ from shotgun_events.config.checks import permission_warnings, validate_paths
 from shotgun_events.config.load import load_config_with_warnings
 from shotgun_events.config.model import Config
 from shotgun_events.delivery.celery.wiring import CeleryWiring
-from shotgun_events.delivery.scope import SiteLookup
 from shotgun_events.engine.loop import Engine, Hooks
 from shotgun_events.engine.settings import Exit
 from shotgun_events.engine.wakeup import WakeUps
@@ -42,6 +41,7 @@ from shotgun_events.observe.view import DaemonView
 from shotgun_events.operator import operations
 from shotgun_events.operator.channel import ControlServer
 from shotgun_events.plugins.loader import PluginLoader
+from shotgun_events.plugins.scope import SiteLookup
 from shotgun_events.plugins.watcher import PluginWatcher
 from shotgun_events.service.lifecycle import ReadyReporter, Run
 from shotgun_events.service.pidfile import PidFile

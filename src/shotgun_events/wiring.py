@@ -33,7 +33,6 @@ from shotgun_events.delivery.dispatch import Dispatcher
 from shotgun_events.delivery.executors import Executors, ExecutorSpec, choose
 from shotgun_events.delivery.failures import DeadLetters, FailurePolicy, RetryPolicy
 from shotgun_events.delivery.inflight import InFlight
-from shotgun_events.delivery.scope import Scope, SiteLookup
 from shotgun_events.engine.settings import Settings
 from shotgun_events.engine.wakeup import WakeUps
 from shotgun_events.errors import ShotgunEventsError
@@ -41,6 +40,7 @@ from shotgun_events.notify.logs import LogSetup
 from shotgun_events.notify.mailer import EmailNotifier
 from shotgun_events.operator.channel import ControlServer
 from shotgun_events.plugins.loader import Plugin
+from shotgun_events.plugins.scope import Scope, SiteLookup
 from shotgun_events.plugins.watcher import PluginWatcher
 from shotgun_events.service.liveness import Liveness, live_timeout
 from shotgun_events.service.pidfile import PidFile

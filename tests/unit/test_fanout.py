@@ -11,10 +11,10 @@ from typing import cast
 
 from shotgun_events.client.retry import SiteRetry
 from shotgun_events.delivery.dispatch import Outcome
-from shotgun_events.delivery.fanout import HELD, SLOW_CALL, Fanout, Promotion, busy_clock
-from shotgun_events.delivery.inflight import InFlight
+from shotgun_events.delivery.fanout import HELD, SLOW_CALL, Fanout, Promotion
+from shotgun_events.delivery.inflight import InFlight, busy_clock
+from shotgun_events.delivery.plugin_thread import Hooks
 from shotgun_events.delivery.runner import PluginRunner
-from shotgun_events.delivery.threads import Hooks
 from shotgun_events.events import Event
 from tests.unit.fakes import FakeSource
 

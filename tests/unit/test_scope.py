@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from shotgun_events.config.plugin_sections import PluginSettings
-from shotgun_events.delivery.scope import Scope
 from shotgun_events.plugins.loader import Plugin
 from shotgun_events.plugins.registrar import Callback
+from shotgun_events.plugins.scope import Scope
 
 
 class FakeLookup:

@@ -32,9 +32,9 @@ from shotgun_events.client.limits import CallLimiter
 from shotgun_events.client.outage import Outage, is_unavailable
 from shotgun_events.delivery.failures import FailurePolicy, Verdict
 from shotgun_events.delivery.inflight import InFlight
-from shotgun_events.delivery.scope import Scope
 from shotgun_events.events import Event
 from shotgun_events.plugins.registrar import Callback, Timer
+from shotgun_events.plugins.scope import Scope
 from shotgun_events.telemetry import Telemetry
 
 if TYPE_CHECKING:

@@ -29,20 +29,18 @@ the callback returns.
 from __future__ import annotations
 
 import enum
-import gc
 import logging
-import queue
 import threading
-import time
 from collections.abc import Callable
 from datetime import datetime
 
 from shotgun_events.client.retry import SiteRetry
 from shotgun_events.client.source import EventSource
 from shotgun_events.delivery.dispatch import Outcome
-from shotgun_events.delivery.inflight import InFlight
+from shotgun_events.delivery.inflight import InFlight, busy_clock
+from shotgun_events.delivery.plugin_thread import Hooks
 from shotgun_events.delivery.runner import PluginRunner
-from shotgun_events.delivery.threads import Hooks, OwnThreads
+from shotgun_events.delivery.threads import Lane, LaneAbandonedError, OwnThreads
 from shotgun_events.errors import StateWriteError
 from shotgun_events.events import Event
 
@@ -56,76 +54,6 @@ HELD = 0.03
 #: back too soon costs the lane at most ``HELD`` once; staying away costs a thread hand-off
 #: per event for as long: a second away already costs more than a wrong return.
 REJOIN_AFTER = 1.0
-
-#: Seconds spent in garbage collections so far, and when the running one started.
-_collecting = [0.0, 0.0]
-
-
-def _count_collection(phase: str, info: dict[str, int]) -> None:
-    if phase == "start":
-        _collecting[1] = time.perf_counter()
-    else:
-        _collecting[0] += time.perf_counter() - _collecting[1]
-
-
-def busy_clock() -> float:
-    """``time.monotonic()`` less the seconds spent collecting garbage so far.
-
-    A collection (tens of milliseconds on a large heap) holds every thread;
-    timed on this clock, it does not count against the callback it lands in.
-    """
-    return time.monotonic() - _collecting[0]
-
-
-gc.callbacks.append(_count_collection)
-
-
-class LaneAbandonedError(Exception):
-    """Raised on a lane left to a stuck callback, once that callback has returned."""
-
-
-class Lane:
-    """A thread that runs the group's work, one job at a time, for the engine's thread."""
-
-    def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[Callable[[], bool]] = queue.SimpleQueue()
-        self.done = threading.Event()
-        self.result = True
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="shotgun-events-shared", daemon=True)
-        self._thread.start()
-        self.ident = self._thread.ident or 0
-
-    def submit(self, job: Callable[[], bool]) -> None:
-        """Run ``job`` on the lane; ``done`` is set when it has returned."""
-        self.done.clear()
-        self._jobs.put(job)
-
-    def join(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for the thread to end; True if it has."""
-        self._thread.join(max(0.0, timeout))
-        return not self._thread.is_alive()
-
-    def stop(self) -> None:
-        """Let the thread end once its current job is over."""
-        self._jobs.put(_stop_lane)
-
-    def _run(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is _stop_lane:
-                return
-            try:
-                self.result = job()
-            except LaneAbandonedError:
-                return  # the engine has moved on to a new lane
-            except BaseException as exc:  # handed to the engine's thread, raised there
-                self.error = exc
-            self.done.set()
-
-
-def _stop_lane() -> bool:
-    return False
 
 
 class Promotion(enum.Enum):

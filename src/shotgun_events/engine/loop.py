@@ -32,8 +32,8 @@ from shotgun_events.delivery.dispatch import Dispatcher
 from shotgun_events.delivery.executors import ExecutorFactory, Executors, ExecutorSpec, choose
 from shotgun_events.delivery.fanout import Fanout, Promotion
 from shotgun_events.delivery.inflight import CallbackWatch
+from shotgun_events.delivery.plugin_thread import Hooks as DeliveryHooks
 from shotgun_events.delivery.runner import PluginRunner
-from shotgun_events.delivery.threads import Hooks as DeliveryHooks
 from shotgun_events.engine.backlog import BacklogPoll
 from shotgun_events.engine.fetch import FreshReads
 from shotgun_events.engine.idle import IdleWait

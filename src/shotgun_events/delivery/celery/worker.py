@@ -34,9 +34,9 @@ from shotgun_events.delivery.celery.runtime import WorkerRuntime
 from shotgun_events.delivery.celery.store import DoneStore, write_beacon
 from shotgun_events.delivery.dispatch import Dispatcher
 from shotgun_events.delivery.inflight import InFlight
-from shotgun_events.delivery.scope import Scope, SiteLookup
 from shotgun_events.notify.logs import configure_logging
 from shotgun_events.plugins.loader import PluginLoader
+from shotgun_events.plugins.scope import Scope, SiteLookup
 
 log = logging.getLogger("engine.celery.worker")
 
