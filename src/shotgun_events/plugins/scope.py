@@ -115,11 +115,17 @@ class Scope:
             return True
 
     def _admits(self, plugin: Plugin, callback: Callback, event: Event) -> bool:
-        projects = self._wanted_projects(plugin)
-        if projects is not None and _project_id(event) not in projects:
+        # Per callback and event, on the hot path: one look-up of the plugin's section.
+        section = self._settings.get(plugin.name)
+        given = plugin.projects
+        own = plugin.ignore_own_events
+        if section is not None:
+            given = given if section.projects is None else section.projects
+            own = own if section.ignore_own_events is None else section.ignore_own_events
+        if given and _project_id(event) not in self._project_ids(plugin.name, given):
             self._count(plugin.name, OUT_OF_SCOPE, event)
             return False
-        if self._ignores_own(plugin) and self._is_own(callback.script_name, event):
+        if own and self._is_own(callback.script_name, event):
             self._count(plugin.name, OWN_EVENTS, event)
             return False
         return True
@@ -129,20 +135,11 @@ class Scope:
         with self._lock:
             return {name: dict(c.by_reason) for name, c in self._counts.items()}
 
-    def _setting(self, plugin: Plugin) -> PluginSettings | None:
-        return self._settings.get(plugin.name)
-
-    def _wanted_projects(self, plugin: Plugin) -> frozenset[int] | None:
-        section = self._setting(plugin)
-        given = section.projects if section is not None and section.projects is not None else None
-        if given is None:
-            given = getattr(plugin, "projects", None)
-        if not given:
-            return None
+    def _project_ids(self, plugin: str, given: tuple[int | str, ...]) -> frozenset[int]:
         with self._lock:
             ids = self._projects.get(given)
             if ids is None:
-                ids = self._resolve(plugin.name, given)
+                ids = self._resolve(plugin, given)
                 self._projects[given] = ids
         return ids
 
@@ -166,12 +163,6 @@ class Scope:
                 ids.add(found)
         log.info("plugin %s gets events of project(s) %s only", plugin, sorted(ids))
         return frozenset(ids)
-
-    def _ignores_own(self, plugin: Plugin) -> bool:
-        section = self._setting(plugin)
-        if section is not None and section.ignore_own_events is not None:
-            return section.ignore_own_events
-        return bool(getattr(plugin, "ignore_own_events", False))
 
     def _is_own(self, script_name: str, event: Event) -> bool:
         user = event.get("user")
