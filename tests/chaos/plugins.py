@@ -144,7 +144,9 @@ def read_deliveries(records: Path) -> dict[str, list[Delivery]]:
     found: dict[str, list[Delivery]] = {spec.name: [] for spec in PLUGINS}
     for path in sorted(records.glob("*.log")):
         plugin = path.name.split(".", 1)[0]
-        for line in path.read_text().splitlines():
+        text = path.read_text()
+        # A process killed in the middle of a write leaves a last line without its newline.
+        for line in text.splitlines()[: text.count("\n")]:
             event_id, key, pid, at, version = line.split()
             found.setdefault(plugin, []).append(
                 Delivery(plugin, int(event_id), key, int(pid), float(at), int(version))

@@ -174,7 +174,9 @@ class DaemonRig:
         if not self.record_file.exists():
             return []
         rows = []
-        for line in self.record_file.read_text().splitlines():
+        text = self.record_file.read_text()
+        # A plugin may be appending right now: a last line without its newline is not whole.
+        for line in text.splitlines()[: text.count("\n")]:
             name, event_id = line.split()
             rows.append((name, int(event_id)))
         return rows
