@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from shotgun_events.client.outage import Outage
 from shotgun_events.client.retry import SiteRetry
 from shotgun_events.cursor import Cursor
 from shotgun_events.delivery import fanout
@@ -20,6 +22,7 @@ from tests.unit.fakes import DISPATCH_MODES
 from .fakes import (
     T0,
     Clock,
+    FakeCallback,
     FakeConnections,
     FakeLoader,
     FakePlugin,
@@ -81,6 +84,7 @@ def build(
     batch_size: int = 500,
     start_from_id: int | None = None,
     prefilter: bool = False,
+    dispatcher: Dispatcher | None = None,
 ) -> tuple[Engine, FakeStore, Clock]:
     store = store or FakeStore()
     clock = clock or Clock()
@@ -91,7 +95,7 @@ def build(
         retry=retry,
         loader=FakeLoader(plugins),
         store=store,
-        dispatcher=Dispatcher(connections=FakeConnections(), use_session_uuid=True),
+        dispatcher=dispatcher or Dispatcher(connections=FakeConnections(), use_session_uuid=True),
         settings=Settings(
             batch_size=batch_size,
             backlog_timeout=timedelta(seconds=300),
@@ -170,6 +174,58 @@ def test_late_event_is_delivered_once_and_later_events_are_not_repeated() -> Non
     assert plugin.received == [5, 6, 4]
     assert store.positions[plugin.key].last_id == 6
     assert store.positions[plugin.key].backlog == {}
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait until ``condition()`` holds (plugins on threads of their own), up to ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_a_plugin_held_by_an_outage_takes_no_late_event_of_another_plugin_as_fresh() -> None:
+    # Given plugins a and b at event 0, events 1..8 with 5 not committed yet, and b's
+    # callback meeting a site outage at event 3 (held: it reads again from 3 later)
+    source = FakeSource()
+    source.add(1, 2, 3, 4, 5, 6, 7, 8)
+    source.hidden.add(5)
+    a = recording_plugin("a")
+    b = FakePlugin("b")
+    outages = {3}
+
+    def callback(sg: Any, logger: Any, event: Any, args: Any) -> None:
+        if event["id"] in outages:
+            outages.discard(event["id"])
+            raise ConnectionResetError("reset by the site")
+        b.received.append(event["id"])
+
+    b.callbacks.append(FakeCallback("callback", callback))
+    store = FakeStore({a.key: Cursor(0), b.key: Cursor(0)})
+    answers = threading.Event()
+    outage = Outage(lambda: answers.wait(10), first_wait=0.01)
+    dispatcher = Dispatcher(connections=FakeConnections(), use_session_uuid=False, outage=outage)
+    engine, store, clock = build(source, [a, b], store, dispatcher=dispatcher)
+    engine.drain_timeout = 0.2  # b's own thread (parallel mode) waits for the site meanwhile
+    engine.run_once()
+    wait_for(lambda: len(a.received) == 7)
+    assert a.received == [1, 2, 3, 4, 6, 7, 8]
+    # When 5 commits and the backlog poll hands it out while b is still held at 2
+    source.hidden.clear()
+    clock.advance(6)
+    engine._backlog.poll(list(engine._plugins.by_key.values()), engine._delivery)
+    wait_for(lambda: len(a.received) == 8)
+    # Then 5 went to a only: b did not jump over 3 and 4 as if they were gaps
+    assert a.received == [1, 2, 3, 4, 6, 7, 8, 5]
+    assert b.received == [1, 2]
+    assert store.positions[b.key].backlog == {}
+    # And once the site answers, b reads again from 3 and gets every event once, in order
+    answers.set()
+    for _ in range(20):
+        engine.run_once()
+        clock.advance(1)
+        if b.received[-1:] == [8]:
+            break
+    assert b.received == [1, 2, 3, 4, 5, 6, 7, 8]
 
 
 def test_backlog_is_requeried_by_id_only_when_due() -> None:

@@ -39,7 +39,7 @@ class TimedRunner:
         self.plugin = type("P", (), {"name": name, "active": True})()
         self.cursor = type("C", (), {"last_id": 0})()
 
-    def handle(self, event: Event, now: datetime) -> Outcome:
+    def handle(self, event: Event, now: datetime, *, late: bool = False) -> Outcome:
         self.clock.now += self.cost
         self.handled.append(int(event["id"]))
         self.cursor.last_id = int(event["id"])
@@ -116,7 +116,7 @@ def test_quick_calls_never_count_however_many_the_plugins_are_slowed_alike() -> 
 class CollectingRunner(TimedRunner):
     """A plugin runner whose every event lands in a full garbage collection."""
 
-    def handle(self, event: Event, now: datetime) -> Outcome:
+    def handle(self, event: Event, now: datetime, *, late: bool = False) -> Outcome:
         gc.collect()
         return super().handle(event, now)
 

@@ -260,3 +260,26 @@ def test_a_reload_that_changes_concurrency_swaps_the_executor_once_idle() -> Non
     assert sorted(i for _, i in callback.order) == [1, 2, 3, 4]
     assert store.positions[runner.key].last_id == 4
     runner.close(5)
+
+
+def test_a_late_delivery_is_taken_only_by_a_plugin_that_waits_for_that_event() -> None:
+    # Given a plugin at event 2 (rewound, or behind the read) and one waiting for event 5
+    behind_cb, waiting_cb = _Recorder(), _Recorder()
+    store = FakeStore()
+    behind = _runner(_plugin(behind_cb), store, Cursor(2))
+    waiting = _runner(_plugin(waiting_cb), store, Cursor(6, {5: NOW}))
+    # When event 5, read by id for the backlog, is handed to both as a late event
+    assert behind.handle(_shot(5, 1), NOW, late=True) is None
+    assert waiting.handle(_shot(5, 1), NOW, late=True) is not None
+    assert behind.drain(10) and waiting.drain(10)
+    # Then only the waiting plugin ran it; the other's position did not pass over 3 and 4
+    assert [i for _, i in waiting_cb.order] == [5]
+    assert behind_cb.order == []
+    assert (behind.cursor.last_id, dict(behind.cursor.backlog)) == (2, {})
+    # And read in order afterwards, the other plugin gets 3, 4, 5 once each
+    for event_id in (3, 4, 5):
+        behind.handle(_shot(event_id, 1), NOW)
+    assert behind.drain(10)
+    assert [i for _, i in behind_cb.order] == [3, 4, 5]
+    behind.close(5)
+    waiting.close(5)

@@ -320,16 +320,17 @@ class Fanout:
         now = self._hooks.clock()
         try:
             for event in events:
-                self._run_event(event, now, timed=False)
+                self._run_event(event, now, timed=False, late=True)
         except StateWriteError as exc:
             self._hooks.on_state_trouble(exc)
         return True
 
-    def _run_event(self, event: Event, now: datetime, *, timed: bool) -> bool:
-        """One event to each plugin of the lane; False when a stop cut it short."""
+    def _run_event(self, event: Event, now: datetime, *, timed: bool, late: bool = False) -> bool:
+        """One event to each plugin of the lane (``late``: to those that wait for it); False
+        when a stop cut it short."""
         try:
             with self._hooks.grouped():  # one write for this event's records over the lane
-                return self._pass(event, now, timed)
+                return self._pass(event, now, timed, late)
         except StateWriteError:
             # The group's write failed after its records were taken: until a save goes
             # through, nothing more is handed out (``save_pending``).
@@ -337,11 +338,11 @@ class Fanout:
                 runner.mark_unsaved()
             raise
 
-    def _pass(self, event: Event, now: datetime, timed: bool) -> bool:
+    def _pass(self, event: Event, now: datetime, timed: bool, late: bool) -> bool:
         runners = self._group
         if self.policy is Promotion.NEVER:
             for runner in runners:
-                outcome = runner.handle(event, now)
+                outcome = runner.handle(event, now, late=late)
                 if outcome is Outcome.FAILED:
                     self._hooks.on_failed(runner.plugin)
                 elif outcome is Outcome.INTERRUPTED:
@@ -358,7 +359,7 @@ class Fanout:
             turn = [runner]
             self._turns[lane] = (turn, started)
             try:
-                outcome = runner.handle(event, now)
+                outcome = runner.handle(event, now, late=late)
             finally:
                 try:
                     turn.pop()

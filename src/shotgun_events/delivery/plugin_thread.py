@@ -195,7 +195,7 @@ class PluginThread:
                 if kind == _EXPIRE:
                     self._expire()
                 else:
-                    self._handle(events)
+                    self._handle(events, late=kind == _LATE)
                 if kind == _LATE:
                     with self._ready:
                         self._late_ids.difference_update(int(e["id"]) for e in events)
@@ -232,14 +232,14 @@ class PluginThread:
             self._host.notify_room()
         return bool(dropped)
 
-    def _handle(self, events: list[Event]) -> None:
+    def _handle(self, events: list[Event], *, late: bool = False) -> None:
         now = self._hooks.clock()
         for event in events:
             if self._done():
                 break
             self._busy = True
             try:
-                outcome = self.runner.handle(event, now)
+                outcome = self.runner.handle(event, now, late=late)
             except StateWriteError as exc:
                 self._hooks.on_state_trouble(exc)
                 self._save_until_done()

@@ -36,7 +36,7 @@ from shotgun_events.delivery.executors import (
     ExecutorSpec,
     RejectedError,
 )
-from shotgun_events.delivery.watermark import FRESH, SEEN, Watermark
+from shotgun_events.delivery.watermark import FRESH, LATE, SEEN, Watermark
 from shotgun_events.errors import StateWriteError
 from shotgun_events.events import Event, PluginKey
 from shotgun_events.plugins.loader import Plugin
@@ -163,8 +163,13 @@ class PluginRunner:
 
     # -- delivering ----------------------------------------------------------------
 
-    def handle(self, event: Event, now: datetime) -> Outcome | None:
+    def handle(self, event: Event, now: datetime, *, late: bool = False) -> Outcome | None:
         """Take one event if the plugin still needs it.
+
+        ``late``: the event was read by id for the plugins that wait for it; it is taken
+        only if this plugin waits for it too. Above the position of a plugin that does
+        not (rewound, or behind the read), it is no fresh event: taking it would pass over
+        the ids between as gaps.
 
         Returns DONE when a callback ran for it (or it was handed to a pool or
         Celery), None when the plugin did not need it, FAILED once after a
@@ -183,7 +188,7 @@ class PluginRunner:
         # No lock to classify: only this thread moves the read position, and executors'
         # threads touch only ids at or below it, which cannot change what a fresh id is.
         kind = wm.classify(event_id)
-        if kind is None:
+        if kind is None or (late and kind is not LATE):
             return None
         wanted = kind is not SEEN and self._dispatcher.wants(plugin, event)
         if wanted and len(wm.done) >= WINDOW_LIMIT and not self._wait_window(wm):
