@@ -283,3 +283,43 @@ def test_a_late_delivery_is_taken_only_by_a_plugin_that_waits_for_that_event() -
     assert [i for _, i in behind_cb.order] == [3, 4, 5]
     behind.close(5)
     waiting.close(5)
+
+
+def test_a_reload_after_a_failure_reads_again_from_the_failed_event_not_past_it() -> None:
+    # Given a concurrent plugin whose event 2 failed (switching it off) after 1..3 were handed
+    # out, with no event since
+    ran: list[int] = []
+
+    def callback(sg: Any, logger: Any, event: Event, args: Any) -> None:
+        if event["id"] == 2 and not ran.count(2):
+            ran.append(2)
+            raise RuntimeError("boom on 2")
+        ran.append(int(event["id"]))
+
+    plugin = FakePlugin("fixed")
+    plugin.callbacks.append(FakeCallback("cb", callback))
+    plugin.concurrency = 4
+    store = FakeStore()
+    dispatcher = Dispatcher(connections=FakeConnections(), use_session_uuid=False)
+    runner = PluginRunner(
+        plugin,
+        Cursor(0),
+        dispatcher=dispatcher,
+        executors=Executors(dispatcher),
+        recorder=store,
+        backlog_timeout=timedelta(minutes=5),
+        spec_for=lambda p: choose(p, {}),  # type: ignore[arg-type]
+    )
+    for event_id in (1, 2, 3):
+        runner.handle(_shot(event_id, event_id), NOW)
+    assert runner.drain(10)
+    assert not plugin.active
+    # When the fixed plugin is reloaded, asking for another concurrency, and event 10 comes
+    plugin.concurrency = 2
+    plugin.generation = 1
+    plugin.active = True
+    assert runner.handle(_shot(10, 1), NOW) is None
+    # Then event 10 is not taken: the plugin reads again from 2, with no ids passed over
+    assert (runner.cursor.last_id, dict(runner.cursor.backlog)) == (1, {})
+    assert store.positions[runner.key].last_id == 1
+    runner.close(5)

@@ -329,11 +329,16 @@ class PluginRunner:
             spec.concurrency,
             spec.order_by,
         )
+        reading = self.cursor.last_id
         self.quiesce()
         self._executor.close(DRAIN_TIMEOUT)
         self.spec = spec
         self._executor = self._executors(self.plugin, spec, self._completed)
         self.resume()
+        if self.cursor.last_id < reading:
+            # Rewound before events it had taken (one failed or was held): the rest of the
+            # batch in hand lies past its position; it reads again from there.
+            self._ignore_until_flush = True
 
     def quiesce(self, timeout: float = DRAIN_TIMEOUT) -> bool:
         """Wait for events in flight, then put the position at rest (the saved form).
