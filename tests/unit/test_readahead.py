@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Collection
 from typing import Any
 
+import pytest
+
+from shotgun_events.engine import readahead
 from shotgun_events.engine.readahead import ReadAhead
 from shotgun_events.errors import SiteError
 from shotgun_events.events import Event
@@ -14,16 +18,24 @@ from .fakes import FakeSource
 
 
 class WindowSource(FakeSource):
-    """The fake log, with reads of one id window and a count of reads in flight at once."""
+    """The fake log, with reads of one id window and a count of reads in flight at once;
+    each read waits ``latency`` seconds for the "site" (a distant one by default)."""
 
-    def __init__(self) -> None:
+    def __init__(self, latency: float = 0.002) -> None:
         super().__init__()
+        self.latency = latency
         self.window_calls: list[tuple[int, int]] = []
         self.fail_windows: set[int] = set()
         self.gate: threading.Event | None = None
         self._flight = 0
         self.most_in_flight = 0
         self._count = threading.Lock()
+
+    def fetch_after(
+        self, last_id: int, limit: int, event_types: Collection[str] | None = None
+    ) -> list[Event]:
+        time.sleep(self.latency)
+        return super().fetch_after(last_id, limit, event_types)
 
     def fetch_window(
         self, after: int, upto: int, limit: int, event_types: Collection[str] | None = None
@@ -173,4 +185,36 @@ def test_full_plain_batch_looks_for_the_newest_id_and_starts_a_plan() -> None:
     # Then the newest id was read once and the rest came in windows
     assert got == list(range(1, 5001))
     assert sum(1 for c in source.calls if c[0] == "newest") == 1
+    assert len(source.window_calls) == 9
+
+
+def test_a_site_that_answers_at_once_is_read_one_batch_at_a_time_even_far_behind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a log of 5,000 events on a site whose reads wait for nothing (loopback: all of a
+    # read's time is the reader's own work), where reading ahead would only compete with the
+    # plugins for the interpreter
+    monkeypatch.setattr(readahead, "thread_time", readahead.perf_counter)
+    source = WindowSource(latency=0)
+    source.add(*range(1, 5001))
+    reader = ReadAhead(source, lambda: source, depth=4, batch_size=500)
+    reader.learn_newest(5000)
+    try:
+        # When the engine catches up
+        got = drain(reader, 0, 5000)
+    finally:
+        reader.close()
+    # Then every event came once, in order, from plain reads only
+    assert got == list(range(1, 5001))
+    assert source.window_calls == []
+    assert not reader.site_bound
+    # And once reads wait for the site, the next catch-up reads ahead again
+    monkeypatch.undo()
+    source.latency = 0.002
+    source.add(*range(5001, 10001))
+    reader = ReadAhead(source, lambda: source, depth=4, batch_size=500)
+    try:
+        assert drain(reader, 5000, 10000) == list(range(5001, 10001))
+    finally:
+        reader.close()
     assert len(source.window_calls) == 9

@@ -201,9 +201,11 @@ DESCRIPTIONS: dict[Key, KeyDoc] = {
         "a connection. 1 to 256."
     ),
     ("daemon", "read_ahead"): KeyDoc(
-        "During catch-up (the newest id far ahead), how many consecutive id windows of "
+        "During catch-up (the newest id far ahead) from a site that makes reads wait (an "
+        "answer takes longer to arrive than to decode), how many consecutive id windows of "
         "`max_event_batch_size` the engine reads from the site at once, handed on in id "
-        "order; once caught up, one read at a time. 1 turns read-ahead off. 1 to 32."
+        "order; once caught up, or from a site that answers at once, one read at a time. "
+        "1 turns read-ahead off. 1 to 32."
     ),
     ("daemon", "state_fsync"): KeyDoc(
         "When state writes are forced to disk: `always` (every event), `interval` (at most "

@@ -257,9 +257,11 @@ class Fanout:
         self._join_left()
         lane = self._lane or self._new_lane()
         lane.submit(job)
-        watch = self.policy is Promotion.WHEN_SLOW
-        while not lane.done.wait(SLOW_CALL if watch else None):
-            if self._take_off(lane.ident):
+        # Watching, the engine's thread wakes when the running callback could reach HELD.
+        wait = HELD if self.policy is Promotion.WHEN_SLOW else None
+        while not lane.done.wait(wait):
+            taken, wait = self._take_off(lane.ident)
+            if taken is not None:
                 self._left.append(lane)
                 lane = self._new_lane()
                 lane.submit(job)
@@ -272,31 +274,33 @@ class Fanout:
         self._lane = Lane()
         return self._lane
 
-    def _take_off(self, lane: int) -> PluginRunner | None:
-        """Take off the lane the plugin whose running callback brings it over ``HELD``."""
-        work = self._registry.on_thread(lane)
+    def _take_off(self, lane: int) -> tuple[PluginRunner | None, float]:
+        """Take off the lane the plugin whose running callback brings it over ``HELD``;
+        return it (or None) and the seconds until the running callback could do so."""
         entry = self._turns.get(lane)
-        if work is None or entry is None:
-            return None
+        if entry is None:
+            return None, HELD
         turn, started = entry
         try:
             runner = turn[0]
         except IndexError:
-            return None  # its turn just ended
+            return None, SLOW_CALL  # its turn just ended: the next one is not due before
         running = self._monotonic() - started
-        if runner.plugin is not work.plugin or running < SLOW_CALL:
-            return None
-        if self._slow.get(id(runner), 0.0) + running <= HELD:
-            return None
+        due = max(SLOW_CALL, HELD - self._slow.get(id(runner), 0.0))
+        if running <= due:
+            return None, due - running
+        work = self._registry.on_thread(lane)
+        if work is None or runner.plugin is not work.plugin:
+            return None, SLOW_CALL  # not in its callback yet, or done with it
         with self._take_off_lock:
             try:
                 turn.pop()  # whoever takes the turn first wins: the lane when it returned first
             except IndexError:
-                return None
+                return None, SLOW_CALL
             self._stuck[id(runner)] = runner
             held = self._slow.pop(id(runner), 0.0) + running
             self._promote(runner, held, after=work.event_id, start=False)
-        return runner
+        return runner, HELD
 
     def _run_group(self, batch: list[Event]) -> bool:
         """On the lane: each event to every plugin of the lane in order; False if cut short."""
@@ -350,10 +354,10 @@ class Fanout:
             return True
         lane = threading.get_ident()
         clock = self._monotonic
+        started = clock()  # then each turn starts where the one before ended: one read per turn
         for runner in runners:
             if self._group is not runners and runner not in self._group:
                 continue  # taken off meanwhile
-            started = clock()
             # The plugin's turn on this lane: the lane and the watch (``_take_off``) each
             # pop it, atomically; whoever gets it decides, so no lock per plugin and event.
             turn = [runner]
@@ -369,19 +373,22 @@ class Fanout:
                     self._resume_taken_off(runner)  # even when the callback's pass raised
             if left:
                 raise LaneAbandonedError
+            ended = clock()
+            took, started = ended - started, ended
             if outcome is None:
                 continue
             if outcome is Outcome.FAILED:
                 self._hooks.on_failed(runner.plugin)
+                started = clock()  # not the next plugin's time
             elif outcome is Outcome.INTERRUPTED:
                 return False
-            took = clock() - started
             if timed and took >= SLOW_CALL and self.policy is Promotion.WHEN_SLOW:
                 slow = self._slow.get(id(runner), 0.0) + took
                 self._slow[id(runner)] = slow
                 if slow > HELD and runner.active:
                     self._flush(runner)
                     self._promote(runner, slow, after=int(event["id"]))
+                    started = clock()
         return True
 
     # -- plugins on threads of their own ------------------------------------------------

@@ -1,10 +1,14 @@
 """Read-ahead of the event log: during catch-up, the next id windows are read while plugins work.
 
 Caught up (the newest id known is within one batch), the engine reads one
-batch at a time, as it always did. Catching up (the newest id is far ahead),
-the ids up to it are cut into consecutive windows of ``batch_size`` ids, and
-up to ``depth`` of them are read at once, each on a connection of its own;
-they are handed on strictly in id order. A window of ``batch_size`` ids holds
+batch at a time, as it always did. Catching up (the newest id is far ahead)
+on a site that makes reads wait (the engine's last read spent longer waiting
+for the answer than decoding it), the ids up to the newest are cut into
+consecutive windows of ``batch_size`` ids, and up to ``depth`` of them are
+read at once, each on a connection of its own; they are handed on strictly
+in id order. On a site that answers at once, reads ahead would only compete
+with the plugins for the interpreter (one runs at a time), so the engine
+reads one batch at a time there too. A window of ``batch_size`` ids holds
 at most ``batch_size`` events, so no read is ever cut short, and on a gapless
 log every read returns a full batch (two reads per 1,000 events at 500).
 
@@ -25,6 +29,7 @@ from collections import deque
 from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from time import perf_counter, thread_time
 from typing import Any, Protocol, cast
 
 from shotgun_events.client.source import EventSource
@@ -85,6 +90,9 @@ class ReadAhead:
         self.windows_read = 0
         self.windows_retried = 0
         self._full_runs = 0
+        #: Whether the engine's last read waited for the site longer than it took to decode
+        #: (unknown before the first read: not assumed).
+        self.site_bound = False
 
     @property
     def depth(self) -> int:
@@ -111,7 +119,12 @@ class ReadAhead:
         wanted = frozenset(types) if types is not None else None
         if self._next_after is not None and not self._continues(position, wanted):
             self._drop_plan()
-        if self._next_after is None and self._depth > 1 and self._newest - position > self._batch:
+        if (
+            self._next_after is None
+            and self._depth > 1
+            and self.site_bound
+            and self._newest - position > self._batch
+        ):
             self._next_after = position
             self._types = wanted
         if self._next_after is not None:
@@ -139,9 +152,12 @@ class ReadAhead:
     def _plain(
         self, position: int, types: Collection[str] | None, retry_call: RetryCall
     ) -> list[Event] | None:
+        started, cpu = perf_counter(), thread_time()
         batch: list[Event] | None = retry_call(
             "reading the event log", lambda: self._source.fetch_after(position, self._batch, types)
         )
+        cpu = thread_time() - cpu
+        self.site_bound = perf_counter() - started - cpu > cpu
         if not batch:
             self._full_runs = 0
             return batch
