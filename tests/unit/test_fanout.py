@@ -13,8 +13,9 @@ from shotgun_events.client.retry import SiteRetry
 from shotgun_events.delivery.dispatch import Outcome
 from shotgun_events.delivery.fanout import HELD, SLOW_CALL, Fanout, Promotion
 from shotgun_events.delivery.inflight import InFlight, busy_clock
-from shotgun_events.delivery.plugin_thread import Hooks
+from shotgun_events.delivery.plugin_thread import DETACH_AFTER, MAX_PENDING, Hooks
 from shotgun_events.delivery.runner import PluginRunner
+from shotgun_events.delivery.threads import OwnThreads
 from shotgun_events.events import Event
 from tests.unit.fakes import FakeSource
 
@@ -80,8 +81,6 @@ def lane(
 
 def batch(first: int, count: int) -> list[Event]:
     return [cast(Event, {"id": n}) for n in range(first, first + count)]
-
-
 
 
 def test_a_sleeper_beside_quick_plugins_leaves_once_it_held_them_for_held() -> None:
@@ -191,3 +190,64 @@ def test_a_plugin_behind_the_read_gets_nothing_of_it_and_the_next_read_starts_fr
     # starts from the slowest
     assert not delivered and ahead.handled == [] and back.handled == []
     assert fanout.fetch_position(10) == 3
+
+
+def full_thread(policy: Promotion, clock: FakeClock) -> tuple[OwnThreads, TimedRunner]:
+    """The plugins on threads of their own under ``policy``, one of them attached and
+    MAX_PENDING batches behind (its thread not started)."""
+    hooks = Hooks(
+        on_failed=lambda plugin: None,
+        on_state_trouble=lambda exc: None,
+        clock=lambda: datetime(2026, 12, 2, tzinfo=UTC),
+    )
+    own = Fanout(
+        hooks,
+        threading.Event(),
+        policy=policy,
+        registry=InFlight(clock),
+        source_factory=FakeSource,
+        retry=SiteRetry(max_attempts=1, burst_sleep=0, wait=lambda s: True),
+        batch_size=10,
+        monotonic=clock,
+    )._own
+    runner = TimedRunner("behind", 0.0, clock)
+    own.add(cast(PluginRunner, runner), rest=[], start=False)
+    for n in range(MAX_PENDING):
+        own.feed(batch(1 + 10 * n, 10), after=10 * n)
+    return own, runner
+
+
+def test_a_plugin_taken_off_the_lane_never_holds_it_again_when_it_falls_behind() -> None:
+    # Given the plugins on threads of their own in auto mode (taken off the lane for holding
+    # it), one of them a full inbox behind
+    clock = FakeClock()
+    own, runner = full_thread(Promotion.WHEN_SLOW, clock)
+
+    # When the engine asks for room to read the next batch
+    def serve() -> None:
+        raise AssertionError("the engine waited for a plugin taken off the lane")
+
+    own.wait_for_room(threading.Event(), serve=serve)
+    # Then it did not wait: the plugin reads on its own from now on
+    assert not own._threads[id(runner)].attached
+
+
+def test_with_every_plugin_on_a_thread_the_engine_waits_a_little_for_a_full_one() -> None:
+    # Given every plugin on a thread of its own (parallel mode), one a full inbox behind
+    clock = FakeClock()
+    own, runner = full_thread(Promotion.ALWAYS, clock)
+    stop = threading.Event()
+    # When the engine asks for room while the clock stands still
+    waited: list[int] = []
+
+    def serve() -> None:
+        waited.append(1)
+        if len(waited) == 2:
+            assert own._threads[id(runner)].attached  # still followed: the engine waits
+            clock.now += DETACH_AFTER  # the plugin stays full that long
+
+    own.wait_for_room(stop, serve=serve)
+    # Then it waited for the plugin (serving requests meanwhile) until DETACH_AFTER passed,
+    # and only then let it read on its own
+    assert len(waited) == 2
+    assert not own._threads[id(runner)].attached

@@ -38,7 +38,7 @@ from shotgun_events.client.retry import SiteRetry
 from shotgun_events.client.source import EventSource
 from shotgun_events.delivery.dispatch import Outcome
 from shotgun_events.delivery.inflight import InFlight, busy_clock
-from shotgun_events.delivery.plugin_thread import Hooks
+from shotgun_events.delivery.plugin_thread import DETACH_AFTER, Hooks
 from shotgun_events.delivery.runner import PluginRunner
 from shotgun_events.delivery.threads import Lane, LaneAbandonedError, OwnThreads
 from shotgun_events.errors import StateWriteError
@@ -93,6 +93,10 @@ class Fanout:
             batch_size=batch_size,
             state_retry_interval=state_retry_interval,
             monotonic=monotonic,
+            # A plugin taken off the lane for holding it never holds it again: once it is
+            # MAX_PENDING batches behind it reads on its own. With every plugin on a thread
+            # of its own, the engine waits a little for a full one: it reads for them all.
+            patience=DETACH_AFTER if policy is Promotion.ALWAYS else 0.0,
         )
         # The shared lane: its plugins (a list replaced, never changed in place, so the
         # lane thread iterates without a copy), slow time per plugin in this batch.
@@ -353,7 +357,7 @@ class Fanout:
                     return False
             return True
         lane = threading.get_ident()
-        clock = self._monotonic
+        clock, turns = self._monotonic, self._turns
         started = clock()  # then each turn starts where the one before ended: one read per turn
         for runner in runners:
             if self._group is not runners and runner not in self._group:
@@ -361,7 +365,7 @@ class Fanout:
             # The plugin's turn on this lane: the lane and the watch (``_take_off``) each
             # pop it, atomically; whoever gets it decides, so no lock per plugin and event.
             turn = [runner]
-            self._turns[lane] = (turn, started)
+            turns[lane] = (turn, started)
             try:
                 outcome = runner.handle(event, now, late=late)
             finally:
@@ -382,7 +386,7 @@ class Fanout:
                 started = clock()  # not the next plugin's time
             elif outcome is Outcome.INTERRUPTED:
                 return False
-            if timed and took >= SLOW_CALL and self.policy is Promotion.WHEN_SLOW:
+            if timed and took >= SLOW_CALL:  # (only ``when slow`` has a lane to time)
                 slow = self._slow.get(id(runner), 0.0) + took
                 self._slow[id(runner)] = slow
                 if slow > HELD and runner.active:

@@ -26,6 +26,7 @@ import time
 import traceback
 from collections.abc import Callable, Hashable
 from threading import get_ident
+from time import monotonic
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ def busy_clock() -> float:
     A collection (tens of milliseconds on a large heap) holds every thread;
     timed on this clock, it does not count against the callback it lands in.
     """
-    return time.monotonic() - _collecting[0]
+    return monotonic() - _collecting[0]
 
 
 gc.callbacks.append(_count_collection)

@@ -1,8 +1,9 @@
 """A plugin's thread of its own: the engine's batches while it keeps up, its own reads while not.
 
 A ``PluginThread`` takes the batches the engine read for everyone from its
-inbox while it keeps up (*attached*). One whose inbox stays full for
-``DETACH_AFTER``, or whose plugin was switched off and came back, is
+inbox while it keeps up (*attached*). One whose inbox stays full (for
+``DETACH_AFTER`` when every plugin has a thread of its own, at once for one
+taken off the shared lane), or whose plugin was switched off and came back, is
 *detached*: it reads from the site on its own, from its own position, with
 its own connection, until it has caught up, then attaches again (its host,
 ``threads.OwnThreads``, decides when).
@@ -29,7 +30,8 @@ from shotgun_events.plugins.loader import Plugin
 
 log = logging.getLogger("engine.worker")
 
-#: Seconds an attached thread may stay full before it reads on its own.
+#: Seconds an attached thread may stay full before it reads on its own, when every plugin
+#: has a thread of its own (the engine reads for them all: waiting saves their reads).
 DETACH_AFTER = 0.25
 #: Batches an attached thread may have waiting in its inbox.
 MAX_PENDING = 4

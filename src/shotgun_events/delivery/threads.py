@@ -3,8 +3,10 @@
 ``OwnThreads`` feeds each plugin on a thread of its own (``PluginThread``)
 from the engine's one read. The engine reads the next batch once every attached thread has room
 (``wait_for_room``), so it never races ahead of the fastest plugin, and a
-slow one holds it at most ``DETACH_AFTER``, once: then it detaches and
-reads on its own (``plugin_thread``).
+slow one holds it at most its ``patience``, once: then it detaches and
+reads on its own (``plugin_thread``). With every plugin on a thread of its
+own that is ``DETACH_AFTER``; a plugin taken off the shared lane for holding
+it has none: it never holds the lane again.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Callable
 
 from shotgun_events.client.retry import SiteRetry
 from shotgun_events.client.source import EventSource
-from shotgun_events.delivery.plugin_thread import DETACH_AFTER, MAX_PENDING, Hooks, PluginThread
+from shotgun_events.delivery.plugin_thread import MAX_PENDING, Hooks, PluginThread
 from shotgun_events.delivery.runner import PluginRunner
 from shotgun_events.events import Event
 
@@ -85,7 +87,10 @@ class OwnThreads:
         batch_size: int,
         state_retry_interval: float,
         monotonic: Callable[[], float],
+        patience: float,
     ) -> None:
+        """``patience``: seconds an attached thread may stay full before it reads on its own
+        (the engine waits for it meanwhile)."""
         self.hooks = hooks
         self.stop = stop
         self.source_factory = source_factory
@@ -101,6 +106,7 @@ class OwnThreads:
         self._room = threading.Condition(self._lock)
         self._head: int | None = None
         self._full_since: dict[int, float] = {}
+        self._patience = patience
 
     def __bool__(self) -> bool:
         return bool(self._threads)
@@ -198,7 +204,7 @@ class OwnThreads:
             with self._room:
                 if self._has_room():
                     return
-                self._room.wait(timeout=DETACH_AFTER)
+                self._room.wait(timeout=self._patience)
                 if self._has_room():
                     return
             serve()
@@ -251,7 +257,7 @@ class OwnThreads:
                 self._full_since.pop(id(thread), None)
                 continue
             since = self._full_since.setdefault(id(thread), now)
-            if now - since >= DETACH_AFTER:
+            if now - since >= self._patience:
                 thread.attached = False
                 self._full_since.pop(id(thread), None)
                 log.info(
