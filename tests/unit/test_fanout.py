@@ -50,6 +50,25 @@ class TimedRunner:
         """Nothing to save."""
 
 
+def make_fanout(policy: Promotion, clock: Callable[[], float], *, batch_size: int) -> Fanout:
+    """A fan-out under ``policy`` on ``clock``, whose hooks record nothing."""
+    hooks = Hooks(
+        on_failed=lambda plugin: None,
+        on_state_trouble=lambda exc: None,
+        clock=lambda: datetime(2026, 12, 2, tzinfo=UTC),
+    )
+    return Fanout(
+        hooks,
+        threading.Event(),
+        policy=policy,
+        registry=InFlight(clock),
+        source_factory=FakeSource,
+        retry=SiteRetry(max_attempts=1, burst_sleep=0, wait=lambda s: True),
+        batch_size=batch_size,
+        monotonic=clock,
+    )
+
+
 def lane(
     *runners: TimedRunner,
     clock: Callable[[], float],
@@ -57,22 +76,7 @@ def lane(
 ) -> tuple[Fanout, list[str]]:
     """A fan-out whose promotions are only recorded (no threads of their own start)."""
     left: list[str] = []
-    hooks = Hooks(
-        on_failed=lambda plugin: None,
-        on_state_trouble=lambda exc: None,
-        clock=lambda: datetime(2026, 12, 2, tzinfo=UTC),
-    )
-    stop = threading.Event()
-    fanout = Fanout(
-        hooks,
-        stop,
-        policy=policy,
-        registry=InFlight(clock),
-        source_factory=FakeSource,
-        retry=SiteRetry(max_attempts=1, burst_sleep=0, wait=lambda s: True),
-        batch_size=500,
-        monotonic=clock,
-    )
+    fanout = make_fanout(policy, clock, batch_size=500)
     fanout._own.add = lambda runner, **kw: left.append(runner.plugin.name)  # type: ignore[method-assign]
     for runner in runners:
         fanout.add(cast(PluginRunner, runner))
@@ -195,21 +199,7 @@ def test_a_plugin_behind_the_read_gets_nothing_of_it_and_the_next_read_starts_fr
 def full_thread(policy: Promotion, clock: FakeClock) -> tuple[OwnThreads, TimedRunner]:
     """The plugins on threads of their own under ``policy``, one of them attached and
     MAX_PENDING batches behind (its thread not started)."""
-    hooks = Hooks(
-        on_failed=lambda plugin: None,
-        on_state_trouble=lambda exc: None,
-        clock=lambda: datetime(2026, 12, 2, tzinfo=UTC),
-    )
-    own = Fanout(
-        hooks,
-        threading.Event(),
-        policy=policy,
-        registry=InFlight(clock),
-        source_factory=FakeSource,
-        retry=SiteRetry(max_attempts=1, burst_sleep=0, wait=lambda s: True),
-        batch_size=10,
-        monotonic=clock,
-    )._own
+    own = make_fanout(policy, clock, batch_size=10)._own
     runner = TimedRunner("behind", 0.0, clock)
     own.add(cast(PluginRunner, runner), rest=[], start=False)
     for n in range(MAX_PENDING):

@@ -88,6 +88,20 @@ def _runner(
     )
 
 
+def _choosing_runner(plugin: FakePlugin, store: FakeStore) -> PluginRunner:
+    """A runner at event 0 whose executor follows what the plugin asks for (as on reload)."""
+    dispatcher = Dispatcher(connections=FakeConnections(), use_session_uuid=False)
+    return PluginRunner(
+        plugin,
+        Cursor(0),
+        dispatcher=dispatcher,
+        executors=Executors(dispatcher),
+        recorder=store,
+        backlog_timeout=timedelta(minutes=5),
+        spec_for=lambda p: choose(p, {}),  # type: ignore[arg-type]
+    )
+
+
 def _plugin(callback: _Recorder, *, stop_on_error: bool = True) -> FakePlugin:
     plugin = FakePlugin("fast")
     plugin.callbacks.append(FakeCallback("cb", callback, stop_on_error=stop_on_error))
@@ -238,16 +252,7 @@ def test_a_reload_that_changes_concurrency_swaps_the_executor_once_idle() -> Non
     plugin.generation = 0  # type: ignore[attr-defined]
     plugin.concurrency = 4  # type: ignore[attr-defined]
     store = FakeStore()
-    dispatcher = Dispatcher(connections=FakeConnections(), use_session_uuid=False)
-    runner = PluginRunner(
-        plugin,
-        Cursor(0),
-        dispatcher=dispatcher,
-        executors=Executors(dispatcher),
-        recorder=store,
-        backlog_timeout=timedelta(minutes=5),
-        spec_for=lambda p: choose(p, {}),  # type: ignore[arg-type]
-    )
+    runner = _choosing_runner(plugin, store)
     for event_id in (1, 2, 3):
         runner.handle(_shot(event_id, event_id), NOW)
     assert runner.spec.kind == POOL
@@ -300,16 +305,7 @@ def test_a_reload_after_a_failure_reads_again_from_the_failed_event_not_past_it(
     plugin.callbacks.append(FakeCallback("cb", callback))
     plugin.concurrency = 4
     store = FakeStore()
-    dispatcher = Dispatcher(connections=FakeConnections(), use_session_uuid=False)
-    runner = PluginRunner(
-        plugin,
-        Cursor(0),
-        dispatcher=dispatcher,
-        executors=Executors(dispatcher),
-        recorder=store,
-        backlog_timeout=timedelta(minutes=5),
-        spec_for=lambda p: choose(p, {}),  # type: ignore[arg-type]
-    )
+    runner = _choosing_runner(plugin, store)
     for event_id in (1, 2, 3):
         runner.handle(_shot(event_id, event_id), NOW)
     assert runner.drain(10)

@@ -79,6 +79,20 @@ def drain(reader: ReadAhead, start: int, until: int) -> list[int]:
     return got
 
 
+def catch_up(
+    source: WindowSource, start: int, newest: int, *, depth: int = 4, known: bool = True
+) -> tuple[list[int], ReadAhead]:
+    """A reader of ``depth`` windows (told the newest id when ``known``), drained from
+    ``start`` to ``newest`` and closed: the ids it handed on, and the reader."""
+    reader = ReadAhead(source, lambda: source, depth=depth, batch_size=500)
+    if known:
+        reader.learn_newest(newest)
+    try:
+        return drain(reader, start, newest), reader
+    finally:
+        reader.close()
+
+
 def test_catch_up_reads_windows_at_once_in_id_order_with_two_reads_per_thousand() -> None:
     # Given a gapless log of 10,000 events, a newest id known far ahead, read-ahead of 4
     source = WindowSource()
@@ -105,13 +119,8 @@ def test_gaps_and_hidden_ids_are_missing_exactly_as_from_one_long_read() -> None
     source = WindowSource()
     source.add(*range(1, 400), *range(1500, 3001))
     source.hidden = {2000, 2001, 2999}
-    reader = ReadAhead(source, lambda: source, depth=3, batch_size=500)
-    reader.learn_newest(3000)
     # When the engine catches up
-    try:
-        got = drain(reader, 0, 3000)
-    finally:
-        reader.close()
+    got, _ = catch_up(source, 0, 3000, depth=3)
     # Then it got every visible id once, ascending (the hidden ones are left to the backlog)
     expected = [i for i in [*range(1, 400), *range(1500, 3001)] if i not in source.hidden]
     assert got == expected
@@ -142,13 +151,8 @@ def test_a_background_read_that_fails_is_repeated_in_the_engine_thread() -> None
     source = WindowSource()
     source.add(*range(1, 3001))
     source.fail_windows = {1000}
-    reader = ReadAhead(source, lambda: source, depth=4, batch_size=500)
-    reader.learn_newest(3000)
     # When catching up
-    try:
-        got = drain(reader, 0, 3000)
-    finally:
-        reader.close()
+    got, reader = catch_up(source, 0, 3000)
     # Then the window was read again under the engine's policy and nothing is missing
     assert got == list(range(1, 3001))
     assert reader.windows_retried == 1
@@ -176,12 +180,8 @@ def test_full_plain_batch_looks_for_the_newest_id_and_starts_a_plan() -> None:
     # Given a reader that knew nothing of the log's end and a log of 5,000 events
     source = WindowSource()
     source.add(*range(1, 5001))
-    reader = ReadAhead(source, lambda: source, depth=4, batch_size=500)
-    try:
-        # When the first read comes back full
-        got = drain(reader, 0, 5000)
-    finally:
-        reader.close()
+    # When the first read comes back full
+    got, _ = catch_up(source, 0, 5000, known=False)
     # Then the newest id was read once and the rest came in windows
     assert got == list(range(1, 5001))
     assert sum(1 for c in source.calls if c[0] == "newest") == 1
@@ -197,13 +197,8 @@ def test_a_site_that_answers_at_once_is_read_one_batch_at_a_time_even_far_behind
     monkeypatch.setattr(readahead, "thread_time", readahead.perf_counter)
     source = WindowSource(latency=0)
     source.add(*range(1, 5001))
-    reader = ReadAhead(source, lambda: source, depth=4, batch_size=500)
-    reader.learn_newest(5000)
-    try:
-        # When the engine catches up
-        got = drain(reader, 0, 5000)
-    finally:
-        reader.close()
+    # When the engine catches up
+    got, reader = catch_up(source, 0, 5000)
     # Then every event came once, in order, from plain reads only
     assert got == list(range(1, 5001))
     assert source.window_calls == []
@@ -212,9 +207,6 @@ def test_a_site_that_answers_at_once_is_read_one_batch_at_a_time_even_far_behind
     monkeypatch.undo()
     source.latency = 0.002
     source.add(*range(5001, 10001))
-    reader = ReadAhead(source, lambda: source, depth=4, batch_size=500)
-    try:
-        assert drain(reader, 5000, 10000) == list(range(5001, 10001))
-    finally:
-        reader.close()
+    got, _ = catch_up(source, 5000, 10000, known=False)
+    assert got == list(range(5001, 10001))
     assert len(source.window_calls) == 9
