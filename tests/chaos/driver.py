@@ -36,7 +36,10 @@ OWN_SHOT = 101
 #: Seconds the garble step may take to find its task (the site may be down a while: no
 #: task goes out until it answers), and the longest it holds the workers at a time (well
 #: under the run's task_timeout, after which the daemon would send their tasks again).
-GARBLE_WAIT = 60.0
+#: A storm of site faults can cost the daemon's reads two rounds of the shipped retry
+#: policy (max_conn_retries = 5 attempts over 15 s, then conn_retry_sleep = 60 s), during
+#: which it is rightly not ready: a soak saw 75 s without a read.
+GARBLE_WAIT = 150.0
 HOLD = 8.0
 #: Seconds for a garbled task's rejection by a worker and the daemon's decision on it.
 REJECT_WAIT = 30.0
